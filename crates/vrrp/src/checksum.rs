@@ -1,0 +1,1 @@
+//! RFC 1071 Internet checksum.

@@ -1,0 +1,10 @@
+//! Pure VRRP: the wire codec, the RFC 5798 / RFC 9568 state machine of one virtual router,
+//! and a deterministic multi-router simulator. Nothing here touches a socket or a clock:
+//! time is always an input, so the same inputs always give the same actions.
+
+pub mod checksum;
+pub mod packet;
+pub mod time;
+
+pub use packet::{Advert, Auth, ChecksumForm, DecodeError, Decoded, Version};
+pub use time::Instant;
