@@ -9,4 +9,5 @@ pub mod time;
 pub use packet::{Advert, Auth, ChecksumForm, DecodeError, Decoded, Version};
 pub use time::Instant;
 pub mod router;
+pub mod sim;
 pub use router::{Action, Config, DropReason, Heard, Input, Reason, Router, State};

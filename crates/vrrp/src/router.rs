@@ -163,14 +163,20 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send an advert with this priority and our own interval.
-    SendAdvert { priority: u8 },
+    SendAdvert {
+        priority: u8,
+    },
     AddVips,
     RemoveVips,
     /// Gratuitous ARP / unsolicited NA for every VIP (the caller repeats as configured).
     Announce,
     /// The one timer: fire `Input::Timer` at this instant; `None` disarms.
     Timer(Option<Instant>),
-    StateChanged { from: State, to: State, reason: Reason },
+    StateChanged {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
     Dropped(DropReason),
 }
 
@@ -311,7 +317,11 @@ impl Router {
         }
         self.preempt_after = now + self.cfg.preempt_delay;
         if !self.link_up || self.track_failed {
-            let reason = if self.link_up { Reason::TrackFailed } else { Reason::InterfaceDown };
+            let reason = if self.link_up {
+                Reason::TrackFailed
+            } else {
+                Reason::InterfaceDown
+            };
             self.change_state(State::Fault, reason, out);
             self.set_timer(None, out);
             return;
@@ -420,7 +430,9 @@ impl Router {
             return;
         }
         if heard.priority == 0 {
-            out.push(Action::SendAdvert { priority: self.effective_priority });
+            out.push(Action::SendAdvert {
+                priority: self.effective_priority,
+            });
             self.set_timer(Some(now + self.own_interval()), out);
             return;
         }
@@ -438,7 +450,9 @@ impl Router {
         } else {
             // A lower-priority master (a healed partition): assert ourselves now and
             // re-announce, so hosts that learned the loser's MAC come back.
-            out.push(Action::SendAdvert { priority: self.effective_priority });
+            out.push(Action::SendAdvert {
+                priority: self.effective_priority,
+            });
             out.push(Action::Announce);
             self.set_timer(Some(now + self.own_interval()), out);
         }
@@ -451,8 +465,11 @@ impl Router {
         }
         match self.state {
             State::Backup => {
-                let reason =
-                    if self.master_released { Reason::MasterReleased } else { Reason::MasterDown };
+                let reason = if self.master_released {
+                    Reason::MasterReleased
+                } else {
+                    Reason::MasterDown
+                };
                 self.become_master(reason, now, out);
             }
             State::Master => match self.releasing_until {
@@ -463,7 +480,9 @@ impl Router {
                     self.set_timer(Some((now + self.own_interval()).min(until)), out);
                 }
                 None => {
-                    out.push(Action::SendAdvert { priority: self.effective_priority });
+                    out.push(Action::SendAdvert {
+                        priority: self.effective_priority,
+                    });
                     self.set_timer(Some(now + self.own_interval()), out);
                 }
             },
@@ -476,7 +495,9 @@ impl Router {
     fn become_master(&mut self, reason: Reason, now: Instant, out: &mut Vec<Action>) {
         out.push(Action::AddVips);
         out.push(Action::Announce);
-        out.push(Action::SendAdvert { priority: self.effective_priority });
+        out.push(Action::SendAdvert {
+            priority: self.effective_priority,
+        });
         self.master_interval = self.own_interval();
         self.master_released = false;
         self.master = Some(self.cfg.primary);
