@@ -282,6 +282,30 @@ impl Router {
         cs(self.cfg.advert_interval_cs)
     }
 
+    /// Whether `new` can replace the running configuration without leaving the current
+    /// state: everything but the identity of the virtual router (VRID, version, interval,
+    /// primary address) and ownership (priority 255 behaves differently from the start).
+    pub fn can_reconfigure(&self, new: &Config) -> bool {
+        let old = &self.cfg;
+        old.vrid == new.vrid
+            && old.version == new.version
+            && old.advert_interval_cs == new.advert_interval_cs
+            && old.primary == new.primary
+            && (old.priority == OWNER_PRIORITY) == (new.priority == OWNER_PRIORITY)
+    }
+
+    /// Applies a configuration reload in place (see `can_reconfigure`): the state is kept,
+    /// and a new base priority takes effect as `Input::PriorityChanged` would. The caller
+    /// follows with `PriorityChanged` when tracking adjusts the priority.
+    pub fn reconfigure(&mut self, new: Config, now: Instant) -> Vec<Action> {
+        debug_assert!(self.can_reconfigure(&new));
+        let priority = new.priority;
+        self.cfg = new;
+        let mut out = Vec::new();
+        self.on_priority(priority, now, &mut out);
+        out
+    }
+
     /// Feed one input at `now`; returns the actions to carry out, in order.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();

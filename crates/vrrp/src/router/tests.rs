@@ -23,7 +23,12 @@ fn ms(v: u64) -> Instant {
 }
 
 fn heard(src: IpAddr, priority: u8, interval_cs: u16) -> Input {
-    Input::Advert(Heard { src, version: Version::V3, priority, interval_cs })
+    Input::Advert(Heard {
+        src,
+        version: Version::V3,
+        priority,
+        interval_cs,
+    })
 }
 
 fn started(priority: u8) -> Router {
@@ -54,7 +59,10 @@ fn startup_waits_as_backup_for_master_down_interval() {
     let mdi = Duration::from_secs(3) + Duration::from_secs(156) / 256;
     assert_eq!(r.master_down_interval(), mdi);
     assert!(a.contains(&Action::Timer(Some(Instant(mdi)))));
-    assert!(!a.iter().any(|a| matches!(a, Action::SendAdvert { .. } | Action::AddVips)));
+    assert!(
+        !a.iter()
+            .any(|a| matches!(a, Action::SendAdvert { .. } | Action::AddVips))
+    );
 }
 
 #[test]
@@ -64,7 +72,11 @@ fn owner_takes_over_at_once() {
     assert_eq!(r.state(), State::Master);
     assert_eq!(
         &a[..3],
-        &[Action::AddVips, Action::Announce, Action::SendAdvert { priority: 255 }]
+        &[
+            Action::AddVips,
+            Action::Announce,
+            Action::SendAdvert { priority: 255 }
+        ]
     );
     assert!(a.contains(&Action::StateChanged {
         from: State::Init,
@@ -91,7 +103,10 @@ fn v2_skew_is_in_seconds_whatever_the_interval() {
     c.advert_interval_cs = 300;
     let r = Router::new(c);
     assert_eq!(r.skew_time(), Duration::from_secs(156) / 256);
-    assert_eq!(r.master_down_interval(), Duration::from_secs(9) + Duration::from_secs(156) / 256);
+    assert_eq!(
+        r.master_down_interval(),
+        Duration::from_secs(9) + Duration::from_secs(156) / 256
+    );
 }
 
 #[test]
@@ -112,7 +127,12 @@ fn v2_drops_adverts_with_another_interval() {
     r.handle(Input::Startup, ms(0));
     let before = r.deadline();
     let a = r.handle(
-        Input::Advert(Heard { src: HIGH, version: Version::V2, priority: 200, interval_cs: 200 }),
+        Input::Advert(Heard {
+            src: HIGH,
+            version: Version::V2,
+            priority: 200,
+            interval_cs: 200,
+        }),
         ms(10),
     );
     assert_eq!(a, vec![Action::Dropped(DropReason::IntervalMismatch)]);
@@ -123,7 +143,12 @@ fn v2_drops_adverts_with_another_interval() {
 fn version_mismatch_and_own_address_are_dropped() {
     let mut r = started(100);
     let a = r.handle(
-        Input::Advert(Heard { src: HIGH, version: Version::V2, priority: 200, interval_cs: 100 }),
+        Input::Advert(Heard {
+            src: HIGH,
+            version: Version::V2,
+            priority: 200,
+            interval_cs: 100,
+        }),
         ms(1),
     );
     assert_eq!(a, vec![Action::Dropped(DropReason::VersionMismatch)]);
@@ -149,7 +174,14 @@ fn priority_zero_makes_backup_wait_only_skew_time() {
 fn master_down_timer_makes_backup_master() {
     let mut r = started(100);
     let a = fire(&mut r);
-    assert_eq!(&a[..3], &[Action::AddVips, Action::Announce, Action::SendAdvert { priority: 100 }]);
+    assert_eq!(
+        &a[..3],
+        &[
+            Action::AddVips,
+            Action::Announce,
+            Action::SendAdvert { priority: 100 }
+        ]
+    );
     assert!(a.contains(&Action::StateChanged {
         from: State::Backup,
         to: State::Master,
@@ -201,7 +233,10 @@ fn ipv6_tie_break_compares_whole_addresses() {
 fn master_answers_a_lower_priority_master_and_reannounces() {
     let mut r = master(100);
     let a = r.handle(heard(HIGH, 50, 100), ms(5000));
-    assert_eq!(&a[..2], &[Action::SendAdvert { priority: 100 }, Action::Announce]);
+    assert_eq!(
+        &a[..2],
+        &[Action::SendAdvert { priority: 100 }, Action::Announce]
+    );
     assert_eq!(r.state(), State::Master);
 }
 
@@ -304,7 +339,10 @@ fn shutdown_without_handoff_releases_at_once() {
     r.handle(Input::Startup, ms(0));
     fire(&mut r);
     let a = r.handle(Input::Shutdown, ms(9000));
-    assert_eq!(&a[..2], &[Action::SendAdvert { priority: 0 }, Action::RemoveVips]);
+    assert_eq!(
+        &a[..2],
+        &[Action::SendAdvert { priority: 0 }, Action::RemoveVips]
+    );
     assert_eq!(r.state(), State::Init);
 }
 
@@ -336,7 +374,10 @@ fn link_down_leaves_master_silently_and_rejoins_as_backup() {
 fn track_failure_sends_priority_zero_then_stays_silent() {
     let mut r = master(200);
     let a = r.handle(Input::TrackFault(true), ms(9000));
-    assert_eq!(&a[..2], &[Action::SendAdvert { priority: 0 }, Action::RemoveVips]);
+    assert_eq!(
+        &a[..2],
+        &[Action::SendAdvert { priority: 0 }, Action::RemoveVips]
+    );
     assert_eq!(r.state(), State::Fault);
     // Link flaps while tracking still fails: stay in fault.
     r.handle(Input::InterfaceDown, ms(9100));
@@ -380,4 +421,20 @@ fn backup_with_raised_priority_preempts_after_master_down_interval() {
     assert_eq!(r.deadline(), armed);
     fire(&mut r);
     assert_eq!(r.state(), State::Master);
+}
+
+#[test]
+fn reload_keeps_state_and_applies_new_priority() {
+    let mut r = master(100);
+    let mut new = cfg(120);
+    new.preempt = false;
+    assert!(r.can_reconfigure(&new));
+    let a = r.reconfigure(new, ms(5000));
+    assert_eq!(r.state(), State::Master);
+    assert_eq!(a[0], Action::SendAdvert { priority: 120 });
+    assert!(!a.iter().any(|a| matches!(a, Action::RemoveVips | Action::StateChanged { .. })));
+    let mut other = cfg(120);
+    other.vrid = 52;
+    assert!(!r.can_reconfigure(&other));
+    assert!(!r.can_reconfigure(&cfg(255)), "becoming the owner needs a restart");
 }
