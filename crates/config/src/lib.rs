@@ -1,0 +1,202 @@
+//! edgevip's configuration file. The schema is a contract that operators and external checks
+//! drive; fields are only ever added:
+//!
+//! ```yaml
+//! api:
+//!   listen: 127.0.0.1:9180        # /healthz, /status, /metrics; optional
+//! instances:
+//!   - name: ingress               # unique, [a-z0-9-]
+//!     interface: eth0
+//!     vrid: 51                    # 1..255
+//!     priority: 150               # 1..255, 255 = address owner
+//!     version: 3                  # 3 (default) or 2
+//!     advert_interval: 100ms      # default 1s; v3 10ms..40.95s in 10ms steps, v2 whole seconds
+//!     preempt: true               # default true
+//!     preempt_delay: 0s
+//!     vips: [192.0.2.100/24]      # IPv4 and/or IPv6; mixed families run two routers, same VRID
+//!     unicast_peers: []           # empty: multicast
+//!     auth_pass: ""               # v2 only
+//!     track_interfaces: []        # e.g. [{name: eth1, weight: -60}]; no weight: fault
+//!     # extensions, all optional:
+//!     announce: {count: 5, interval: 200ms, refresh: 0s}  # GARP/NA burst, periodic refresh
+//!     v3_checksum_pseudo_header: true   # false for routers that leave it out (IPv4 only)
+//!     unicast_min_ttl: 255        # unicast peers behind a router may arrive with less
+//!     handoff: true               # make-before-break on graceful stop
+//! log: {format: text, level: info}
+//! ```
+//!
+//! Every problem is reported, each with its path and value, e.g.
+//! `instances[0].vrid: 0 is out of range 1..255`.
+
+mod duration;
+mod raw;
+mod validate;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use duration::{format_duration, parse_duration};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub api: Option<Api>,
+    pub log: Log,
+    pub instances: Vec<Instance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Api {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Version {
+    V2,
+    V3,
+}
+
+/// One virtual router configuration (two RFC routers when its VIPs are dual-stack).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub priority: u8,
+    pub version: Version,
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    pub vips: Vec<Vip>,
+    pub unicast_peers: Vec<IpAddr>,
+    /// VRRPv2 simple password, at most 8 bytes; `None` = no authentication.
+    pub auth_pass: Option<String>,
+    pub track_interfaces: Vec<Track>,
+    pub announce: Announce,
+    pub v3_checksum_pseudo_header: bool,
+    pub unicast_min_ttl: u8,
+    pub handoff: bool,
+}
+
+impl Instance {
+    pub fn vips_v4(&self) -> impl Iterator<Item = &Vip> {
+        self.vips.iter().filter(|v| v.addr.is_ipv4())
+    }
+
+    pub fn vips_v6(&self) -> impl Iterator<Item = &Vip> {
+        self.vips.iter().filter(|v| v.addr.is_ipv6())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Vip {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl std::fmt::Display for Vip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Track {
+    pub name: String,
+    /// Added to the priority while the interface is down; `None`: fault instead.
+    pub weight: Option<i16>,
+}
+
+/// Gratuitous ARP / unsolicited NA on becoming master. One packet is not enough on real
+/// networks (switches and routers miss or age it), hence a burst and an optional refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Announce {
+    pub count: u32,
+    pub interval: Duration,
+    /// Periodic re-announcement while master; zero = off.
+    pub refresh: Duration,
+}
+
+impl Default for Announce {
+    fn default() -> Self {
+        Announce {
+            count: 5,
+            interval: Duration::from_millis(200),
+            refresh: Duration::ZERO,
+        }
+    }
+}
+
+/// One problem in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found, one per line when displayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<FieldError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses and validates a YAML document.
+pub fn parse(yaml: &str) -> Result<Config, ConfigErrors> {
+    let file: raw::File = if yaml.trim().is_empty() {
+        raw::File::default()
+    } else {
+        serde_saphyr::from_str(yaml).map_err(|e| {
+            ConfigErrors(vec![FieldError {
+                path: String::new(),
+                message: e.to_string(),
+            }])
+        })?
+    };
+    validate::validate(file)
+}
+
+/// Reads, parses and validates a file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![FieldError {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }])
+    })?;
+    parse(&text)
+}

@@ -1,0 +1,66 @@
+//! The file as written: loose types (numbers as i64, durations and addresses as strings), so
+//! that an out-of-range or malformed value reaches validation and gets an error naming its
+//! path and value instead of a bare type error.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub api: Option<Api>,
+    pub log: Option<Log>,
+    #[serde(default)]
+    pub instances: Vec<Instance>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    pub name: Option<String>,
+    pub interface: Option<String>,
+    pub vrid: Option<i64>,
+    pub priority: Option<i64>,
+    pub version: Option<i64>,
+    pub advert_interval: Option<String>,
+    pub preempt: Option<bool>,
+    pub preempt_delay: Option<String>,
+    #[serde(default)]
+    pub vips: Vec<String>,
+    #[serde(default)]
+    pub unicast_peers: Vec<String>,
+    pub auth_pass: Option<String>,
+    #[serde(default)]
+    pub track_interfaces: Vec<Track>,
+    pub announce: Option<Announce>,
+    pub v3_checksum_pseudo_header: Option<bool>,
+    pub unicast_min_ttl: Option<i64>,
+    pub handoff: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Track {
+    pub name: Option<String>,
+    pub weight: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Announce {
+    pub count: Option<i64>,
+    pub interval: Option<String>,
+    pub refresh: Option<String>,
+}

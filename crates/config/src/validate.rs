@@ -1,0 +1,418 @@
+//! From the loose file to the typed config, collecting every error with its path.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::duration::{format_duration, parse_duration};
+use crate::{
+    Announce, Api, Config, ConfigErrors, FieldError, Instance, Log, LogFormat, Track, Version, Vip,
+    raw,
+};
+
+struct Errs(Vec<FieldError>);
+
+impl Errs {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+pub fn validate(f: raw::File) -> Result<Config, ConfigErrors> {
+    let mut e = Errs(Vec::new());
+    let api = f.api.and_then(|a| match a.listen {
+        None => {
+            e.push("api.listen", "is required when `api` is present");
+            None
+        }
+        Some(l) => match l.parse::<SocketAddr>() {
+            Ok(listen) => Some(Api { listen }),
+            Err(_) => {
+                e.push("api.listen", format!("{l:?} is not an address:port"));
+                None
+            }
+        },
+    });
+    let log = log(f.log, &mut e);
+    let mut instances = Vec::new();
+    for (i, raw) in f.instances.into_iter().enumerate() {
+        if let Some(inst) = instance(&format!("instances[{i}]"), raw, &mut e) {
+            instances.push(inst);
+        }
+    }
+    cross_checks(&instances, &mut e);
+    if e.0.is_empty() {
+        Ok(Config {
+            api,
+            log,
+            instances,
+        })
+    } else {
+        Err(ConfigErrors(e.0))
+    }
+}
+
+fn log(l: Option<raw::Log>, e: &mut Errs) -> Log {
+    let mut out = Log {
+        format: LogFormat::Text,
+        level: "info".into(),
+    };
+    if let Some(l) = l {
+        match l.format.as_deref() {
+            None | Some("text") => {}
+            Some("json") => out.format = LogFormat::Json,
+            Some(x) => e.push("log.format", format!("{x:?} is not one of text, json")),
+        }
+        if let Some(level) = l.level {
+            out.level = level;
+        }
+    }
+    out
+}
+
+fn range(
+    e: &mut Errs,
+    path: String,
+    v: Option<i64>,
+    default: Option<i64>,
+    lo: i64,
+    hi: i64,
+) -> i64 {
+    match v.or(default) {
+        None => {
+            e.push(path, "is required");
+            lo
+        }
+        Some(x) if x < lo || x > hi => {
+            e.push(path, format!("{x} is out of range {lo}..{hi}"));
+            lo
+        }
+        Some(x) => x,
+    }
+}
+
+fn duration(e: &mut Errs, path: String, v: Option<String>, default: Duration) -> Duration {
+    match v {
+        None => default,
+        Some(s) => parse_duration(&s).unwrap_or_else(|m| {
+            e.push(path, m);
+            default
+        }),
+    }
+}
+
+fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
+    let before = e.0.len();
+    let name = r.name.unwrap_or_default();
+    if name.is_empty() {
+        e.push(format!("{p}.name"), "is required");
+    } else if name.len() > 32
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        e.push(
+            format!("{p}.name"),
+            format!("{name:?} must match [a-z0-9-]+, at most 32 characters"),
+        );
+    }
+    let interface = r.interface.unwrap_or_default();
+    if interface.is_empty() {
+        e.push(format!("{p}.interface"), "is required");
+    } else if interface.len() > 15 || interface.contains(['/', ' ', '\0']) {
+        e.push(
+            format!("{p}.interface"),
+            format!("{interface:?} is not a Linux interface name (max 15 bytes)"),
+        );
+    }
+    let vrid = range(e, format!("{p}.vrid"), r.vrid, None, 1, 255) as u8;
+    let priority = range(e, format!("{p}.priority"), r.priority, Some(100), 1, 255) as u8;
+    let version = match r.version.unwrap_or(3) {
+        2 => Version::V2,
+        3 => Version::V3,
+        v => {
+            e.push(format!("{p}.version"), format!("{v} is not 2 or 3"));
+            Version::V3
+        }
+    };
+    let advert_interval = duration(
+        e,
+        format!("{p}.advert_interval"),
+        r.advert_interval,
+        Duration::from_secs(1),
+    );
+    let ipath = format!("{p}.advert_interval");
+    let shown = format_duration(advert_interval);
+    match version {
+        Version::V3 => {
+            if advert_interval.as_nanos() % 10_000_000 != 0 {
+                e.push(
+                    ipath,
+                    format!("{shown} is not a multiple of 10ms (VRRPv3 counts centiseconds)"),
+                );
+            } else if advert_interval < Duration::from_millis(10)
+                || advert_interval > Duration::from_millis(40_950)
+            {
+                e.push(ipath, format!("{shown} is out of range 10ms..40.95s"));
+            }
+        }
+        Version::V2 => {
+            if advert_interval.subsec_nanos() != 0 {
+                e.push(
+                    ipath,
+                    format!("{shown} is not whole seconds (VRRPv2 counts seconds)"),
+                );
+            } else if advert_interval < Duration::from_secs(1)
+                || advert_interval > Duration::from_secs(255)
+            {
+                e.push(ipath, format!("{shown} is out of range 1s..255s"));
+            }
+        }
+    }
+    let preempt_delay = duration(
+        e,
+        format!("{p}.preempt_delay"),
+        r.preempt_delay,
+        Duration::ZERO,
+    );
+    if preempt_delay > Duration::from_secs(3600) {
+        e.push(
+            format!("{p}.preempt_delay"),
+            format!("{} is longer than 1h", format_duration(preempt_delay)),
+        );
+    }
+
+    let mut vips = Vec::new();
+    if r.vips.is_empty() {
+        e.push(format!("{p}.vips"), "needs at least one address");
+    }
+    let mut seen = HashSet::new();
+    for (k, s) in r.vips.iter().enumerate() {
+        let path = format!("{p}.vips[{k}]");
+        match parse_vip(s) {
+            Ok(v) => {
+                if version == Version::V2 && v.addr.is_ipv6() {
+                    e.push(path, format!("{s:?}: VRRPv2 is IPv4 only"));
+                } else if !seen.insert(v.addr) {
+                    e.push(path, format!("{s:?} is listed twice"));
+                } else {
+                    vips.push(v);
+                }
+            }
+            Err(m) => e.push(path, format!("{s:?} {m}")),
+        }
+    }
+    if vips.iter().filter(|v| v.addr.is_ipv4()).count() > 255
+        || vips.iter().filter(|v| v.addr.is_ipv6()).count() > 255
+    {
+        e.push(
+            format!("{p}.vips"),
+            "more than 255 addresses of one family do not fit an advert",
+        );
+    }
+
+    let mut unicast_peers = Vec::new();
+    for (k, s) in r.unicast_peers.iter().enumerate() {
+        let path = format!("{p}.unicast_peers[{k}]");
+        match s.trim().parse::<IpAddr>() {
+            Ok(a) if a.is_multicast() || a.is_unspecified() => {
+                e.push(path, format!("{s:?} is not a unicast address"))
+            }
+            Ok(a) if !vips.iter().any(|v| v.addr.is_ipv4() == a.is_ipv4()) => e.push(
+                path,
+                format!("{s:?}: no VIP of its address family, so no advert would be sent to it"),
+            ),
+            Ok(a) => unicast_peers.push(a),
+            Err(_) => e.push(path, format!("{s:?} is not an IP address")),
+        }
+    }
+
+    let auth_pass = match r.auth_pass.filter(|a| !a.is_empty()) {
+        None => None,
+        Some(_) if version == Version::V3 => {
+            e.push(
+                format!("{p}.auth_pass"),
+                "set but version is 3 (auth_pass is VRRPv2 only)",
+            );
+            None
+        }
+        Some(a) if a.len() > 8 => {
+            e.push(
+                format!("{p}.auth_pass"),
+                format!("is {} bytes, at most 8 fit VRRPv2", a.len()),
+            );
+            None
+        }
+        Some(a) => Some(a),
+    };
+
+    let mut track_interfaces = Vec::new();
+    for (k, t) in r.track_interfaces.into_iter().enumerate() {
+        let path = format!("{p}.track_interfaces[{k}]");
+        let tname = t.name.unwrap_or_default();
+        if tname.is_empty() || tname.len() > 15 {
+            e.push(
+                format!("{path}.name"),
+                format!("{tname:?} is not a Linux interface name"),
+            );
+        }
+        let weight = match t.weight {
+            None => None,
+            Some(w) if !(-254..=254).contains(&w) || w == 0 => {
+                e.push(
+                    format!("{path}.weight"),
+                    format!("{w} is out of range -254..254 (and not 0)"),
+                );
+                None
+            }
+            Some(_) if priority == 255 => {
+                e.push(
+                    format!("{path}.weight"),
+                    "the address owner (priority 255) never changes priority; omit the weight to fault instead",
+                );
+                None
+            }
+            Some(w) => Some(w as i16),
+        };
+        track_interfaces.push(Track {
+            name: tname,
+            weight,
+        });
+    }
+
+    let mut announce = Announce::default();
+    if let Some(a) = r.announce {
+        announce.count = range(e, format!("{p}.announce.count"), a.count, Some(5), 1, 100) as u32;
+        announce.interval = duration(
+            e,
+            format!("{p}.announce.interval"),
+            a.interval,
+            announce.interval,
+        );
+        if announce.interval < Duration::from_millis(10)
+            || announce.interval > Duration::from_secs(10)
+        {
+            e.push(
+                format!("{p}.announce.interval"),
+                format!(
+                    "{} is out of range 10ms..10s",
+                    format_duration(announce.interval)
+                ),
+            );
+        }
+        announce.refresh = duration(
+            e,
+            format!("{p}.announce.refresh"),
+            a.refresh,
+            Duration::ZERO,
+        );
+        if !announce.refresh.is_zero() && announce.refresh < Duration::from_secs(1) {
+            e.push(
+                format!("{p}.announce.refresh"),
+                "must be 0s (off) or at least 1s",
+            );
+        }
+    }
+    let unicast_min_ttl = range(
+        e,
+        format!("{p}.unicast_min_ttl"),
+        r.unicast_min_ttl,
+        Some(255),
+        1,
+        255,
+    ) as u8;
+
+    if e.0.len() > before {
+        return None;
+    }
+    Some(Instance {
+        name,
+        interface,
+        vrid,
+        priority,
+        version,
+        advert_interval,
+        preempt: r.preempt.unwrap_or(true),
+        preempt_delay,
+        vips,
+        unicast_peers,
+        auth_pass,
+        track_interfaces,
+        announce,
+        v3_checksum_pseudo_header: r.v3_checksum_pseudo_header.unwrap_or(true),
+        unicast_min_ttl,
+        handoff: r.handoff.unwrap_or(true),
+    })
+}
+
+/// `192.0.2.100/24`, `2001:db8::1/64`, or a bare address (host prefix).
+fn parse_vip(s: &str) -> Result<Vip, String> {
+    let s = s.trim();
+    let (a, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: IpAddr = a.parse().map_err(|_| "is not an IP address".to_string())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix_len = match len {
+        None => max,
+        Some(l) => match l.parse::<u8>() {
+            Ok(n) if n >= 1 && n <= max => n,
+            _ => return Err(format!("has prefix length {l:?}, expected 1..{max}")),
+        },
+    };
+    if addr.is_multicast() || addr.is_unspecified() || addr.is_loopback() {
+        return Err("cannot be a virtual IP (multicast, unspecified or loopback)".into());
+    }
+    if let IpAddr::V6(v6) = addr {
+        if v6.segments()[0] & 0xffc0 == 0xfe80 {
+            return Err(
+                "is link-local; VRRPv3 uses the link-local address of the interface itself".into(),
+            );
+        }
+    }
+    Ok(Vip { addr, prefix_len })
+}
+
+/// Rules across instances: names, wire identity (interface, VRID, family), VIPs.
+fn cross_checks(instances: &[Instance], e: &mut Errs) {
+    let mut names = HashMap::new();
+    let mut wire = HashMap::new();
+    let mut vips = HashMap::new();
+    for (i, inst) in instances.iter().enumerate() {
+        if let Some(j) = names.insert(inst.name.clone(), i) {
+            e.push(
+                format!("instances[{i}].name"),
+                format!("{:?} is already used by instances[{j}]", inst.name),
+            );
+        }
+        for v4 in [true, false] {
+            if !inst.vips.iter().any(|v| v.addr.is_ipv4() == v4) {
+                continue;
+            }
+            let key = (inst.interface.clone(), inst.vrid, v4);
+            if let Some(j) = wire.insert(key, i) {
+                e.push(
+                    format!("instances[{i}].vrid"),
+                    format!(
+                        "{} on {} ({}) collides with instances[{j}]: one VRID per interface and family",
+                        inst.vrid,
+                        inst.interface,
+                        if v4 { "IPv4" } else { "IPv6" }
+                    ),
+                );
+            }
+        }
+        for v in &inst.vips {
+            if let Some(j) = vips.insert(v.addr, i) {
+                e.push(
+                    format!("instances[{i}].vips"),
+                    format!("{} is also a VIP of instances[{j}]", v.addr),
+                );
+            }
+        }
+    }
+}
