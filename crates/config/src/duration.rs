@@ -60,7 +60,7 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".into();
     }
     for (unit, scale) in UNITS.iter().rev() {
-        if n % scale == 0 {
+        if n.is_multiple_of(*scale) {
             return format!("{}{unit}", n / scale);
         }
     }

@@ -148,7 +148,7 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
     let shown = format_duration(advert_interval);
     match version {
         Version::V3 => {
-            if advert_interval.as_nanos() % 10_000_000 != 0 {
+            if !advert_interval.as_nanos().is_multiple_of(10_000_000) {
                 e.push(
                     ipath,
                     format!("{shown} is not a multiple of 10ms (VRRPv3 counts centiseconds)"),
@@ -367,12 +367,12 @@ fn parse_vip(s: &str) -> Result<Vip, String> {
     if addr.is_multicast() || addr.is_unspecified() || addr.is_loopback() {
         return Err("cannot be a virtual IP (multicast, unspecified or loopback)".into());
     }
-    if let IpAddr::V6(v6) = addr {
-        if v6.segments()[0] & 0xffc0 == 0xfe80 {
-            return Err(
-                "is link-local; VRRPv3 uses the link-local address of the interface itself".into(),
-            );
-        }
+    if let IpAddr::V6(v6) = addr
+        && v6.segments()[0] & 0xffc0 == 0xfe80
+    {
+        return Err(
+            "is link-local; VRRPv3 uses the link-local address of the interface itself".into(),
+        );
     }
     Ok(Vip { addr, prefix_len })
 }
