@@ -1,0 +1,300 @@
+//! Raw IP sockets for protocol 112, one per instance and family, bound to the interface.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
+    recvmsg, sendmsg, setsockopt, sockopt,
+};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
+
+use crate::addr::Family;
+
+pub const IPPROTO_VRRP: i32 = 112;
+const MCAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+const MCAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+/// Larger than any valid advert (255 IPv6 addresses: 4 KiB + headers): longer datagrams are
+/// reported truncated and dropped by the decoder's length checks.
+const BUF: usize = 4200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Multicast,
+    Unicast,
+}
+
+/// One received datagram with what the checks need from its IP header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// TTL (IPv4) or hop limit (IPv6, from the ancillary data).
+    pub ttl: u8,
+    /// The VRRP message (IPv4 header removed).
+    pub payload: Vec<u8>,
+}
+
+pub struct VrrpSocket {
+    fd: AsyncFd<Socket>,
+    family: Family,
+    ifindex: u32,
+    /// Source of our adverts: the interface's primary IPv4 or link-local IPv6 address.
+    source: IpAddr,
+}
+
+impl VrrpSocket {
+    /// Opens the socket on `ifname`. Multicast mode joins 224.0.0.18 / ff02::12 on that
+    /// interface only. TTL / hop limit 255 on send (RFC 5798 §5.1.1.3), and multicast loop
+    /// off so we never hear ourselves.
+    pub fn open(
+        family: Family,
+        ifindex: u32,
+        ifname: &str,
+        source: IpAddr,
+        mode: Mode,
+    ) -> io::Result<Self> {
+        let domain = match family {
+            Family::V4 => Domain::IPV4,
+            Family::V6 => Domain::IPV6,
+        };
+        let s = Socket::new(
+            domain,
+            Type::RAW.nonblocking(),
+            Some(Protocol::from(IPPROTO_VRRP)),
+        )?;
+        s.bind_device(Some(ifname.as_bytes()))?;
+        match family {
+            Family::V4 => {
+                s.set_ttl_v4(255)?;
+                s.set_multicast_ttl_v4(255)?;
+                s.set_multicast_loop_v4(false)?;
+                if mode == Mode::Multicast {
+                    s.join_multicast_v4_n(&MCAST_V4, &InterfaceIndexOrAddress::Index(ifindex))?;
+                }
+            }
+            Family::V6 => {
+                s.set_unicast_hops_v6(255)?;
+                s.set_multicast_hops_v6(255)?;
+                s.set_multicast_loop_v6(false)?;
+                s.set_multicast_if_v6(ifindex)?;
+                setsockopt(&s, sockopt::Ipv6RecvHopLimit, &true).map_err(io::Error::from)?;
+                setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true).map_err(io::Error::from)?;
+                if mode == Mode::Multicast {
+                    s.join_multicast_v6(&MCAST_V6, ifindex)?;
+                }
+            }
+        }
+        // SAFETY: `Socket` owns its descriptor for its whole life and the AsyncFd owns the
+        // Socket, so the descriptor stays open and the same until the AsyncFd is dropped.
+        let fd = unsafe { AsyncFd::register(s) }.map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(VrrpSocket {
+            fd,
+            family,
+            ifindex,
+            source,
+        })
+    }
+
+    pub fn source(&self) -> IpAddr {
+        self.source
+    }
+
+    /// Sends one VRRP message to `dst`, from our source address on our interface (set per
+    /// packet, so a VIP in another subnet never becomes the source).
+    pub async fn send_to(&self, payload: &[u8], dst: IpAddr) -> io::Result<usize> {
+        loop {
+            let mut guard = self.fd.writable().await?;
+            match guard.try_io(|s| self.send_now(s.get_ref().as_raw_fd(), payload, dst)) {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn send_now(&self, fd: i32, payload: &[u8], dst: IpAddr) -> io::Result<usize> {
+        let iov = [IoSlice::new(payload)];
+        let r = match (self.source, dst) {
+            (IpAddr::V4(src), IpAddr::V4(d)) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: self.ifindex as i32,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(src).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                let addr = SockaddrIn::from(SocketAddrV4::new(d, 0));
+                sendmsg(
+                    fd,
+                    &iov,
+                    &[ControlMessage::Ipv4PacketInfo(&info)],
+                    MsgFlags::empty(),
+                    Some(&addr),
+                )
+            }
+            (IpAddr::V6(src), IpAddr::V6(d)) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: src.octets(),
+                    },
+                    ipi6_ifindex: self.ifindex,
+                };
+                let scope = if is_link_scope(d) { self.ifindex } else { 0 };
+                let addr = SockaddrIn6::from(SocketAddrV6::new(d, 0, 0, scope));
+                sendmsg(
+                    fd,
+                    &iov,
+                    &[ControlMessage::Ipv6PacketInfo(&info)],
+                    MsgFlags::empty(),
+                    Some(&addr),
+                )
+            }
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "address family mismatch",
+                ));
+            }
+        };
+        r.map_err(io::Error::from)
+    }
+
+    /// Waits for the next datagram.
+    pub async fn recv(&self) -> io::Result<Received> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|s| self.recv_now(s.get_ref().as_raw_fd())) {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn recv_now(&self, fd: i32) -> io::Result<Received> {
+        let mut buf = vec![0u8; BUF];
+        let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+        let (n, truncated, from, ttl, dst) = {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let m = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
+                .map_err(io::Error::from)?;
+            let mut ttl = None;
+            let mut dst = None;
+            for c in m.cmsgs().map_err(io::Error::from)? {
+                match c {
+                    ControlMessageOwned::Ipv6HopLimit(h) => ttl = Some(h.clamp(0, 255) as u8),
+                    ControlMessageOwned::Ipv6PacketInfo(i) => {
+                        dst = Some(IpAddr::V6(Ipv6Addr::from(i.ipi6_addr.s6_addr)))
+                    }
+                    _ => {}
+                }
+            }
+            let from = m.address.and_then(|a| {
+                a.as_sockaddr_in6()
+                    .map(|s| IpAddr::V6(s.ip()))
+                    .or_else(|| a.as_sockaddr_in().map(|s| IpAddr::V4(s.ip())))
+            });
+            (
+                m.bytes,
+                m.flags.contains(MsgFlags::MSG_TRUNC),
+                from,
+                ttl,
+                dst,
+            )
+        };
+        if truncated {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "datagram truncated",
+            ));
+        }
+        buf.truncate(n);
+        match self.family {
+            Family::V4 => {
+                let h =
+                    parse_ipv4(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                Ok(Received {
+                    src: IpAddr::V4(h.src),
+                    dst: IpAddr::V4(h.dst),
+                    ttl: h.ttl,
+                    payload: buf[h.header_len..h.total_len].to_vec(),
+                })
+            }
+            Family::V6 => Ok(Received {
+                src: from.ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "no source address")
+                })?,
+                dst: dst
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no IPV6_PKTINFO"))?,
+                // Without the hop limit we cannot prove the sender is on-link: treat as 0.
+                ttl: ttl.unwrap_or(0),
+                payload: buf,
+            }),
+        }
+    }
+}
+
+fn is_link_scope(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80 || a.segments()[0] == 0xff02
+}
+
+pub(crate) struct Ipv4Header {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ttl: u8,
+    pub header_len: usize,
+    pub total_len: usize,
+}
+
+/// The IPv4 header a raw socket delivers. Its length comes from IHL: options may be present.
+pub(crate) fn parse_ipv4(b: &[u8]) -> Result<Ipv4Header, &'static str> {
+    if b.len() < 20 {
+        return Err("IPv4 header truncated");
+    }
+    if b[0] >> 4 != 4 {
+        return Err("not IPv4");
+    }
+    let header_len = usize::from(b[0] & 0x0f) * 4;
+    // The kernel hands raw sockets the datagram with total length in host order on some
+    // paths; the received length is authoritative, bounded by the header's claim.
+    let claimed = usize::from(u16::from_be_bytes([b[2], b[3]]));
+    let total_len = if claimed >= header_len && claimed <= b.len() {
+        claimed
+    } else {
+        b.len()
+    };
+    if header_len < 20 || header_len > total_len {
+        return Err("bad IPv4 header length");
+    }
+    Ok(Ipv4Header {
+        src: Ipv4Addr::new(b[12], b[13], b[14], b[15]),
+        dst: Ipv4Addr::new(b[16], b[17], b[18], b[19]),
+        ttl: b[8],
+        header_len,
+        total_len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_header_length_comes_from_ihl() {
+        let mut p = vec![0u8; 28];
+        p[0] = 0x46; // IHL 6: 4 bytes of options
+        p[2..4].copy_from_slice(&28u16.to_be_bytes());
+        p[8] = 255;
+        p[12..16].copy_from_slice(&[192, 0, 2, 11]);
+        p[16..20].copy_from_slice(&[224, 0, 0, 18]);
+        let h = parse_ipv4(&p).unwrap();
+        assert_eq!((h.header_len, h.total_len, h.ttl), (24, 28, 255));
+        assert_eq!(h.src, Ipv4Addr::new(192, 0, 2, 11));
+        assert!(parse_ipv4(&p[..19]).is_err());
+        p[0] = 0x4f; // 60-byte header in a 28-byte packet
+        assert!(parse_ipv4(&p).is_err());
+        p[0] = 0x66;
+        assert!(parse_ipv4(&p).is_err());
+    }
+}
