@@ -432,9 +432,15 @@ fn reload_keeps_state_and_applies_new_priority() {
     let a = r.reconfigure(new, ms(5000));
     assert_eq!(r.state(), State::Master);
     assert_eq!(a[0], Action::SendAdvert { priority: 120 });
-    assert!(!a.iter().any(|a| matches!(a, Action::RemoveVips | Action::StateChanged { .. })));
+    assert!(
+        !a.iter()
+            .any(|a| matches!(a, Action::RemoveVips | Action::StateChanged { .. }))
+    );
     let mut other = cfg(120);
     other.vrid = 52;
     assert!(!r.can_reconfigure(&other));
-    assert!(!r.can_reconfigure(&cfg(255)), "becoming the owner needs a restart");
+    assert!(
+        !r.can_reconfigure(&cfg(255)),
+        "becoming the owner needs a restart"
+    );
 }
