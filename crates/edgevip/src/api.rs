@@ -1,0 +1,87 @@
+//! The HTTP API: `/healthz`, `/status` (JSON), `/metrics` (Prometheus text).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::metrics::Metrics;
+use crate::status::Board;
+
+/// Liveness of the event loop: the engine bumps it on every turn of its loop; `/healthz`
+/// fails when it stops moving.
+#[derive(Clone, Default)]
+pub struct Heartbeat(Arc<AtomicU64>);
+
+impl Heartbeat {
+    pub fn beat(&self, now_ms: u64) {
+        self.0.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn last_ms(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub board: Board,
+    pub metrics: Metrics,
+    pub heartbeat: Heartbeat,
+    pub clock: crate::engine::Clock,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Healthy while the engine's loop turned within the last few seconds.
+async fn healthz(State(s): State<ApiState>) -> Response {
+    let age = s.clock.now_ms().saturating_sub(s.heartbeat.last_ms());
+    if age <= Duration::from_secs(5).as_millis() as u64 {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("event loop stalled for {age} ms\n"),
+        )
+            .into_response()
+    }
+}
+
+async fn status(State(s): State<ApiState>) -> Response {
+    axum::Json(s.board.snapshot()).into_response()
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Binds and serves until the process ends.
+pub async fn serve(listen: SocketAddr, state: ApiState) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(%listen, "API listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(state)).await {
+            tracing::error!(error = %e, "API server stopped");
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! The engine: one task per configured instance, each owning its virtual routers (one per
+//! address family), sockets and timer. The engine only starts, updates and stops them; it
+//! holds no protocol state of its own.
+
+mod clock;
+mod instance;
+mod links;
+mod rx;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use edgevip_config::{Config, Instance};
+use edgevip_netio::Netlink;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use clock::Clock;
+pub use links::Links;
+
+use crate::api::Heartbeat;
+use crate::metrics::Metrics;
+use crate::status::Board;
+
+/// What every instance task shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub netlink: Netlink,
+    pub metrics: Metrics,
+    pub board: Board,
+    pub clock: Clock,
+    pub links: Links,
+    pub heartbeat: Heartbeat,
+}
+
+enum Cmd {
+    Update(Box<Instance>),
+    Shutdown,
+}
+
+struct Handle {
+    cfg: Instance,
+    tx: mpsc::Sender<Cmd>,
+    task: JoinHandle<()>,
+}
+
+/// The running set of instances.
+pub struct Engine {
+    shared: Shared,
+    instances: HashMap<String, Handle>,
+}
+
+impl Engine {
+    pub fn new(shared: Shared) -> Self {
+        Engine {
+            shared,
+            instances: HashMap::new(),
+        }
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Brings the running instances in line with `cfg`, touching only what changed:
+    /// unchanged instances keep their state and VIPs, changed ones are updated in place
+    /// when possible (else restarted with a handoff), removed ones release their VIPs.
+    pub async fn apply(&mut self, cfg: &Config) {
+        let wanted: HashMap<&str, &Instance> =
+            cfg.instances.iter().map(|i| (i.name.as_str(), i)).collect();
+        let gone: Vec<String> = self
+            .instances
+            .keys()
+            .filter(|n| !wanted.contains_key(n.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            tracing::info!(instance = %name, "instance removed from config: releasing");
+            self.stop(&name).await;
+        }
+        for inst in &cfg.instances {
+            match self.instances.get_mut(&inst.name) {
+                Some(h) if h.cfg == *inst => {}
+                Some(h) if instance::soft_change(&h.cfg, inst) => {
+                    tracing::info!(instance = %inst.name, "instance changed: updating in place");
+                    h.cfg = inst.clone();
+                    let _ = h.tx.send(Cmd::Update(Box::new(inst.clone()))).await;
+                }
+                Some(_) => {
+                    tracing::info!(instance = %inst.name, "instance identity changed: restarting it");
+                    self.stop(&inst.name).await;
+                    self.start(inst);
+                }
+                None => self.start(inst),
+            }
+        }
+    }
+
+    fn start(&mut self, inst: &Instance) {
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(instance::run(inst.clone(), self.shared.clone(), rx));
+        self.instances.insert(
+            inst.name.clone(),
+            Handle {
+                cfg: inst.clone(),
+                tx,
+                task,
+            },
+        );
+    }
+
+    /// Graceful stop of one instance: waits for its handoff to finish (bounded).
+    async fn stop(&mut self, name: &str) {
+        if let Some(h) = self.instances.remove(name) {
+            let bound = handoff_bound(&h.cfg);
+            let _ = h.tx.send(Cmd::Shutdown).await;
+            wait_task(name, h.task, bound).await;
+            self.shared.board.remove(name);
+            self.shared.metrics.forget(name);
+        }
+    }
+
+    /// Graceful shutdown of everything, in parallel.
+    pub async fn shutdown(mut self) {
+        let handles: Vec<(String, Handle)> = self.instances.drain().collect();
+        let mut waits = Vec::new();
+        for (name, h) in handles {
+            let bound = handoff_bound(&h.cfg);
+            let _ = h.tx.send(Cmd::Shutdown).await;
+            waits.push(tokio::spawn(async move {
+                wait_task(&name, h.task, bound).await
+            }));
+        }
+        for w in waits {
+            let _ = w.await;
+        }
+    }
+}
+
+/// The handoff waits at most four advert intervals; allow a margin for the I/O.
+fn handoff_bound(cfg: &Instance) -> Duration {
+    cfg.advert_interval * 4 + Duration::from_secs(2)
+}
+
+async fn wait_task(name: &str, mut task: JoinHandle<()>, bound: Duration) {
+    if tokio::time::timeout(bound, &mut task).await.is_err() {
+        tracing::warn!(instance = %name, "instance did not stop in {bound:?}; aborting it");
+        task.abort();
+    }
+}

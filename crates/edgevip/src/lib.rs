@@ -1,0 +1,10 @@
+//! edgevip: the daemon around the pure `vrrp` core. `engine` runs the instances, `api`
+//! serves status and metrics, `daemon` wires them to the config file and signals.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod daemon;
+pub mod engine;
+pub mod metrics;
+pub mod status;

@@ -1,0 +1,49 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use edgevip::cli::{Cli, Command, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log_level);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("edgevip: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Check { config } => match edgevip_config::load(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: OK, {} instance(s)",
+                    config.display(),
+                    c.instances.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: invalid\n{e}", config.display());
+                ExitCode::from(2)
+            }
+        },
+        Command::Run { config } => rt.block_on(edgevip::daemon::run(config)),
+        Command::Status { api, json } => rt.block_on(edgevip::client::status(api, json)),
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().flatten_event(true).init(),
+        LogFormat::Text => b.init(),
+    }
+}

@@ -1,0 +1,183 @@
+//! Prometheus metrics. Label sets are small and bounded: instance names come from the
+//! config, families and reasons from fixed lists.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouterLabels {
+    pub instance: String,
+    pub family: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub instance: String,
+    pub family: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub instance: String,
+    pub family: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VipOpLabels {
+    pub instance: String,
+    pub op: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChecksumLabels {
+    pub instance: String,
+    pub form: String,
+}
+
+/// All metric families of the daemon.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub state: Family<StateLabels, Gauge>,
+    pub priority: Family<RouterLabels, Gauge>,
+    pub transitions: Family<RouterLabels, Counter>,
+    pub adverts_sent: Family<RouterLabels, Counter>,
+    pub adverts_received: Family<RouterLabels, Counter>,
+    pub dropped: Family<DropLabels, Counter>,
+    pub vip_errors: Family<VipOpLabels, Counter>,
+    pub announcements: Family<RouterLabels, Counter>,
+    pub checksum_forms: Family<ChecksumLabels, Counter>,
+    pub reloads: Family<ReloadLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub result: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("edgevip");
+        let m = Metrics {
+            registry: Arc::new(Registry::default()),
+            state: Family::default(),
+            priority: Family::default(),
+            transitions: Family::default(),
+            adverts_sent: Family::default(),
+            adverts_received: Family::default(),
+            dropped: Family::default(),
+            vip_errors: Family::default(),
+            announcements: Family::default(),
+            checksum_forms: Family::default(),
+            reloads: Family::default(),
+        };
+        r.register(
+            "instance_state",
+            "1 for the current state of each virtual router",
+            m.state.clone(),
+        );
+        r.register(
+            "effective_priority",
+            "Priority after tracking weights",
+            m.priority.clone(),
+        );
+        r.register("transitions", "State transitions", m.transitions.clone());
+        r.register("adverts_sent", "VRRP adverts sent", m.adverts_sent.clone());
+        r.register(
+            "adverts_received",
+            "Valid VRRP adverts received for this VRID",
+            m.adverts_received.clone(),
+        );
+        r.register(
+            "packets_dropped",
+            "Received VRRP packets dropped, by reason",
+            m.dropped.clone(),
+        );
+        r.register(
+            "vip_errors",
+            "Failed VIP additions or removals",
+            m.vip_errors.clone(),
+        );
+        r.register(
+            "announcements",
+            "Gratuitous ARP / unsolicited NA bursts sent",
+            m.announcements.clone(),
+        );
+        r.register(
+            "checksum_forms",
+            "Received VRRPv3 IPv4 adverts by checksum form (pseudo_header or message_only)",
+            m.checksum_forms.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            m.reloads.clone(),
+        );
+        Metrics {
+            registry: Arc::new(r),
+            ..m
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("text encoding");
+        out
+    }
+
+    pub fn router(instance: &str, family: &str) -> RouterLabels {
+        RouterLabels {
+            instance: instance.into(),
+            family: family.into(),
+        }
+    }
+
+    pub fn drop(&self, instance: &str, family: &str, reason: &str) {
+        self.dropped
+            .get_or_create(&DropLabels {
+                instance: instance.into(),
+                family: family.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Sets the state gauge: 1 for `state`, 0 for the others, so dashboards can sum.
+    pub fn set_state(&self, instance: &str, family: &str, state: &str) {
+        for s in ["init", "backup", "master", "fault"] {
+            let l = StateLabels {
+                instance: instance.into(),
+                family: family.into(),
+                state: s.into(),
+            };
+            self.state.get_or_create(&l).set(i64::from(s == state));
+        }
+    }
+
+    /// Forgets a removed instance's series.
+    pub fn forget(&self, instance: &str) {
+        for f in ["ipv4", "ipv6"] {
+            for s in ["init", "backup", "master", "fault"] {
+                self.state.remove(&StateLabels {
+                    instance: instance.into(),
+                    family: f.into(),
+                    state: s.into(),
+                });
+            }
+            self.priority.remove(&Self::router(instance, f));
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! What the daemon reports about its instances: one board, written by the instance tasks,
+//! read by the HTTP API. The JSON shape of `/status` is a contract.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// One RFC virtual router of an instance (dual-stack instances run one per family).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RouterStatus {
+    pub family: String,
+    pub state: String,
+    pub effective_priority: u8,
+    pub master: Option<String>,
+    pub transitions: u64,
+    pub since: String,
+}
+
+/// One configured instance, as `/status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InstanceStatus {
+    pub name: String,
+    /// init | backup | master | fault (of the instance's first family).
+    pub state: String,
+    pub priority: u8,
+    pub effective_priority: u8,
+    /// Primary address of the current master, or null.
+    pub master: Option<String>,
+    pub vips: Vec<String>,
+    pub transitions: u64,
+    /// When `state` was entered, RFC 3339.
+    pub since: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub routers: Vec<RouterStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Status {
+    pub instances: Vec<InstanceStatus>,
+}
+
+/// Shared, cheap to clone. Writers replace one instance's entry at a time.
+#[derive(Debug, Clone, Default)]
+pub struct Board(Arc<RwLock<BTreeMap<String, InstanceStatus>>>);
+
+impl Board {
+    pub fn set(&self, s: InstanceStatus) {
+        self.0
+            .write()
+            .expect("status lock")
+            .insert(s.name.clone(), s);
+    }
+
+    pub fn remove(&self, name: &str) {
+        self.0.write().expect("status lock").remove(name);
+    }
+
+    pub fn snapshot(&self) -> Status {
+        Status {
+            instances: self
+                .0
+                .read()
+                .expect("status lock")
+                .values()
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The readable table `edgevip status` prints.
+pub fn table(s: &Status) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "STATE".into(),
+        "PRIO".into(),
+        "MASTER".into(),
+        "VIPS".into(),
+        "TRANSITIONS".into(),
+        "SINCE".into(),
+    ]];
+    for i in &s.instances {
+        rows.push([
+            i.name.clone(),
+            i.state.clone(),
+            if i.priority == i.effective_priority {
+                i.priority.to_string()
+            } else {
+                format!("{}/{}", i.effective_priority, i.priority)
+            },
+            i.master.clone().unwrap_or_else(|| "-".into()),
+            i.vips.join(","),
+            i.transitions.to_string(),
+            i.since.clone(),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
