@@ -1,6 +1,6 @@
 //! `edgevip run`: loads the config, starts the engine and the API, follows signals.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use edgevip_netio::Netlink;
@@ -89,7 +89,7 @@ pub async fn run(path: PathBuf) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn reload(path: &PathBuf, engine: &mut Engine, metrics: &Metrics) {
+async fn reload(path: &Path, engine: &mut Engine, metrics: &Metrics) {
     match edgevip_config::load(path) {
         Ok(cfg) => {
             tracing::info!(config = %path.display(), "reloading");

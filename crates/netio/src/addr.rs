@@ -54,6 +54,9 @@ pub enum NetlinkError {
 #[derive(Clone)]
 pub struct Netlink {
     handle: rtnetlink::Handle,
+    /// The kernel refuses a second dump on a socket while one runs (EBUSY); instances
+    /// share the socket, so requests take turns.
+    dump: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Netlink {
@@ -61,32 +64,48 @@ impl Netlink {
     pub fn new() -> Result<Netlink, NetlinkError> {
         let (conn, handle, _) = rtnetlink::new_connection()?;
         tokio::spawn(conn);
-        Ok(Netlink { handle })
+        Ok(Netlink {
+            handle,
+            dump: Default::default(),
+        })
     }
 
     pub async fn link_by_name(&self, name: &str) -> Result<LinkInfo, NetlinkError> {
+        let _turn = self.dump.lock().await;
         let mut links = self
             .handle
             .link()
             .get()
             .match_name(name.to_string())
             .execute();
-        match links.try_next().await {
-            Ok(Some(m)) => Ok(link_info(&m)),
-            Ok(None) => Err(NetlinkError::NoSuchLink(name.into())),
-            // The kernel answers ENODEV for an unknown name.
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {
-                Err(NetlinkError::NoSuchLink(name.into()))
+        // Read the reply to its end: a dump left half-read makes the next request on this
+        // socket fail with EBUSY.
+        let mut found = None;
+        loop {
+            match links.try_next().await {
+                Ok(Some(m)) => {
+                    let l = link_info(&m);
+                    if found.is_none() && l.name == name {
+                        found = Some(l);
+                    }
+                }
+                Ok(None) => break,
+                // The kernel answers ENODEV for an unknown name.
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => break,
+                Err(source) => {
+                    return Err(NetlinkError::Query {
+                        op: "get link",
+                        source,
+                    });
+                }
             }
-            Err(source) => Err(NetlinkError::Query {
-                op: "get link",
-                source,
-            }),
         }
+        found.ok_or_else(|| NetlinkError::NoSuchLink(name.into()))
     }
 
     /// All addresses on interface `index`.
     pub async fn addresses(&self, index: u32) -> Result<Vec<AddrInfo>, NetlinkError> {
+        let _turn = self.dump.lock().await;
         let mut out = Vec::new();
         let mut s = self
             .handle

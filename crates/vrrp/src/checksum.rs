@@ -9,7 +9,7 @@ use crate::packet::IPPROTO_VRRP;
 pub struct Checksum(u32);
 
 impl Checksum {
-    pub fn add(mut self, bytes: &[u8]) -> Self {
+    pub fn feed(mut self, bytes: &[u8]) -> Self {
         let mut chunks = bytes.chunks_exact(2);
         for c in &mut chunks {
             self.0 += u32::from(u16::from_be_bytes([c[0], c[1]]));
@@ -33,7 +33,7 @@ impl Checksum {
 
 /// The checksum of `msg` alone (VRRPv2, and the non-standard v3 form).
 pub fn message_only(msg: &[u8]) -> u16 {
-    Checksum::default().add(msg).finish()
+    Checksum::default().feed(msg).finish()
 }
 
 /// The checksum of `msg` with the IPv4 or IPv6 pseudo-header of `src` → `dst` in front.
@@ -41,20 +41,20 @@ pub fn with_pseudo_header(src: IpAddr, dst: IpAddr, msg: &[u8]) -> u16 {
     let len = msg.len();
     let c = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => Checksum::default()
-            .add(&s.octets())
-            .add(&d.octets())
-            .add(&[0, IPPROTO_VRRP])
-            .add(&(len as u16).to_be_bytes()),
+            .feed(&s.octets())
+            .feed(&d.octets())
+            .feed(&[0, IPPROTO_VRRP])
+            .feed(&(len as u16).to_be_bytes()),
         (s, d) => {
             let (s, d) = (v6(s), v6(d));
             Checksum::default()
-                .add(&s)
-                .add(&d)
-                .add(&(len as u32).to_be_bytes())
-                .add(&[0, 0, 0, IPPROTO_VRRP])
+                .feed(&s)
+                .feed(&d)
+                .feed(&(len as u32).to_be_bytes())
+                .feed(&[0, 0, 0, IPPROTO_VRRP])
         }
     };
-    c.add(msg).finish()
+    c.feed(msg).finish()
 }
 
 fn v6(a: IpAddr) -> [u8; 16] {

@@ -242,7 +242,7 @@ pub fn encode(
             p.extend_from_slice(&a.interval_cs.to_be_bytes());
         }
         Version::V2 => {
-            if a.interval_cs % 100 != 0 || a.interval_cs == 0 || a.interval_cs > 25500 {
+            if !a.interval_cs.is_multiple_of(100) || a.interval_cs == 0 || a.interval_cs > 25500 {
                 return Err(EncodeError::Interval(a.interval_cs));
             }
             let auth_type = if matches!(a.auth, Auth::Simple(_)) {

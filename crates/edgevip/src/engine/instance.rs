@@ -337,7 +337,7 @@ impl Task {
                 Action::SendAdvert { priority } => self.send_advert(i, priority).await,
                 Action::AddVips => self.add_vips(i).await,
                 Action::RemoveVips => self.remove_vips(i).await,
-                Action::Announce => self.announce(i),
+                Action::Announce => self.announce(i).await,
                 Action::Timer(_) => {}
                 Action::Dropped(r) => {
                     self.sh
@@ -483,27 +483,33 @@ impl Task {
 
     /// A burst of gratuitous ARP / unsolicited NA, then an optional periodic refresh,
     /// in the background so the protocol loop never waits on it.
-    fn announce(&mut self, i: usize) {
+    /// A burst of gratuitous ARP / unsolicited NA, then an optional periodic refresh. The
+    /// first round goes out before anything else (in particular before our advert), so a
+    /// master handing over to us releases the VIPs only after hosts were told the new MAC;
+    /// the rest runs in the background so the protocol loop never waits on it.
+    async fn announce(&mut self, i: usize) {
         let vips: Vec<IpAddr> = self.family_vips(i).iter().map(|v| v.addr).collect();
         let ann = self.announcer.clone();
         let a = self.cfg.announce.clone();
         let name = self.cfg.name.clone();
         let metrics = self.sh.metrics.clone();
         let label = self.fams[i].label;
-        let handle = tokio::spawn(async move {
-            let mut round = 0u32;
-            loop {
-                for vip in &vips {
-                    if let Err(e) = ann.announce(*vip).await {
-                        tracing::warn!(instance = %name, %vip, error = %e, "announcement failed");
-                    }
+        let round = async move |ann: &Announcer| {
+            for vip in &vips {
+                if let Err(e) = ann.announce(*vip).await {
+                    tracing::warn!(instance = %name, %vip, error = %e, "announcement failed");
                 }
-                metrics
-                    .announcements
-                    .get_or_create(&Metrics::router(&name, label))
-                    .inc();
-                round += 1;
-                let pause = if round < a.count {
+            }
+            metrics
+                .announcements
+                .get_or_create(&Metrics::router(&name, label))
+                .inc();
+        };
+        round(&ann).await;
+        let handle = tokio::spawn(async move {
+            let mut done = 1u32;
+            loop {
+                let pause = if done < a.count {
                     a.interval
                 } else if !a.refresh.is_zero() {
                     a.refresh
@@ -511,6 +517,8 @@ impl Task {
                     break;
                 };
                 tokio::time::sleep(pause).await;
+                round(&ann).await;
+                done = done.saturating_add(1);
             }
         });
         if let Some(old) = self.fams[i].announcing.replace(handle) {
@@ -529,16 +537,17 @@ impl Task {
             if self.fams[i].router.holds_vips() {
                 // Add new VIPs (and announce them), drop removed ones; keep the rest untouched.
                 let v4 = self.fams[i].family == Family::V4;
-                for v in old_vips.iter().filter(|v| v.addr.is_ipv4() == v4) {
-                    if !self.cfg.vips.contains(v) {
-                        if let Err(e) = self
-                            .sh
-                            .netlink
-                            .del_vip(self.link.index, v.addr, v.prefix_len)
-                            .await
-                        {
-                            self.vip_error("remove", v.addr, &e.to_string());
-                        }
+                let removed = old_vips
+                    .iter()
+                    .filter(|v| v.addr.is_ipv4() == v4 && !self.cfg.vips.contains(v));
+                for v in removed {
+                    if let Err(e) = self
+                        .sh
+                        .netlink
+                        .del_vip(self.link.index, v.addr, v.prefix_len)
+                        .await
+                    {
+                        self.vip_error("remove", v.addr, &e.to_string());
                     }
                 }
                 let added: Vec<_> = self
@@ -557,7 +566,7 @@ impl Task {
                     }
                 }
                 if !added.is_empty() {
-                    self.announce(i);
+                    self.announce(i).await;
                 }
             }
         }
@@ -591,18 +600,18 @@ impl Task {
     }
 
     async fn links_changed(&mut self, links: &super::links::LinkMap) {
-        if let Some(&up) = links.get(&self.cfg.interface) {
-            if up != self.link_up {
-                self.link_up = up;
-                tracing::info!(instance = %self.cfg.name, interface = %self.cfg.interface, up, "link changed");
-                let input = if up {
-                    Input::InterfaceUp
-                } else {
-                    Input::InterfaceDown
-                };
-                for i in 0..self.fams.len() {
-                    self.feed(i, input).await;
-                }
+        if let Some(&up) = links.get(&self.cfg.interface)
+            && up != self.link_up
+        {
+            self.link_up = up;
+            tracing::info!(instance = %self.cfg.name, interface = %self.cfg.interface, up, "link changed");
+            let input = if up {
+                Input::InterfaceUp
+            } else {
+                Input::InterfaceDown
+            };
+            for i in 0..self.fams.len() {
+                self.feed(i, input).await;
             }
         }
         let track = self.track_state(links);

@@ -1,0 +1,44 @@
+//! The namespace lab: a bridge in a "switch" namespace, N edge hosts and a client, each in
+//! its own namespace with an `eth0` on the bridge. Nothing touches the root namespace's
+//! interfaces, and everything is removed on drop, also when a test panics.
+//!
+//! Addresses: hosts 192.0.2.11, .12, … and 2001:db8::11, …; the client .2 / ::2.
+
+mod keepalived;
+mod lab;
+mod netns;
+mod probe;
+
+pub use keepalived::{KeepalivedConf, keepalived_available};
+pub use lab::{Host, Lab, LabChild, LabSpec};
+pub use netns::{in_netns, unique_prefix};
+pub use probe::{ProbeReport, Prober};
+
+use std::time::{Duration, Instant};
+
+/// True when the lab can run here; prints why not (and the test should return) otherwise.
+pub fn root_or_skip(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP {test}: the namespace lab needs root");
+        return false;
+    }
+    if std::process::Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("SKIP {test}: iproute2 (`ip`) is not installed");
+        return false;
+    }
+    true
+}
+
+/// Polls `cond` every `poll` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, poll: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(poll);
+    }
+}

@@ -1,0 +1,88 @@
+//! Network namespaces: unique names, guaranteed removal, running code inside one.
+
+use std::fs::File;
+use std::io;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::sched::{CloneFlags, setns};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A short prefix unique to this process and call (interface names derive from it and
+/// must stay within 15 bytes).
+pub fn unique_prefix() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    format!("ev{:x}{:x}", pid % 0xffff, n)
+}
+
+/// Runs `f` on a fresh thread that has entered namespace `ns`; sockets created there stay
+/// in that namespace for their whole life. The handle yields `None` only if entering failed,
+/// which is reported here as an error first.
+pub fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<Option<T>>> {
+    let path = format!("/run/netns/{ns}");
+    let file = File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let entered = setns(&file, CloneFlags::CLONE_NEWNET).map_err(io::Error::from);
+        let ok = entered.is_ok();
+        let _ = tx.send(entered);
+        // Never run `f` in the wrong namespace.
+        ok.then(f)
+    });
+    rx.recv()
+        .map_err(|_| io::Error::other("namespace thread died"))??;
+    Ok(handle)
+}
+
+/// Runs `ip` with `args`; an error carries its stderr.
+pub(crate) fn ip(args: &[&str]) -> io::Result<()> {
+    let out = Command::new("ip").args(args).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// One namespace, deleted on drop.
+pub(crate) struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn create(name: String) -> io::Result<Netns> {
+        ip(&["netns", "add", &name])?;
+        let ns = Netns { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Processes still inside would keep it alive: kill them first.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(p) = pid.parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
