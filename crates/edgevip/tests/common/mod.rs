@@ -64,6 +64,12 @@ impl Cluster {
         self.procs[i] = Some(self.lab.spawn_logged(&ns, cmd, log).expect("spawn edgevip"));
     }
 
+    /// Starts keepalived 2.2.7 on host `i` instead of edgevip.
+    pub fn start_keepalived(&mut self, i: usize, conf: &edgevip_lab::KeepalivedConf) {
+        let p = self.lab.spawn_keepalived(i, conf, &self.dir).expect("spawn keepalived");
+        self.procs[i] = Some(p);
+    }
+
     pub fn signal(&mut self, i: usize, sig: nix::sys::signal::Signal) {
         if let Some(p) = &self.procs[i] {
             p.signal(sig).expect("signal");
