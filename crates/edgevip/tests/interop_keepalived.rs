@@ -14,7 +14,7 @@ fn cluster(test: &str, ipv6: bool) -> Option<Cluster> {
         eprintln!("SKIP {test}: keepalived is not installed");
         return None;
     }
-    Cluster::new(test, 3, ipv6)
+    common::cluster(test, 3, ipv6)
 }
 
 fn ka(priority: u8, version: u8, advert_int: f64) -> KeepalivedConf {
@@ -46,7 +46,7 @@ fn v3_keepalived_master_edgevip_backups() {
         c.start(i, &Node { priority: [0, 140, 130][i], ..Node::default() }.yaml());
     }
     steady(&c, VIP4, 0);
-    let st = c.status(1, common::API);
+    let st = common::status(&c, 1);
     assert_eq!(st.instances[0].state, "backup");
     assert_eq!(st.instances[0].master.as_deref(), Some("192.0.2.11"), "edgevip decoded keepalived's adverts");
     // keepalived stops gracefully (priority 0): the best edgevip takes over.
@@ -94,7 +94,7 @@ fn v2_with_auth_both_directions() {
     c.start(2, &node(130).yaml());
     // edgevip as backup of keepalived: stays backup.
     c.assert_stays(VIP4, 1, Duration::from_secs(2));
-    assert_eq!(c.status(2, common::API).instances[0].state, "backup");
+    assert_eq!(common::status(&c, 2).instances[0].state, "backup");
 }
 
 #[test]

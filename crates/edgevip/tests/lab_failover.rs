@@ -11,7 +11,7 @@ const PRIOS: [u8; 3] = [150, 140, 130];
 const SETTLE: Duration = Duration::from_secs(3);
 
 fn trio(test: &str, node: impl Fn(usize) -> Node<'static>) -> Option<Cluster> {
-    let mut c = Cluster::new(test, 3, true)?;
+    let mut c = common::cluster(test, 3, true)?;
     for i in 0..3 {
         c.start(i, &node(i).yaml());
     }
@@ -144,7 +144,7 @@ fn preempt_off_keeps_the_current_master() {
         preempt: false,
         ..Node::default()
     };
-    let Some(mut c) = Cluster::new("nopreempt", 3, false) else {
+    let Some(mut c) = common::cluster("nopreempt", 3, false) else {
         return;
     };
     // Without preemption the first master keeps the VIP: start host 0 first.
@@ -156,7 +156,7 @@ fn preempt_off_keeps_the_current_master() {
     c.wait_holder(VIP4, 1, Duration::from_secs(1));
     c.start(0, &nopreempt(0).yaml());
     c.assert_stays(VIP4, 1, Duration::from_secs(2));
-    assert_eq!(c.status(0, common::API).instances[0].state, "backup");
+    assert_eq!(common::status(&c, 0).instances[0].state, "backup");
 }
 
 #[test]
@@ -166,7 +166,7 @@ fn ipv6_vip_moves() {
         vips: &["2001:db8::100/64"],
         ..Node::default()
     };
-    let Some(mut c) = Cluster::new("ipv6", 3, true) else {
+    let Some(mut c) = common::cluster("ipv6", 3, true) else {
         return;
     };
     for i in 0..3 {
@@ -196,7 +196,7 @@ fn dual_stack_instance_moves_both_families() {
         vips: &["192.0.2.100/24", "2001:db8::100/64"],
         ..Node::default()
     };
-    let Some(mut c) = Cluster::new("dualstack", 3, true) else {
+    let Some(mut c) = common::cluster("dualstack", 3, true) else {
         return;
     };
     for i in 0..3 {
@@ -204,7 +204,7 @@ fn dual_stack_instance_moves_both_families() {
     }
     c.wait_holder(VIP4, 0, SETTLE);
     c.wait_holder(VIP6, 0, SETTLE);
-    let st = c.status(0, common::API);
+    let st = common::status(&c, 0);
     assert_eq!(st.instances[0].routers.len(), 2);
     assert_eq!(c.term(0), Some(0));
     c.wait_holder(VIP4, 1, Duration::from_secs(1));
@@ -213,7 +213,7 @@ fn dual_stack_instance_moves_both_families() {
 
 #[test]
 fn unicast_peers_elect_and_fail_over() {
-    let Some(mut c) = Cluster::new("unicast", 3, false) else {
+    let Some(mut c) = common::cluster("unicast", 3, false) else {
         return;
     };
     let ips: Vec<String> = (0..3).map(|i| c.lab.host(i).ip4.to_string()).collect();
@@ -249,7 +249,7 @@ fn vrrp_v2_with_auth() {
         auth: "s3cret",
         ..Node::default()
     };
-    let Some(mut c) = Cluster::new("v2auth", 3, false) else {
+    let Some(mut c) = common::cluster("v2auth", 3, false) else {
         return;
     };
     for i in 0..3 {
@@ -263,7 +263,7 @@ fn vrrp_v2_with_auth() {
 
 #[test]
 fn tracked_interface_failure_moves_the_vip() {
-    let Some(mut c) = Cluster::new("track", 3, false) else {
+    let Some(mut c) = common::cluster("track", 3, false) else {
         return;
     };
     // The tracked uplink is a veth pair inside each host: taking the far end down makes
@@ -299,7 +299,7 @@ fn tracked_interface_failure_moves_the_vip() {
         .exec(&ns, &["ip", "link", "set", "uplink0p", "down"])
         .unwrap();
     c.wait_holder(VIP4, 1, Duration::from_secs(1));
-    assert_eq!(c.status(0, common::API).instances[0].state, "fault");
+    assert_eq!(common::status(&c, 0).instances[0].state, "fault");
     c.lab
         .exec(&ns, &["ip", "link", "set", "uplink0p", "up"])
         .unwrap();
@@ -311,7 +311,7 @@ fn sighup_reload_does_not_move_the_vip() {
     let Some(mut c) = trio("reload", standard) else {
         return;
     };
-    let before = c.status(0, common::API).instances[0].transitions;
+    let before = common::status(&c, 0).instances[0].transitions;
     c.start_probe(VIP4);
     // Unchanged reload, then a reload adding a second VIP.
     c.hup(0);
@@ -330,7 +330,7 @@ fn sighup_reload_does_not_move_the_vip() {
     std::thread::sleep(Duration::from_millis(300));
     let r = c.stop_probe();
     c.assert_stays(VIP4, 0, Duration::from_millis(300));
-    let after = c.status(0, common::API).instances[0].transitions;
+    let after = common::status(&c, 0).instances[0].transitions;
     assert_eq!(before, after, "no transition on reload");
     assert!(
         r.longest_gap < Duration::from_millis(50),
@@ -342,7 +342,7 @@ fn sighup_reload_does_not_move_the_vip() {
 
 #[test]
 fn two_vrids_on_one_link() {
-    let Some(mut c) = Cluster::new("twovrid", 2, false) else {
+    let Some(mut c) = common::cluster("twovrid", 2, false) else {
         return;
     };
     for i in 0..2 {

@@ -24,11 +24,19 @@ pub struct KeepalivedConf {
     pub preempt: bool,
 }
 
+/// A whole keepalived.conf: global settings and one `vrrp_instance` per entry.
+pub fn render_config(router_id: &str, instances: &[KeepalivedConf]) -> String {
+    let mut s = format!("global_defs {{\n  router_id {router_id}\n  enable_script_security\n  script_user root\n}}\n");
+    for i in instances {
+        s.push_str(&i.render_instance());
+    }
+    s
+}
+
 impl KeepalivedConf {
-    pub fn render(&self, router_id: &str) -> String {
+    pub fn render_instance(&self) -> String {
         let mut s = format!(
-            "global_defs {{\n  router_id {router_id}\n  enable_script_security\n  script_user root\n}}\n\
-             vrrp_instance VI_{vrid} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  \
+            "vrrp_instance VI_{vrid} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  \
              priority {prio}\n  advert_int {int}\n  version {ver}\n",
             vrid = self.vrid,
             prio = self.priority,
@@ -68,12 +76,12 @@ impl Lab {
     pub fn spawn_keepalived(
         &self,
         i: usize,
-        conf: &KeepalivedConf,
+        instances: &[KeepalivedConf],
         dir: &std::path::Path,
     ) -> io::Result<LabChild> {
         let h = self.host(i);
         let path = dir.join(format!("keepalived-{}.conf", h.ns));
-        std::fs::write(&path, conf.render(&h.ns))?;
+        std::fs::write(&path, render_config(&h.ns, instances))?;
         let log = std::fs::File::create(dir.join(format!("keepalived-{}.log", h.ns)))?;
         let pid = |k: &str| dir.join(format!("{}-{k}.pid", h.ns)).display().to_string();
         let mut cmd = Command::new("keepalived");

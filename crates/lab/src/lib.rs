@@ -4,12 +4,14 @@
 //!
 //! Addresses: hosts 192.0.2.11, .12, … and 2001:db8::11, …; the client .2 / ::2.
 
+pub mod cluster;
 mod keepalived;
 mod lab;
 mod netns;
 mod probe;
 
-pub use keepalived::{KeepalivedConf, keepalived_available};
+pub use cluster::{API, Cluster, Node, PORT, VIP4, VIP6};
+pub use keepalived::{KeepalivedConf, keepalived_available, render_config};
 pub use lab::{Host, Lab, LabChild, LabSpec};
 pub use netns::{in_netns, unique_prefix};
 pub use probe::{ProbeReport, Prober};
