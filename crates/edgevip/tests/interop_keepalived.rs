@@ -40,15 +40,28 @@ fn steady(c: &Cluster, vip: &str, host: usize) {
 
 #[test]
 fn v3_keepalived_master_edgevip_backups() {
-    let Some(mut c) = cluster("ka_v3_master", false) else { return };
+    let Some(mut c) = cluster("ka_v3_master", false) else {
+        return;
+    };
     c.start_keepalived(0, &ka(150, 3, 0.1));
     for i in 1..3 {
-        c.start(i, &Node { priority: [0, 140, 130][i], ..Node::default() }.yaml());
+        c.start(
+            i,
+            &Node {
+                priority: [0, 140, 130][i],
+                ..Node::default()
+            }
+            .yaml(),
+        );
     }
     steady(&c, VIP4, 0);
     let st = common::status(&c, 1);
     assert_eq!(st.instances[0].state, "backup");
-    assert_eq!(st.instances[0].master.as_deref(), Some("192.0.2.11"), "edgevip decoded keepalived's adverts");
+    assert_eq!(
+        st.instances[0].master.as_deref(),
+        Some("192.0.2.11"),
+        "edgevip decoded keepalived's adverts"
+    );
     // keepalived stops gracefully (priority 0): the best edgevip takes over.
     c.term(0);
     c.wait_holder(VIP4, 1, Duration::from_secs(2));
@@ -57,33 +70,73 @@ fn v3_keepalived_master_edgevip_backups() {
 
 #[test]
 fn v3_edgevip_master_keepalived_backup_then_failover() {
-    let Some(mut c) = cluster("ev_v3_master", false) else { return };
-    c.start(0, &Node { priority: 150, ..Node::default() }.yaml());
+    let Some(mut c) = cluster("ev_v3_master", false) else {
+        return;
+    };
+    c.start(
+        0,
+        &Node {
+            priority: 150,
+            ..Node::default()
+        }
+        .yaml(),
+    );
     c.start_keepalived(1, &ka(140, 3, 0.1));
-    c.start(2, &Node { priority: 130, ..Node::default() }.yaml());
+    c.start(
+        2,
+        &Node {
+            priority: 130,
+            ..Node::default()
+        }
+        .yaml(),
+    );
     steady(&c, VIP4, 0);
     // edgevip hands over on SIGTERM; keepalived (next priority) must take over alone.
     assert_eq!(c.term(0), Some(0));
     c.wait_holder(VIP4, 1, Duration::from_secs(2));
     c.assert_stays(VIP4, 1, Duration::from_millis(800));
     // edgevip returns with the highest priority and preempts keepalived.
-    c.start(0, &Node { priority: 150, ..Node::default() }.yaml());
+    c.start(
+        0,
+        &Node {
+            priority: 150,
+            ..Node::default()
+        }
+        .yaml(),
+    );
     c.wait_holder(VIP4, 0, Duration::from_secs(3));
 }
 
 #[test]
 fn v3_keepalived_preempted_by_higher_edgevip() {
-    let Some(mut c) = cluster("ka_preempted", false) else { return };
+    let Some(mut c) = cluster("ka_preempted", false) else {
+        return;
+    };
     c.start_keepalived(1, &ka(140, 3, 0.1));
     c.wait_holder(VIP4, 1, Duration::from_secs(6));
-    c.start(0, &Node { priority: 150, ..Node::default() }.yaml());
+    c.start(
+        0,
+        &Node {
+            priority: 150,
+            ..Node::default()
+        }
+        .yaml(),
+    );
     steady(&c, VIP4, 0);
 }
 
 #[test]
 fn v2_with_auth_both_directions() {
-    let Some(mut c) = cluster("v2_auth", false) else { return };
-    let node = |p| Node { priority: p, version: 2, interval: "1s", auth: "pw51", ..Node::default() };
+    let Some(mut c) = cluster("v2_auth", false) else {
+        return;
+    };
+    let node = |p| Node {
+        priority: p,
+        version: 2,
+        interval: "1s",
+        auth: "pw51",
+        ..Node::default()
+    };
     let mut conf = ka(140, 2, 1.0);
     conf.auth_pass = Some("pw51".into());
     c.start(0, &node(150).yaml());
@@ -99,13 +152,23 @@ fn v2_with_auth_both_directions() {
 
 #[test]
 fn v3_unicast_mixed() {
-    let Some(mut c) = cluster("unicast_mixed", false) else { return };
+    let Some(mut c) = cluster("unicast_mixed", false) else {
+        return;
+    };
     let ips: Vec<String> = (0..2).map(|i| c.lab.host(i).ip4.to_string()).collect();
     let mut conf = ka(140, 3, 0.1);
     conf.unicast_src = Some(ips[1].clone());
     conf.unicast_peers = vec![ips[0].clone()];
     let peers = vec![ips[1].clone()];
-    c.start(0, &Node { priority: 150, peers: &peers, ..Node::default() }.yaml());
+    c.start(
+        0,
+        &Node {
+            priority: 150,
+            peers: &peers,
+            ..Node::default()
+        }
+        .yaml(),
+    );
     c.start_keepalived(1, &conf);
     steady(&c, VIP4, 0);
     c.kill(0);
@@ -115,10 +178,20 @@ fn v3_unicast_mixed() {
 
 #[test]
 fn v3_ipv6_mixed() {
-    let Some(mut c) = cluster("ipv6_mixed", true) else { return };
+    let Some(mut c) = cluster("ipv6_mixed", true) else {
+        return;
+    };
     let mut conf = ka(140, 3, 0.1);
     conf.vips = vec!["2001:db8::100/64".into()];
-    c.start(0, &Node { priority: 150, vips: &["2001:db8::100/64"], ..Node::default() }.yaml());
+    c.start(
+        0,
+        &Node {
+            priority: 150,
+            vips: &["2001:db8::100/64"],
+            ..Node::default()
+        }
+        .yaml(),
+    );
     c.start_keepalived(1, &conf);
     steady(&c, VIP6, 0);
     assert_eq!(c.term(0), Some(0));

@@ -69,7 +69,10 @@ impl Cluster {
 
     /// keepalived with several `vrrp_instance`s on host `i`.
     pub fn start_keepalived_many(&mut self, i: usize, confs: &[KeepalivedConf]) {
-        let p = self.lab.spawn_keepalived(i, confs, &self.dir).expect("spawn keepalived");
+        let p = self
+            .lab
+            .spawn_keepalived(i, confs, &self.dir)
+            .expect("spawn keepalived");
         self.procs[i] = Some(p);
     }
 
@@ -149,17 +152,31 @@ impl Cluster {
         let bin = self.bin.display().to_string();
         let out = self
             .lab
-            .exec(&self.lab.host(i).ns, &[&bin, "status", "--api", api, "--json"])
+            .exec(
+                &self.lab.host(i).ns,
+                &[&bin, "status", "--api", api, "--json"],
+            )
             .expect("edgevip status");
-        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The pids of every process in host `i`'s namespace (keepalived runs two).
     pub fn pids(&self, i: usize) -> Vec<u32> {
-        let out = Command::new("ip").args(["netns", "pids", &self.lab.host(i).ns]).output();
-        out.map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect())
-            .unwrap_or_default()
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.lab.host(i).ns])
+            .output();
+        out.map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     pub fn dir(&self) -> &std::path::Path {

@@ -26,7 +26,9 @@ pub struct KeepalivedConf {
 
 /// A whole keepalived.conf: global settings and one `vrrp_instance` per entry.
 pub fn render_config(router_id: &str, instances: &[KeepalivedConf]) -> String {
-    let mut s = format!("global_defs {{\n  router_id {router_id}\n  enable_script_security\n  script_user root\n}}\n");
+    let mut s = format!(
+        "global_defs {{\n  router_id {router_id}\n  enable_script_security\n  script_user root\n}}\n"
+    );
     for i in instances {
         s.push_str(&i.render_instance());
     }

@@ -3,6 +3,8 @@
 //! time is always an input, so the same inputs always give the same actions.
 
 pub mod checksum;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod packet;
 pub mod time;
 

@@ -43,7 +43,9 @@ struct Proto {
 const PRIOS: [u8; 3] = [150, 140, 130];
 
 fn main() {
-    let mut bin: PathBuf = std::env::current_exe().expect("own path").with_file_name("edgevip");
+    let mut bin: PathBuf = std::env::current_exe()
+        .expect("own path")
+        .with_file_name("edgevip");
     let mut quick = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -53,16 +55,31 @@ fn main() {
             other => panic!("unknown argument {other}"),
         }
     }
-    assert!(bin.exists(), "{} not found: cargo build --release", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not found: cargo build --release",
+        bin.display()
+    );
     if !edgevip_lab::keepalived_available() {
         eprintln!("keepalived is not installed: apt-get install keepalived");
         std::process::exit(1);
     }
     let protos = [
-        Proto { version: 3, interval: Duration::from_millis(100) },
-        Proto { version: 2, interval: Duration::from_secs(1) },
+        Proto {
+            version: 3,
+            interval: Duration::from_millis(100),
+        },
+        Proto {
+            version: 2,
+            interval: Duration::from_secs(1),
+        },
     ];
-    let scenarios = [Scenario::LinkCut, Scenario::SigKill, Scenario::SigTerm, Scenario::PreemptBack];
+    let scenarios = [
+        Scenario::LinkCut,
+        Scenario::SigKill,
+        Scenario::SigTerm,
+        Scenario::PreemptBack,
+    ];
     println!("failover gap: longest time the client (one request every 2 ms) got no answer");
     println!("3 hosts, priorities 150/140/130, VRID 51, VIP {VIP4}\n");
     println!("| scenario | adverts | keepalived ms | edgevip ms | edgevip / keepalived |");
@@ -74,7 +91,11 @@ fn main() {
         for s in scenarios {
             let k = run(&bin, Impl::Keepalived, p, s);
             let e = run(&bin, Impl::Edgevip, p, s);
-            let ratio = if k.as_micros() == 0 { f64::NAN } else { e.as_secs_f64() / k.as_secs_f64() };
+            let ratio = if k.as_micros() == 0 {
+                f64::NAN
+            } else {
+                e.as_secs_f64() / k.as_secs_f64()
+            };
             println!(
                 "| {} | v{} {} ms | {} | {} | {:.2} |",
                 s.name(),
@@ -86,23 +107,41 @@ fn main() {
             );
         }
     }
-    println!("\nSIGKILL: neither daemon can remove its VIP when killed; the backup takes over after");
-    println!("Master_Down_Interval and its gratuitous ARP moves the traffic, while the dead host still");
-    println!("answers until then (hence the small gap). edgevip removes the stale VIP when restarted.\n");
+    println!(
+        "\nSIGKILL: neither daemon can remove its VIP when killed; the backup takes over after"
+    );
+    println!(
+        "Master_Down_Interval and its gratuitous ARP moves the traffic, while the dead host still"
+    );
+    println!(
+        "answers until then (hence the small gap). edgevip removes the stale VIP when restarted.\n"
+    );
     let secs = if quick { 10 } else { 30 };
-    println!("resources: one host running 50 instances at 100 ms (masters), measured over {secs} s");
+    println!(
+        "resources: one host running 50 instances at 100 ms (masters), measured over {secs} s"
+    );
     println!("| daemon | RSS MiB | CPU s per minute |");
     println!("|---|---|---|");
     let k = resources(&bin, Impl::Keepalived, secs);
     let e = resources(&bin, Impl::Edgevip, secs);
     println!("| keepalived (all processes) | {:.1} | {:.2} |", k.0, k.1);
     println!("| edgevip | {:.1} | {:.2} |", e.0, e.1);
-    println!("| edgevip / keepalived | {:.2} | {:.2} |", e.0 / k.0, e.1 / k.1);
+    println!(
+        "| edgevip / keepalived | {:.2} | {:.2} |",
+        e.0 / k.0,
+        e.1 / k.1
+    );
 }
 
 fn edgevip_node(p: Proto, priority: u8) -> String {
     let interval = format!("{}ms", p.interval.as_millis());
-    Node { priority, version: p.version, interval: &interval, ..Node::default() }.yaml()
+    Node {
+        priority,
+        version: p.version,
+        interval: &interval,
+        ..Node::default()
+    }
+    .yaml()
 }
 
 fn ka_conf(p: Proto, priority: u8) -> KeepalivedConf {
@@ -181,7 +220,13 @@ fn resources(bin: &PathBuf, which: Impl, secs: u64) -> (f64, f64) {
                 for k in 0..50u8 {
                     let vip = format!("198.51.100.{}/24", k + 1);
                     let vips = [vip.as_str()];
-                    let n = Node { name: "x", vrid: k + 1, priority: prio, vips: &vips, ..Node::default() };
+                    let n = Node {
+                        name: "x",
+                        vrid: k + 1,
+                        priority: prio,
+                        vips: &vips,
+                        ..Node::default()
+                    };
                     y.push_str(&n.instance().replace("name: x", &format!("name: vi-{k}")));
                 }
                 c.start(host, &y);
@@ -191,7 +236,13 @@ fn resources(bin: &PathBuf, which: Impl, secs: u64) -> (f64, f64) {
                     .map(|k| KeepalivedConf {
                         vrid: k + 1,
                         vips: vec![format!("198.51.100.{}/24", k + 1)],
-                        ..ka_conf(Proto { version: 3, interval: Duration::from_millis(100) }, prio)
+                        ..ka_conf(
+                            Proto {
+                                version: 3,
+                                interval: Duration::from_millis(100),
+                            },
+                            prio,
+                        )
                     })
                     .collect();
                 c.start_keepalived_many(host, &confs);

@@ -21,15 +21,25 @@ fn edgevip_path() -> PathBuf {
 
 fn main() {
     let bin = edgevip_path();
-    assert!(bin.exists(), "{} not found: build it with `cargo build --release`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not found: build it with `cargo build --release`",
+        bin.display()
+    );
     let Some(mut c) = Cluster::new("demo", 3, false, &bin) else {
         std::process::exit(1);
     };
     let prios = [150u8, 140, 130];
     println!("edgevip demo: 3 edge nodes on one LAN (network namespaces), a client, VIP {VIP4}");
     for (i, p) in prios.iter().enumerate() {
-        let node = Node { priority: *p, ..Node::default() };
-        println!("  node{i} {}  priority {p}  (VRRPv3, adverts every 100 ms)", c.lab.host(i).ip4);
+        let node = Node {
+            priority: *p,
+            ..Node::default()
+        };
+        println!(
+            "  node{i} {}  priority {p}  (VRRPv3, adverts every 100 ms)",
+            c.lab.host(i).ip4
+        );
         c.start(i, &node.yaml());
     }
     c.wait_holder(VIP4, 0, Duration::from_secs(5));
@@ -43,7 +53,12 @@ fn main() {
     c.wait_holder_any(VIP4, 1);
     std::thread::sleep(Duration::from_millis(500));
     let r = c.stop_probe();
-    let holders: Vec<String> = c.holders(VIP4).iter().filter(|&&h| h != 0).map(|h| format!("node{h}")).collect();
+    let holders: Vec<String> = c
+        .holders(VIP4)
+        .iter()
+        .filter(|&&h| h != 0)
+        .map(|h| format!("node{h}"))
+        .collect();
     println!("new master: {} (holds {VIP4})", holders.join(", "));
     println!(
         "client: {} requests, {} answered, longest gap {} ms (Master_Down_Interval at 100 ms: 345 ms)",
@@ -56,6 +71,12 @@ fn main() {
 }
 
 fn table(c: &Cluster, i: usize, bin: &std::path::Path) -> String {
-    let out = c.lab.exec(&c.lab.host(i).ns, &[&bin.display().to_string(), "status", "--api", API]).expect("status");
+    let out = c
+        .lab
+        .exec(
+            &c.lab.host(i).ns,
+            &[&bin.display().to_string(), "status", "--api", API],
+        )
+        .expect("status");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
