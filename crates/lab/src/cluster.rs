@@ -13,12 +13,17 @@ pub const VIP4: &str = "192.0.2.100";
 pub const VIP6: &str = "2001:db8::100";
 pub const PORT: u16 = 7007;
 
+/// One cluster at a time per process: timing bounds in the tests assume the two cores are
+/// not shared with another cluster's daemons.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub struct Cluster {
     pub lab: Lab,
     procs: Vec<Option<LabChild>>,
     dir: PathBuf,
     prober: Option<Prober>,
     bin: PathBuf,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Cluster {
@@ -28,6 +33,8 @@ impl Cluster {
         if !crate::root_or_skip(test) {
             return None;
         }
+        // A panicking test poisons the lock; the next one may still run.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let mut lab = Lab::new(LabSpec { hosts, ipv6 }).expect("lab");
         lab.start_responders(PORT).expect("responders");
         let dir = std::env::temp_dir().join(format!("edgevip-it-{}-{test}", std::process::id()));
@@ -39,6 +46,7 @@ impl Cluster {
             dir,
             prober: None,
             bin: bin.into(),
+            _turn: turn,
         })
     }
 

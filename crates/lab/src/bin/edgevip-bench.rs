@@ -108,13 +108,16 @@ fn main() {
         }
     }
     println!(
-        "\nSIGKILL: neither daemon can remove its VIP when killed; the backup takes over after"
+        "\nSIGKILL: a killed edgevip cannot remove its VIP, so its host keeps answering until the"
     );
     println!(
-        "Master_Down_Interval and its gratuitous ARP moves the traffic, while the dead host still"
+        "backup takes over after Master_Down_Interval and its gratuitous ARP moves the traffic;"
     );
     println!(
-        "answers until then (hence the small gap). edgevip removes the stale VIP when restarted.\n"
+        "a restarted edgevip removes the stale VIP before joining. Killing keepalived's parent"
+    );
+    println!(
+        "makes its VRRP child shut down gracefully: VIP removed first, then the backup waits.\n"
     );
     let secs = if quick { 10 } else { 30 };
     println!(
