@@ -373,3 +373,45 @@ fn two_vrids_on_one_link() {
     c.wait_holder(VIP4, 0, SETTLE);
     c.wait_holder("192.0.2.101", 1, SETTLE);
 }
+
+#[test]
+fn api_serves_health_status_and_metrics() {
+    let Some(c) = trio("api", standard) else {
+        return;
+    };
+    assert_eq!(c.http_get(0, "/healthz").0, 200);
+    let (code, body) = c.http_get(1, "/status");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let i = &v["instances"][0];
+    for key in [
+        "name",
+        "state",
+        "priority",
+        "effective_priority",
+        "master",
+        "vips",
+        "transitions",
+        "since",
+    ] {
+        assert!(i.get(key).is_some(), "/status lacks {key}: {body}");
+    }
+    assert_eq!(i["state"], "backup");
+    assert_eq!(i["master"], "192.0.2.11");
+    let (code, m) = c.http_get(0, "/metrics");
+    assert_eq!(code, 200);
+    for series in [
+        "edgevip_instance_state{instance=\"ingress\",family=\"ipv4\",state=\"master\"} 1",
+        "edgevip_transitions_total{instance=\"ingress\",family=\"ipv4\"}",
+        "edgevip_adverts_sent_total{instance=\"ingress\",family=\"ipv4\"}",
+        "edgevip_effective_priority{instance=\"ingress\",family=\"ipv4\"} 150",
+    ] {
+        assert!(m.contains(series), "missing {series} in:\n{m}");
+    }
+    // The backups count the master's adverts.
+    let (_, m1) = c.http_get(1, "/metrics");
+    assert!(
+        m1.contains("edgevip_adverts_received_total{instance=\"ingress\",family=\"ipv4\"}"),
+        "{m1}"
+    );
+}

@@ -173,6 +173,33 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `GET path` against the API on host `i` (HTTP/1.0, from inside its namespace):
+    /// (status code, body).
+    pub fn http_get(&self, i: usize, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let path = path.to_string();
+        let t = crate::in_netns(&self.lab.host(i).ns, move || {
+            let mut s = std::net::TcpStream::connect(API).expect("connect to the API");
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            write!(s, "GET {path} HTTP/1.0\r\nHost: {API}\r\n\r\n").unwrap();
+            let mut text = String::new();
+            s.read_to_string(&mut text).unwrap();
+            text
+        })
+        .expect("enter namespace");
+        let text = t.join().expect("http thread").expect("namespace entered");
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
+        (code, body)
+    }
+
     /// The pids of every process in host `i`'s namespace (keepalived runs two).
     pub fn pids(&self, i: usize) -> Vec<u32> {
         let out = Command::new("ip")

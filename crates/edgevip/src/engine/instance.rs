@@ -764,3 +764,40 @@ fn router_config(cfg: &Instance, primary: IpAddr) -> router::Config {
         handoff: cfg.handoff,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inst(yaml: &str) -> Instance {
+        edgevip_config::parse(yaml).unwrap().instances.remove(0)
+    }
+
+    const BASE: &str = "instances:\n  - {name: a, interface: eth0, vrid: 51, priority: 100, vips: [192.0.2.100/24]}\n";
+
+    #[test]
+    fn priority_vips_and_preemption_change_in_place() {
+        let old = inst(BASE);
+        for new in [
+            "instances:\n  - {name: a, interface: eth0, vrid: 51, priority: 120, vips: [192.0.2.100/24]}\n",
+            "instances:\n  - {name: a, interface: eth0, vrid: 51, priority: 100, vips: [192.0.2.100/24, 192.0.2.101/24]}\n",
+            "instances:\n  - {name: a, interface: eth0, vrid: 51, priority: 100, preempt: false, vips: [192.0.2.100/24]}\n",
+        ] {
+            assert!(soft_change(&old, &inst(new)), "{new}");
+        }
+    }
+
+    #[test]
+    fn identity_changes_restart_the_instance() {
+        let old = inst(BASE);
+        for new in [
+            "instances:\n  - {name: a, interface: eth1, vrid: 51, priority: 100, vips: [192.0.2.100/24]}\n",
+            "instances:\n  - {name: a, interface: eth0, vrid: 52, priority: 100, vips: [192.0.2.100/24]}\n",
+            "instances:\n  - {name: a, interface: eth0, vrid: 51, priority: 100, advert_interval: 2s, vips: [192.0.2.100/24]}\n",
+            "instances:\n  - {name: a, interface: eth0, vrid: 51, priority: 255, vips: [192.0.2.100/24]}\n",
+            "instances:\n  - {name: a, interface: eth0, vrid: 51, priority: 100, vips: [192.0.2.100/24, \"2001:db8::1\"]}\n",
+        ] {
+            assert!(!soft_change(&old, &inst(new)), "{new}");
+        }
+    }
+}

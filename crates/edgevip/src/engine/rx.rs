@@ -132,7 +132,7 @@ mod tests {
         assert_eq!(accept(&e, ME, DST, 255, &p), Err("own_packet"));
         assert_eq!(accept(&e, SRC, DST, 255, &p[..7]), Err("truncated"));
         let mut bad = p.clone();
-        bad[3] ^= 1;
+        bad[2] ^= 1;
         assert_eq!(accept(&e, SRC, DST, 255, &bad), Err("bad_checksum"));
         let other = advert(Version::V3, 52, Auth::None);
         assert_eq!(accept(&e, SRC, DST, 255, &other), Err(OTHER_VRID));
