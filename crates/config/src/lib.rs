@@ -15,6 +15,7 @@
 //!     preempt_delay: 0s
 //!     vips: [192.0.2.100/24]      # IPv4 and/or IPv6; mixed families run two routers, same VRID
 //!     unicast_peers: []           # empty: multicast
+//!     unicast: false              # extension: unicast even with no peer yet
 //!     auth_pass: ""               # v2 only
 //!     track_interfaces: []        # e.g. [{name: eth1, weight: -60}]; no weight: fault
 //!     # extensions, all optional:
@@ -22,6 +23,10 @@
 //!     v3_checksum_pseudo_header: true   # false for routers that leave it out (IPv4 only)
 //!     unicast_min_ttl: 255        # unicast peers behind a router may arrive with less
 //!     handoff: true               # make-before-break on graceful stop
+//!     health_checks:              # of the local ingress; failing: weight, or fault without
+//!       - {name: ingress, http: {url: "http://127.0.0.1:10254/healthz", expect_status: 200},
+//!          interval: 200ms, timeout: 300ms, rise: 3, fall: 2, weight: -50}
+//!     notify: [/usr/local/bin/on-state]  # run on state change, EDGEVIP_* in its environment
 //! log: {format: text, level: info}
 //! ```
 //!
@@ -29,7 +34,7 @@
 //! `instances[0].vrid: 0 is out of range 1..255`.
 
 mod duration;
-mod raw;
+pub mod raw;
 mod validate;
 
 use std::net::{IpAddr, SocketAddr};
@@ -84,6 +89,9 @@ pub struct Instance {
     pub preempt_delay: Duration,
     pub vips: Vec<Vip>,
     pub unicast_peers: Vec<IpAddr>,
+    /// Unicast mode even while `unicast_peers` is empty (a one-node cluster whose peers
+    /// come and go, as in Kubernetes mode). Defaults to "peers given".
+    pub unicast: bool,
     /// VRRPv2 simple password, at most 8 bytes; `None` = no authentication.
     pub auth_pass: Option<String>,
     pub track_interfaces: Vec<Track>,
@@ -91,6 +99,12 @@ pub struct Instance {
     pub v3_checksum_pseudo_header: bool,
     pub unicast_min_ttl: u8,
     pub handoff: bool,
+    /// Checks of a local service (the ingress controller): a failing one lowers the
+    /// priority by its weight, or faults the instance when it has none.
+    pub health_checks: Vec<HealthCheck>,
+    /// Command run (no shell) on every state change, with `EDGEVIP_INSTANCE`,
+    /// `EDGEVIP_FAMILY`, `EDGEVIP_STATE`, `EDGEVIP_PREVIOUS_STATE` in its environment.
+    pub notify: Vec<String>,
 }
 
 impl Instance {
@@ -120,6 +134,31 @@ pub struct Track {
     pub name: String,
     /// Added to the priority while the interface is down; `None`: fault instead.
     pub weight: Option<i16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct HealthCheck {
+    pub name: String,
+    pub probe: Probe,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes that turn a failed check healthy again.
+    pub rise: u32,
+    /// Consecutive failures that turn a healthy check failed.
+    pub fall: u32,
+    /// Added to the priority while failed; `None`: fault instead.
+    pub weight: Option<i16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Probe {
+    /// `GET url` (plain http) answered with `expect_status`.
+    Http { url: String, expect_status: u16 },
+    /// A TCP connect to `host:port` that completes.
+    Tcp { addr: SocketAddr },
+    /// A command (no shell) that exits 0.
+    Exec { argv: Vec<String> },
 }
 
 /// Gratuitous ARP / unsolicited NA on becoming master. One packet is not enough on real
@@ -173,6 +212,17 @@ impl std::fmt::Display for ConfigErrors {
         }
         Ok(())
     }
+}
+
+/// Validates one instance on its own (the Kubernetes sources build instances entry by entry,
+/// so that a bad entry is rejected alone); `path` prefixes the error paths.
+pub fn validate_instance(path: &str, raw: raw::Instance) -> Result<Instance, ConfigErrors> {
+    validate::instance_alone(path, raw)
+}
+
+/// The rules across instances (unique names, VRIDs per interface and family, VIPs).
+pub fn check_instances(instances: &[Instance]) -> Vec<FieldError> {
+    validate::cross_errors(instances)
 }
 
 /// Parses and validates a YAML document.

@@ -26,7 +26,7 @@ pub struct Log {
     pub level: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Instance {
     pub name: Option<String>,
@@ -41,6 +41,7 @@ pub struct Instance {
     pub vips: Vec<String>,
     #[serde(default)]
     pub unicast_peers: Vec<String>,
+    pub unicast: Option<bool>,
     pub auth_pass: Option<String>,
     #[serde(default)]
     pub track_interfaces: Vec<Track>,
@@ -48,6 +49,31 @@ pub struct Instance {
     pub v3_checksum_pseudo_header: Option<bool>,
     pub unicast_min_ttl: Option<i64>,
     pub handoff: Option<bool>,
+    #[serde(default)]
+    pub health_checks: Vec<HealthCheck>,
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub name: Option<String>,
+    pub http: Option<HttpCheck>,
+    pub tcp: Option<String>,
+    pub exec: Option<Vec<String>>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+    pub weight: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    pub url: Option<String>,
+    pub expect_status: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::duration::{format_duration, parse_duration};
 use crate::{
-    Announce, Api, Config, ConfigErrors, FieldError, Instance, Log, LogFormat, Track, Version, Vip,
-    raw,
+    Announce, Api, Config, ConfigErrors, FieldError, HealthCheck, Instance, Log, LogFormat, Probe,
+    Track, Version, Vip, raw,
 };
 
 struct Errs(Vec<FieldError>);
@@ -230,6 +230,18 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
         }
     }
 
+    let unicast = match r.unicast {
+        None => !unicast_peers.is_empty(),
+        Some(false) if !unicast_peers.is_empty() => {
+            e.push(
+                format!("{p}.unicast"),
+                "false contradicts the unicast_peers given",
+            );
+            false
+        }
+        Some(u) => u,
+    };
+
     let auth_pass = match r.auth_pass.filter(|a| !a.is_empty()) {
         None => None,
         Some(_) if version == Version::V3 => {
@@ -325,6 +337,11 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
         255,
     ) as u8;
 
+    let health_checks = health_checks(p, r.health_checks, priority, e);
+    if r.notify.first().is_some_and(|c| c.trim().is_empty()) {
+        e.push(format!("{p}.notify[0]"), "the command is empty");
+    }
+
     if e.0.len() > before {
         return None;
     }
@@ -339,13 +356,140 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
         preempt_delay,
         vips,
         unicast_peers,
+        unicast,
         auth_pass,
         track_interfaces,
         announce,
         v3_checksum_pseudo_header: r.v3_checksum_pseudo_header.unwrap_or(true),
         unicast_min_ttl,
         handoff: r.handoff.unwrap_or(true),
+        health_checks,
+        notify: r.notify,
     })
+}
+
+pub fn instance_alone(p: &str, r: raw::Instance) -> Result<Instance, ConfigErrors> {
+    let mut e = Errs(Vec::new());
+    match instance(p, r, &mut e) {
+        Some(i) if e.0.is_empty() => Ok(i),
+        _ => Err(ConfigErrors(e.0)),
+    }
+}
+
+pub fn cross_errors(instances: &[Instance]) -> Vec<FieldError> {
+    let mut e = Errs(Vec::new());
+    cross_checks(instances, &mut e);
+    e.0
+}
+
+fn health_checks(
+    p: &str,
+    checks: Vec<raw::HealthCheck>,
+    priority: u8,
+    e: &mut Errs,
+) -> Vec<HealthCheck> {
+    let mut out = Vec::new();
+    let mut names = HashSet::new();
+    for (k, c) in checks.into_iter().enumerate() {
+        let path = format!("{p}.health_checks[{k}]");
+        let name = c.name.unwrap_or_else(|| format!("check-{k}"));
+        if !names.insert(name.clone()) {
+            e.push(format!("{path}.name"), format!("{name:?} is used twice"));
+        }
+        let probe = match (c.http, c.tcp, c.exec) {
+            (Some(h), None, None) => {
+                let url = h.url.unwrap_or_default();
+                if !url.starts_with("http://") || url.len() <= "http://".len() {
+                    e.push(
+                        format!("{path}.http.url"),
+                        format!("{url:?} is not an http:// URL"),
+                    );
+                }
+                let status = range(
+                    e,
+                    format!("{path}.http.expect_status"),
+                    h.expect_status,
+                    Some(200),
+                    100,
+                    599,
+                );
+                Probe::Http {
+                    url,
+                    expect_status: status as u16,
+                }
+            }
+            (None, Some(t), None) => match t.parse::<SocketAddr>() {
+                Ok(addr) => Probe::Tcp { addr },
+                Err(_) => {
+                    e.push(
+                        format!("{path}.tcp"),
+                        format!("{t:?} is not an address:port"),
+                    );
+                    continue;
+                }
+            },
+            (None, None, Some(argv)) => {
+                if argv.first().is_none_or(|c| c.trim().is_empty()) {
+                    e.push(format!("{path}.exec"), "needs a command");
+                }
+                Probe::Exec { argv }
+            }
+            _ => {
+                e.push(path, "needs exactly one of http, tcp, exec");
+                continue;
+            }
+        };
+        let interval = duration(
+            e,
+            format!("{path}.interval"),
+            c.interval,
+            Duration::from_millis(200),
+        );
+        let timeout = duration(
+            e,
+            format!("{path}.timeout"),
+            c.timeout,
+            Duration::from_millis(300),
+        );
+        for (field, d) in [("interval", interval), ("timeout", timeout)] {
+            if d < Duration::from_millis(10) || d > Duration::from_secs(300) {
+                e.push(
+                    format!("{path}.{field}"),
+                    format!("{} is out of range 10ms..300s", format_duration(d)),
+                );
+            }
+        }
+        let rise = range(e, format!("{path}.rise"), c.rise, Some(3), 1, 100) as u32;
+        let fall = range(e, format!("{path}.fall"), c.fall, Some(2), 1, 100) as u32;
+        let weight = match c.weight {
+            None => None,
+            Some(w) if !(-254..=254).contains(&w) || w == 0 => {
+                e.push(
+                    format!("{path}.weight"),
+                    format!("{w} is out of range -254..254 (and not 0)"),
+                );
+                None
+            }
+            Some(_) if priority == 255 => {
+                e.push(
+                    format!("{path}.weight"),
+                    "the address owner (priority 255) never changes priority; omit the weight to fault instead",
+                );
+                None
+            }
+            Some(w) => Some(w as i16),
+        };
+        out.push(HealthCheck {
+            name,
+            probe,
+            interval,
+            timeout,
+            rise,
+            fall,
+            weight,
+        });
+    }
+    out
 }
 
 /// `192.0.2.100/24`, `2001:db8::1/64`, or a bare address (host prefix).

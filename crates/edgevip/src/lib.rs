@@ -6,5 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod engine;
+pub mod health;
 pub mod metrics;
+pub mod notify;
 pub mod status;

@@ -55,6 +55,22 @@ pub struct Metrics {
     pub announcements: Family<RouterLabels, Counter>,
     pub checksum_forms: Family<ChecksumLabels, Counter>,
     pub reloads: Family<ReloadLabels, Counter>,
+    pub check_up: Family<CheckLabels, Gauge>,
+    pub check_results: Family<CheckResultLabels, Counter>,
+    pub notify_runs: Family<CheckResultLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    pub instance: String,
+    pub check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckResultLabels {
+    pub instance: String,
+    pub check: String,
+    pub result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -83,6 +99,9 @@ impl Metrics {
             announcements: Family::default(),
             checksum_forms: Family::default(),
             reloads: Family::default(),
+            check_up: Family::default(),
+            check_results: Family::default(),
+            notify_runs: Family::default(),
         };
         r.register(
             "instance_state",
@@ -126,6 +145,21 @@ impl Metrics {
             "Configuration reloads by result",
             m.reloads.clone(),
         );
+        r.register(
+            "health_check_up",
+            "1 while a health check passes (after rise/fall)",
+            m.check_up.clone(),
+        );
+        r.register(
+            "health_check_probes",
+            "Health check probe results",
+            m.check_results.clone(),
+        );
+        r.register(
+            "notify_runs",
+            "Notify hook runs by result (check = the hook's state)",
+            m.notify_runs.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             ..m
@@ -165,6 +199,32 @@ impl Metrics {
             };
             self.state.get_or_create(&l).set(i64::from(s == state));
         }
+    }
+
+    pub fn check_result(&self, instance: &str, check: &str, ok: bool) {
+        self.check_results
+            .get_or_create(&CheckResultLabels {
+                instance: instance.into(),
+                check: check.into(),
+                result: if ok { "ok" } else { "failed" }.into(),
+            })
+            .inc();
+    }
+
+    pub fn set_check_up(&self, instance: &str, check: &str, up: bool) {
+        self.check_up
+            .get_or_create(&CheckLabels {
+                instance: instance.into(),
+                check: check.into(),
+            })
+            .set(i64::from(up));
+    }
+
+    pub fn forget_check(&self, instance: &str, check: &str) {
+        self.check_up.remove(&CheckLabels {
+            instance: instance.into(),
+            check: check.into(),
+        });
     }
 
     /// Forgets a removed instance's series.

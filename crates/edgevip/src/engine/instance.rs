@@ -15,7 +15,9 @@ use vrrp::router::{self, Action, Input, Router, State};
 
 use super::rx::{self, Expect};
 use super::{Cmd, Shared};
+use crate::health::{self, Checks};
 use crate::metrics::Metrics;
+use crate::notify;
 use crate::status::{self, InstanceStatus, RouterStatus};
 
 const MCAST_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
@@ -28,6 +30,7 @@ pub fn soft_change(old: &Instance, new: &Instance) -> bool {
         && old.version == new.version
         && old.advert_interval == new.advert_interval
         && families(old) == families(new)
+        && old.unicast == new.unicast
         && (old.priority == router::OWNER_PRIORITY) == (new.priority == router::OWNER_PRIORITY)
 }
 
@@ -69,8 +72,10 @@ struct Task {
     fams: Vec<Fam>,
     own: Vec<IpAddr>,
     link_up: bool,
-    /// Sum of weights of down tracked interfaces, and whether a weightless one is down.
+    /// Sum of weights of down tracked interfaces and failed health checks, and whether a
+    /// weightless one is down.
     track: (i32, bool),
+    checks: Checks,
 }
 
 enum Event {
@@ -79,6 +84,7 @@ enum Event {
     RxError(usize, String),
     Timer,
     Links,
+    Checks,
 }
 
 /// Runs one instance until it is shut down (or fails to start, which is logged).
@@ -118,16 +124,10 @@ impl Task {
         let mut fams = Vec::new();
         for family in families(&cfg) {
             let primary = usable_primary(&sh, &cfg, link.index, family, &vip_addrs).await?;
-            let peers: Vec<IpAddr> = cfg
-                .unicast_peers
-                .iter()
-                .copied()
-                .filter(|p| p.is_ipv4() == (family == Family::V4))
-                .collect();
-            let mode = if peers.is_empty() {
-                Mode::Multicast
-            } else {
+            let mode = if cfg.unicast {
                 Mode::Unicast
+            } else {
+                Mode::Multicast
             };
             let socket = VrrpSocket::open(family, link.index, &cfg.interface, primary, mode)
                 .map_err(|e| format!("VRRP socket on {}: {e}", cfg.interface))?;
@@ -156,11 +156,11 @@ impl Task {
             fams,
             own,
             track: (0, false),
+            checks: Checks::start(&cfg.name, &cfg.health_checks, sh.metrics.clone()),
             cfg,
             sh,
         };
-        let links = t.sh.links.subscribe().borrow().clone();
-        t.track = t.track_state(&links);
+        t.track = t.track_state(&t.sh.links.subscribe().borrow().clone());
         Ok(t)
     }
 
@@ -173,6 +173,8 @@ impl Task {
         drop(rx_tx);
         let mut links = self.sh.links.subscribe();
         links.mark_unchanged();
+        let mut checks = self.checks.subscribe();
+        checks.mark_unchanged();
 
         self.remove_stale_vips().await;
         let now = self.sh.clock.now();
@@ -210,6 +212,7 @@ impl Task {
                     None => Event::Timer,
                 },
                 _ = links.changed() => Event::Links,
+                _ = checks.changed() => Event::Checks,
                 _ = tokio::time::sleep_until(sleep_to) => Event::Timer,
             };
             match ev {
@@ -236,6 +239,11 @@ impl Task {
                 Event::Links => {
                     let map = links.borrow_and_update().clone();
                     self.links_changed(&map).await;
+                }
+                Event::Checks => {
+                    checks.mark_unchanged();
+                    let map = links.borrow().clone();
+                    self.retrack(&map, "health checks changed").await;
                 }
             }
         }
@@ -291,6 +299,7 @@ impl Task {
             vrid: self.cfg.vrid,
             version: version_of(&self.cfg),
             auth: &auth,
+            unicast: self.cfg.unicast,
             peers: &peers,
             unicast_min_ttl: self.cfg.unicast_min_ttl,
             own: &self.own,
@@ -351,6 +360,13 @@ impl Task {
                     changed = true;
                     tracing::info!(instance = %self.cfg.name, family = f.label, vrid = self.cfg.vrid,
                         %from, %to, %reason, master = ?f.router.master(), "state changed");
+                    notify::spawn(
+                        &self.cfg,
+                        f.label,
+                        from.as_str(),
+                        to.as_str(),
+                        &self.sh.metrics,
+                    );
                     let m = &self.sh.metrics;
                     m.transitions
                         .get_or_create(&Metrics::router(&self.cfg.name, f.label))
@@ -400,7 +416,7 @@ impl Task {
             .copied()
             .filter(|a| a.is_ipv4() == (f.family == Family::V4))
             .collect();
-        let dsts = if peers.is_empty() {
+        let dsts = if !self.cfg.unicast {
             vec![if f.family == Family::V4 {
                 MCAST_V4
             } else {
@@ -570,8 +586,9 @@ impl Task {
                 }
             }
         }
+        self.checks.update(&self.cfg.health_checks);
         let links = self.sh.links.subscribe().borrow().clone();
-        self.track = self.track_state(&links);
+        self.retrack(&links, "reconfigured").await;
         let p = self.effective_priority();
         for i in 0..self.fams.len() {
             self.feed(i, Input::PriorityChanged(p)).await;
@@ -592,7 +609,8 @@ impl Task {
                 }
             }
         }
-        (weight, fault)
+        let (w, f) = health::weight_and_fault(&self.cfg.health_checks, &self.checks.current());
+        (weight + w, fault || f)
     }
 
     fn effective_priority(&self) -> u8 {
@@ -614,11 +632,16 @@ impl Task {
                 self.feed(i, input).await;
             }
         }
+        self.retrack(links, "tracked interfaces changed").await;
+    }
+
+    /// Re-evaluates tracked interfaces and health checks; feeds a changed fault or priority.
+    async fn retrack(&mut self, links: &super::links::LinkMap, why: &str) {
         let track = self.track_state(links);
         if track != self.track {
             let fault_changed = track.1 != self.track.1;
             self.track = track;
-            tracing::info!(instance = %self.cfg.name, weight = track.0, fault = track.1, "tracked interfaces changed");
+            tracing::info!(instance = %self.cfg.name, weight = track.0, fault = track.1, "{why}");
             let p = self.effective_priority();
             for i in 0..self.fams.len() {
                 if fault_changed {

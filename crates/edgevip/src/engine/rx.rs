@@ -11,7 +11,9 @@ pub struct Expect<'a> {
     pub vrid: u8,
     pub version: Version,
     pub auth: &'a Auth,
-    /// Unicast peers of this family; empty = multicast.
+    /// Unicast mode: adverts are accepted from `peers` only (possibly none yet: a
+    /// one-node cluster). Multicast: from anyone on the link.
+    pub unicast: bool,
     pub peers: &'a [IpAddr],
     pub unicast_min_ttl: u8,
     /// All addresses of this host on the interface: a packet from one of them is our own.
@@ -34,15 +36,11 @@ pub fn accept(
     }
     // RFC 5798 §7.1: TTL / hop limit must be 255. Unicast peers may sit behind a router
     // only if the operator lowers the minimum.
-    let min_ttl = if e.peers.is_empty() {
-        255
-    } else {
-        e.unicast_min_ttl
-    };
+    let min_ttl = if !e.unicast { 255 } else { e.unicast_min_ttl };
     if ttl < min_ttl {
         return Err("ttl");
     }
-    if !e.peers.is_empty() && !e.peers.contains(&src) {
+    if e.unicast && !e.peers.contains(&src) {
         return Err("not_a_peer");
     }
     let decoded = packet::decode(payload, src, dst).map_err(decode_reason)?;
@@ -109,6 +107,7 @@ mod tests {
             vrid: 51,
             version,
             auth,
+            unicast: !peers.is_empty(),
             peers,
             unicast_min_ttl: 255,
             own: &[ME],

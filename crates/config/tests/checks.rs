@@ -1,0 +1,105 @@
+//! Health checks, notify hooks and the explicit unicast mode.
+
+use std::time::Duration;
+
+use edgevip_config::{Probe, parse};
+
+const BASE: &str = "instances:\n  - {name: a, interface: eth0, vrid: 1, vips: [192.0.2.1/24]";
+
+fn one(extra: &str) -> Result<edgevip_config::Instance, Vec<String>> {
+    parse(&format!("{BASE}, {extra}}}\n"))
+        .map(|c| c.instances.into_iter().next().unwrap())
+        .map_err(|e| e.0.iter().map(|e| e.to_string()).collect())
+}
+
+#[test]
+fn checks_parse_with_defaults() {
+    let i = one(
+        r#"health_checks: [{name: ingress, http: {url: "http://127.0.0.1:10254/healthz"}},
+           {tcp: "127.0.0.1:443", weight: -50, interval: 1s, rise: 1, fall: 5},
+           {exec: [/bin/check, --fast], timeout: 2s}], notify: [/bin/hook, x]"#,
+    )
+    .unwrap();
+    let c = &i.health_checks;
+    assert_eq!(c.len(), 3);
+    assert_eq!(
+        c[0].probe,
+        Probe::Http {
+            url: "http://127.0.0.1:10254/healthz".into(),
+            expect_status: 200
+        }
+    );
+    assert_eq!(
+        (
+            c[0].interval,
+            c[0].timeout,
+            c[0].rise,
+            c[0].fall,
+            c[0].weight
+        ),
+        (
+            Duration::from_millis(200),
+            Duration::from_millis(300),
+            3,
+            2,
+            None
+        )
+    );
+    assert_eq!(c[1].name, "check-1");
+    assert_eq!((c[1].weight, c[1].rise, c[1].fall), (Some(-50), 1, 5));
+    assert_eq!(
+        c[2].probe,
+        Probe::Exec {
+            argv: vec!["/bin/check".into(), "--fast".into()]
+        }
+    );
+    assert_eq!(i.notify, vec!["/bin/hook".to_string(), "x".into()]);
+}
+
+#[test]
+fn check_mistakes_name_path_and_value() {
+    let e = one(
+        r#"health_checks: [{http: {url: "https://x/"}, tcp: "1.2.3.4:1"}, {tcp: "nope"},
+           {name: z, exec: [], weight: 0, rise: 0}, {name: z, http: {url: "http://h/", expect_status: 99}}]"#,
+    )
+    .unwrap_err();
+    for want in [
+        "instances[0].health_checks[0]: needs exactly one of http, tcp, exec",
+        "instances[0].health_checks[1].tcp: \"nope\" is not an address:port",
+        "instances[0].health_checks[2].exec: needs a command",
+        "instances[0].health_checks[2].weight: 0 is out of range -254..254 (and not 0)",
+        "instances[0].health_checks[2].rise: 0 is out of range 1..100",
+        "instances[0].health_checks[3].name: \"z\" is used twice",
+        "instances[0].health_checks[3].http.expect_status: 99 is out of range 100..599",
+    ] {
+        assert!(e.iter().any(|x| x == want), "missing {want:?} in {e:#?}");
+    }
+}
+
+#[test]
+fn unicast_mode_defaults_to_peers_given_and_can_be_forced() {
+    assert!(!one("unicast_peers: []").unwrap().unicast);
+    assert!(one("unicast_peers: [192.0.2.2]").unwrap().unicast);
+    assert!(one("unicast: true").unwrap().unicast);
+    let e = one("unicast: false, unicast_peers: [192.0.2.2]").unwrap_err();
+    assert_eq!(
+        e,
+        vec!["instances[0].unicast: false contradicts the unicast_peers given".to_string()]
+    );
+}
+
+#[test]
+fn one_instance_validates_alone() {
+    let raw = edgevip_config::raw::Instance {
+        name: Some("x".into()),
+        interface: Some("eth0".into()),
+        vrid: Some(0),
+        vips: vec!["192.0.2.9".into()],
+        ..Default::default()
+    };
+    let e = edgevip_config::validate_instance("data[\"192.0.2.9\"]", raw).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "data[\"192.0.2.9\"].vrid: 0 is out of range 1..255"
+    );
+}

@@ -1,0 +1,311 @@
+//! Follows the cluster with watches (no polling) and publishes each new desired state.
+//! The API server going away changes nothing: the last state stays, watches reconnect with
+//! backoff. A deleted ConfigMap releases its VIPs only after a grace period, so a delete and
+//! re-create (or a brief wrong answer) does not drop traffic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::Reject;
+use crate::desired::{Builder, Desired, Settings, Source};
+use crate::events::{Events, Kind};
+use crate::nodes::NodeInfo;
+
+/// Finds the interface that holds one of the node's addresses (netlink, in the daemon).
+pub type Resolver =
+    Arc<dyn Fn(Vec<IpAddr>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Options {
+    pub settings: Settings,
+    pub configmap_namespace: String,
+    pub configmap_name: String,
+    /// Label selector of the edge nodes, e.g. `edgenode=true`.
+    pub node_selector: String,
+    pub release_grace: Duration,
+}
+
+/// What `/status` shows of the Kubernetes side.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct KubeStatus {
+    /// Both caches listed at least once: readiness.
+    pub synced: bool,
+    pub configmap: String,
+    pub configmap_present: bool,
+    /// Set while a deleted ConfigMap's VIPs wait out the grace period.
+    pub release_pending: bool,
+    pub edge_nodes: Vec<String>,
+    pub interface: Option<String>,
+    pub instances: Vec<String>,
+    pub rejected: Vec<Reject>,
+    pub warnings: Vec<Reject>,
+    /// Watch errors seen (each followed by a reconnect with backoff).
+    pub watch_errors: u64,
+}
+
+/// Handles to the controller's output.
+pub struct Handle {
+    /// The desired instances; `None` until the caches synced.
+    pub desired: watch::Receiver<Option<Desired>>,
+    pub status: watch::Receiver<KubeStatus>,
+}
+
+enum Ev {
+    Node(Result<Event<Node>, watcher::Error>),
+    Map(Result<Event<ConfigMap>, watcher::Error>),
+}
+
+pub fn start(client: Client, opts: Options, resolver: Resolver, events: Option<Events>) -> Handle {
+    let (dtx, drx) = watch::channel(None);
+    let (stx, srx) = watch::channel(KubeStatus {
+        configmap: format!("{}/{}", opts.configmap_namespace, opts.configmap_name),
+        ..Default::default()
+    });
+    tokio::spawn(run(client, opts, resolver, events, dtx, stx));
+    Handle {
+        desired: drx,
+        status: srx,
+    }
+}
+
+struct State {
+    nodes: BTreeMap<String, NodeInfo>,
+    node_buf: Option<BTreeMap<String, NodeInfo>>,
+    nodes_synced: bool,
+    map: Option<Source>,
+    map_buf: Option<Option<Source>>,
+    map_synced: bool,
+    /// When the ConfigMap disappeared; its VIPs stay until the grace period ends.
+    gone_since: Option<tokio::time::Instant>,
+    interface: Option<String>,
+    iface_for: Vec<IpAddr>,
+    published: BTreeSet<Reject>,
+    published_warnings: BTreeSet<Reject>,
+    watch_errors: u64,
+}
+
+async fn run(
+    client: Client,
+    opts: Options,
+    resolver: Resolver,
+    events: Option<Events>,
+    dtx: watch::Sender<Option<Desired>>,
+    stx: watch::Sender<KubeStatus>,
+) {
+    let nodes = watcher::watcher(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default().labels(&opts.node_selector),
+    )
+    .default_backoff()
+    .map(Ev::Node);
+    let maps = watcher::watcher(
+        Api::<ConfigMap>::namespaced(client, &opts.configmap_namespace),
+        watcher::Config::default().fields(&format!("metadata.name={}", opts.configmap_name)),
+    )
+    .default_backoff()
+    .map(Ev::Map);
+    let mut stream = std::pin::pin!(futures::stream::select(nodes, maps));
+    let object = format!(
+        "ConfigMap {}/{}",
+        opts.configmap_namespace, opts.configmap_name
+    );
+    let mut st = State {
+        nodes: BTreeMap::new(),
+        node_buf: None,
+        nodes_synced: false,
+        map: None,
+        map_buf: None,
+        map_synced: false,
+        gone_since: None,
+        interface: None,
+        iface_for: Vec::new(),
+        published: BTreeSet::new(),
+        published_warnings: BTreeSet::new(),
+        watch_errors: 0,
+    };
+    let mut builder = Builder::default();
+    loop {
+        let grace_end = st.gone_since.map(|t| t + opts.release_grace);
+        let ev = tokio::select! {
+            ev = stream.next() => match ev {
+                Some(ev) => Some(ev),
+                None => break,
+            },
+            _ = sleep_until(grace_end) => None,
+        };
+        match ev {
+            Some(Ev::Node(r)) => match r {
+                Ok(e) => node_event(&mut st, e),
+                Err(e) => watch_error(&mut st, "nodes", &e),
+            },
+            Some(Ev::Map(r)) => match r {
+                Ok(e) => map_event(&mut st, e, &object),
+                Err(e) => watch_error(&mut st, "configmap", &e),
+            },
+            None => {
+                tracing::warn!(configmap = %object, grace = ?opts.release_grace, "ConfigMap still gone after the grace period: releasing its VIPs");
+                st.gone_since = None;
+                st.map = None;
+            }
+        }
+        if !(st.nodes_synced && st.map_synced) {
+            stx.send_modify(|s| s.watch_errors = st.watch_errors);
+            continue;
+        }
+        let node_list: Vec<NodeInfo> = st.nodes.values().cloned().collect();
+        let me = st.nodes.get(&opts.settings.node_name);
+        let mine: Vec<IpAddr> = me.map(|n| n.addresses.clone()).unwrap_or_default();
+        if mine != st.iface_for && opts.settings.interface.is_none() {
+            st.interface = resolver(mine.clone()).await;
+            st.iface_for = mine;
+            tracing::info!(interface = ?st.interface, "interface of the node address");
+        }
+        let d = builder.build(
+            &opts.settings,
+            &node_list,
+            st.interface.as_deref(),
+            st.map.as_ref(),
+        );
+        if let Some(ev) = &events {
+            tell(ev, &opts, &mut st, &d);
+        }
+        stx.send_replace(KubeStatus {
+            synced: true,
+            configmap: format!("{}/{}", opts.configmap_namespace, opts.configmap_name),
+            configmap_present: st.map.is_some() && st.gone_since.is_none(),
+            release_pending: st.gone_since.is_some(),
+            edge_nodes: st.nodes.keys().cloned().collect(),
+            interface: opts.settings.interface.clone().or(st.interface.clone()),
+            instances: d.instances.iter().map(|i| i.name.clone()).collect(),
+            rejected: d.rejects.clone(),
+            warnings: d.warnings.clone(),
+            watch_errors: st.watch_errors,
+        });
+        dtx.send_if_modified(|cur| {
+            let same = cur.as_ref().is_some_and(|c| c.instances == d.instances);
+            *cur = Some(d);
+            !same
+        });
+    }
+    tracing::error!("Kubernetes watches ended: the last desired state stays in force");
+}
+
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn watch_error(st: &mut State, what: &str, e: &watcher::Error) {
+    st.watch_errors += 1;
+    tracing::warn!(watch = what, error = %e, "watch failed: keeping the last state, retrying with backoff");
+}
+
+fn node_event(st: &mut State, e: Event<Node>) {
+    match e {
+        Event::Apply(n) => {
+            let i = NodeInfo::from_node(&n);
+            st.nodes.insert(i.name.clone(), i);
+        }
+        Event::Delete(n) => {
+            st.nodes.remove(&n.metadata.name.unwrap_or_default());
+        }
+        Event::Init => st.node_buf = Some(BTreeMap::new()),
+        Event::InitApply(n) => {
+            let i = NodeInfo::from_node(&n);
+            st.node_buf
+                .get_or_insert_default()
+                .insert(i.name.clone(), i);
+        }
+        Event::InitDone => {
+            // A re-list replaces the cache at once, so a half-listed set never applies.
+            st.nodes = st.node_buf.take().unwrap_or_default();
+            st.nodes_synced = true;
+        }
+    }
+}
+
+fn map_event(st: &mut State, e: Event<ConfigMap>, object: &str) {
+    let source = |m: ConfigMap| Source {
+        object: object.to_string(),
+        data: m.data.unwrap_or_default(),
+    };
+    match e {
+        Event::Apply(m) => set_map(st, Some(source(m)), object),
+        Event::Delete(_) => set_map(st, None, object),
+        Event::Init => st.map_buf = Some(None),
+        Event::InitApply(m) => st.map_buf = Some(Some(source(m))),
+        Event::InitDone => {
+            let m = st.map_buf.take().flatten();
+            st.map_synced = true;
+            set_map(st, m, object);
+        }
+    }
+}
+
+fn set_map(st: &mut State, m: Option<Source>, object: &str) {
+    match m {
+        Some(m) => {
+            if st.gone_since.take().is_some() {
+                tracing::info!(configmap = %object, "ConfigMap is back within the grace period");
+            }
+            st.map = Some(m);
+        }
+        None if st.map.is_some() && st.gone_since.is_none() => {
+            tracing::warn!(configmap = %object, "ConfigMap deleted: its VIPs stay for the grace period");
+            st.gone_since = Some(tokio::time::Instant::now());
+        }
+        None => {}
+    }
+}
+
+/// Events for rejections and warnings not told before (the set is remembered, so a
+/// re-list or an unrelated change does not repeat them).
+fn tell(ev: &Events, opts: &Options, st: &mut State, d: &Desired) {
+    let now: BTreeSet<Reject> = d.rejects.iter().cloned().collect();
+    for r in now.difference(&st.published) {
+        tracing::warn!(object = %r.object, field = %r.field, "rejected: {}", r.message);
+        if r.field == "node" {
+            ev.on_node(
+                &opts.settings.node_name,
+                Kind::Warning,
+                "NotServing",
+                r.message.clone(),
+            );
+        } else {
+            ev.on_configmap(
+                &opts.configmap_namespace,
+                &opts.configmap_name,
+                Kind::Warning,
+                "RejectedEntry",
+                format!("{}: {}", r.field, r.message),
+            );
+        }
+    }
+    st.published = now;
+    let now: BTreeSet<Reject> = d.warnings.iter().cloned().collect();
+    for r in now.difference(&st.published_warnings) {
+        tracing::warn!(object = %r.object, field = %r.field, "{}", r.message);
+        ev.on_configmap(
+            &opts.configmap_namespace,
+            &opts.configmap_name,
+            Kind::Warning,
+            "UnsupportedMethod",
+            format!("{}: {}", r.field, r.message),
+        );
+    }
+    st.published_warnings = now;
+}

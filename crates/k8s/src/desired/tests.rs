@@ -1,0 +1,267 @@
+use std::time::Duration;
+
+use edgevip_config::{HealthCheck, Probe};
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus};
+
+use super::*;
+
+fn node(name: &str, addrs: &[&str]) -> NodeInfo {
+    let mut n = Node::default();
+    n.metadata.name = Some(name.into());
+    n.status = Some(NodeStatus {
+        addresses: Some(
+            addrs
+                .iter()
+                .map(|a| NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: a.to_string(),
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    });
+    NodeInfo::from_node(&n)
+}
+
+fn settings(me: &str) -> Settings {
+    Settings {
+        node_name: me.into(),
+        vrid: 50,
+        interface: None,
+        unicast: true,
+        advert_interval: Duration::from_millis(200),
+        preempt: false,
+        ingress_check: Some(HealthCheck {
+            name: "ingress".into(),
+            probe: Probe::Http {
+                url: "http://127.0.0.1:10254/healthz".into(),
+                expect_status: 200,
+            },
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(300),
+            rise: 3,
+            fall: 2,
+            weight: None,
+        }),
+    }
+}
+
+fn cluster() -> Vec<NodeInfo> {
+    vec![
+        node("edge-a", &["192.0.2.11", "2001:db8::11"]),
+        node("edge-b", &["192.0.2.12", "2001:db8::12"]),
+        node("edge-c", &["192.0.2.9"]),
+    ]
+}
+
+fn source(pairs: &[(&str, &str)]) -> Source {
+    Source {
+        object: "ConfigMap edgevip/vips".into(),
+        data: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn build(b: &mut Builder, me: &str, src: &Source) -> Desired {
+    b.build(&settings(me), &cluster(), Some("eth0"), Some(src))
+}
+
+#[test]
+fn compat_entries_become_one_instance_with_peers_and_numeric_priority() {
+    let src = source(&[("192.0.2.100", "default/ingress:NAT"), ("192.0.2.101", "")]);
+    let d = build(&mut Builder::default(), "edge-a", &src);
+    assert!(d.rejects.is_empty(), "{:?}", d.rejects);
+    let [i] = &d.instances[..] else {
+        panic!("{:?}", d.instances)
+    };
+    assert_eq!(
+        (i.name.as_str(), i.vrid, i.interface.as_str()),
+        ("vips", 50, "eth0")
+    );
+    // 192.0.2.9 < 192.0.2.11 numerically: edge-c first (200), edge-a second.
+    assert_eq!(i.priority, 199);
+    assert!(i.unicast && !i.preempt);
+    assert_eq!(
+        i.unicast_peers,
+        vec![
+            "192.0.2.9".parse::<IpAddr>().unwrap(),
+            "192.0.2.12".parse().unwrap()
+        ]
+    );
+    assert_eq!(i.advert_interval, Duration::from_millis(200));
+    assert_eq!(i.health_checks.len(), 1);
+    assert_eq!(i.vips.len(), 2);
+    assert_eq!(i.vips[0].prefix_len, 32);
+    assert_eq!(d.services.len(), 1);
+    assert_eq!(d.warnings.len(), 1, "NAT forwarding is warned about");
+    let c = build(&mut Builder::default(), "edge-c", &src);
+    assert_eq!(c.instances[0].priority, 200);
+}
+
+#[test]
+fn a_bad_entry_is_rejected_alone() {
+    let src = source(&[
+        ("192.0.2.100", "default/ingress"),
+        ("192.0.2.300", "default/ingress"),
+        ("192.0.2.101", "default/ingress:LVS"),
+    ]);
+    let d = build(&mut Builder::default(), "edge-a", &src);
+    assert_eq!(d.instances[0].vips.len(), 1);
+    let fields: Vec<&str> = d.rejects.iter().map(|r| r.field.as_str()).collect();
+    assert_eq!(fields, ["data[\"192.0.2.101\"]", "data[\"192.0.2.300\"]"]);
+    assert!(
+        d.rejects[0]
+            .to_string()
+            .starts_with("ConfigMap edgevip/vips data[\"192.0.2.101\"]: value")
+    );
+}
+
+const RICH: &str = r#"
+spread: true
+instances:
+  - name: web
+    vrid: 51
+    vips: [192.0.2.100/24, 2001:db8::100/64]
+    advert_interval: 100ms
+  - name: api
+    vrid: 52
+    vips: [192.0.2.110/24]
+    preempt: true
+    health_checks: []
+  - name: pinned
+    vrid: 53
+    interface: eth1
+    priority: 77
+    unicast: false
+    vips: [198.51.100.1/24]
+"#;
+
+#[test]
+fn rich_entries_fill_in_what_the_cluster_decides() {
+    let d = build(
+        &mut Builder::default(),
+        "edge-a",
+        &source(&[(rich::KEY, RICH)]),
+    );
+    assert!(d.rejects.is_empty(), "{:?}", d.rejects);
+    let by = |n: &str| d.instances.iter().find(|i| i.name == n).unwrap();
+    let web = by("web");
+    assert_eq!(web.advert_interval, Duration::from_millis(100));
+    assert_eq!(
+        web.unicast_peers,
+        vec![
+            "192.0.2.9".parse::<IpAddr>().unwrap(),
+            "192.0.2.12".parse().unwrap(),
+            "2001:db8::12".parse().unwrap()
+        ],
+        "peers of both families, a node without IPv6 contributes none"
+    );
+    assert_eq!(web.health_checks.len(), 1, "default ingress check");
+    let api = by("api");
+    assert!(api.preempt && api.health_checks.is_empty());
+    let pinned = by("pinned");
+    assert_eq!((pinned.priority, pinned.interface.as_str()), (77, "eth1"));
+    assert!(!pinned.unicast && pinned.unicast_peers.is_empty());
+}
+
+#[test]
+fn spread_makes_each_node_master_of_a_share() {
+    let mut tops = BTreeMap::new();
+    for me in ["edge-a", "edge-b", "edge-c"] {
+        let d = build(&mut Builder::default(), me, &source(&[(rich::KEY, RICH)]));
+        for i in d.instances.iter().filter(|i| i.name != "pinned") {
+            let e = tops.entry(i.name.clone()).or_insert((0u8, String::new()));
+            if i.priority > e.0 {
+                *e = (i.priority, me.to_string());
+            }
+        }
+    }
+    let masters: BTreeSet<&String> = tops.values().map(|(_, n)| n).collect();
+    assert_eq!(
+        masters.len(),
+        2,
+        "web and api have different top nodes: {tops:?}"
+    );
+}
+
+#[test]
+fn a_broken_edit_keeps_the_last_good_version() {
+    let mut b = Builder::default();
+    let good = build(&mut b, "edge-a", &source(&[(rich::KEY, RICH)]));
+    // web's VRID becomes invalid: web keeps running as before, the others apply.
+    let edited = RICH
+        .replace("vrid: 51", "vrid: 0")
+        .replace("192.0.2.110/24", "192.0.2.111/24");
+    let d = build(&mut b, "edge-a", &source(&[(rich::KEY, &edited)]));
+    let web_before = good.instances.iter().find(|i| i.name == "web").unwrap();
+    let web_now = d.instances.iter().find(|i| i.name == "web").unwrap();
+    assert_eq!(web_before, web_now);
+    let api = d.instances.iter().find(|i| i.name == "api").unwrap();
+    assert_eq!(api.vips[0].to_string(), "192.0.2.111/24");
+    assert_eq!(d.rejects.len(), 1);
+    assert_eq!(
+        d.rejects[0].message,
+        "edgevip.yaml: instances[0].vrid: 0 is out of range 1..255 (keeping its last good version)"
+    );
+    // A document that no longer parses keeps the whole last good document.
+    let d = build(&mut b, "edge-a", &source(&[(rich::KEY, "instances: [")]));
+    assert_eq!(d.instances.len(), 3);
+    assert!(
+        d.rejects[0]
+            .message
+            .contains("keeping the last good document")
+    );
+    // A brand-new invalid entry has nothing to fall back on.
+    let d = build(
+        &mut Builder::default(),
+        "edge-a",
+        &source(&[(rich::KEY, "instances: [{name: x, vrid: 9, vips: [bad]}]")]),
+    );
+    assert!(d.instances.is_empty());
+    assert!(d.rejects[0].message.contains("vips[0]"), "{:?}", d.rejects);
+}
+
+#[test]
+fn clashing_instances_are_rejected_not_the_whole_set() {
+    let doc = "instances:\n  - {name: a, vrid: 50, vips: [192.0.2.7/24]}\n  - {name: b, vrid: 60, vips: [192.0.2.100/24]}\n";
+    let d = build(
+        &mut Builder::default(),
+        "edge-a",
+        &source(&[("192.0.2.100", ""), (rich::KEY, doc)]),
+    );
+    let names: Vec<&str> = d.instances.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["vips"]);
+    assert_eq!(d.rejects.len(), 2, "{:?}", d.rejects);
+    assert!(d.rejects[0].message.contains("collides"), "{:?}", d.rejects);
+}
+
+#[test]
+fn nodes_change_peers_and_priorities_but_nothing_else() {
+    let src = source(&[("192.0.2.100", "")]);
+    let mut b = Builder::default();
+    let before = build(&mut b, "edge-b", &src);
+    let mut nodes = cluster();
+    nodes.push(node("edge-d", &["192.0.2.200"]));
+    let after = b.build(&settings("edge-b"), &nodes, Some("eth0"), Some(&src));
+    let (x, y) = (&before.instances[0], &after.instances[0]);
+    assert_eq!(y.unicast_peers.len(), 3);
+    assert_eq!(
+        x.priority, y.priority,
+        "a node with a higher address does not shift us"
+    );
+    let mut y2 = y.clone();
+    y2.unicast_peers = x.unicast_peers.clone();
+    assert_eq!(*x, y2, "only the peers changed");
+}
+
+#[test]
+fn not_an_edge_node_or_no_configmap_serves_nothing() {
+    let src = source(&[("192.0.2.100", "")]);
+    let d = build(&mut Builder::default(), "worker-1", &src);
+    assert!(d.instances.is_empty());
+    assert!(d.rejects[0].message.contains("not among the edge nodes"));
+    let d = Builder::default().build(&settings("edge-a"), &cluster(), Some("eth0"), None);
+    assert_eq!(d, Desired::default());
+}

@@ -1,0 +1,31 @@
+//! Kubernetes mode: the cluster, not a file, says which VIPs exist and who the peers are.
+//!
+//! - `compat` and `rich` read the two ConfigMap formats (kube-keepalived-vip's entries and
+//!   edgevip's YAML), `nodes` reads the edge Nodes; all pure.
+//! - `desired` turns them into the same `edgevip_config::Instance`s a file gives, entry by
+//!   entry, so one bad entry is rejected alone and a once-good entry keeps its last good form.
+//! - `controller` follows the API with watches and hands each new desired state over;
+//!   `events` tells the cluster what happened.
+
+pub mod compat;
+pub mod controller;
+pub mod desired;
+pub mod events;
+pub mod nodes;
+pub mod rich;
+
+/// One rejected (or merely warned about) piece of input, with the field that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Reject {
+    /// `ConfigMap ns/name` or `Node name`.
+    pub object: String,
+    /// e.g. `data["192.0.2.10"]` or `edgevip.yaml: instances[1].vrid`.
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Reject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.object, self.field, self.message)
+    }
+}

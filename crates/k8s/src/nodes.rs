@@ -1,0 +1,180 @@
+//! The edge nodes: their addresses and the order that gives priorities. The order is by
+//! numeric address (kube-keepalived-vip sorted strings, putting 10.0.0.10 before 10.0.0.9).
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Node;
+
+/// Overrides the computed priority of a node (1..254).
+pub const PRIORITY_ANNOTATION: &str = "edgevip.io/priority";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    /// InternalIP addresses, IPv4 first. These are on the node's NIC (ExternalIPs often are
+    /// not: kube-keepalived-vip picked those and failed to find the interface).
+    pub addresses: Vec<IpAddr>,
+    pub priority: Option<u8>,
+    /// The annotation was present but not a number in 1..254.
+    pub priority_error: Option<String>,
+}
+
+impl NodeInfo {
+    pub fn from_node(n: &Node) -> NodeInfo {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let mut addresses: Vec<IpAddr> = n
+            .status
+            .as_ref()
+            .and_then(|s| s.addresses.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|a| a.type_ == "InternalIP")
+            .filter_map(|a| a.address.trim().parse().ok())
+            .collect();
+        addresses.sort_by_key(|a| (a.is_ipv6(), *a));
+        addresses.dedup();
+        let (priority, priority_error) = match n
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PRIORITY_ANNOTATION))
+        {
+            None => (None, None),
+            Some(v) => match v.trim().parse::<u8>() {
+                Ok(p) if (1..=254).contains(&p) => (Some(p), None),
+                _ => (
+                    None,
+                    Some(format!(
+                        "annotation {PRIORITY_ANNOTATION}: {v:?} is not a number in 1..254"
+                    )),
+                ),
+            },
+        };
+        NodeInfo {
+            name,
+            addresses,
+            priority,
+            priority_error,
+        }
+    }
+
+    pub fn address_of(&self, v4: bool) -> Option<IpAddr> {
+        self.addresses.iter().copied().find(|a| a.is_ipv4() == v4)
+    }
+}
+
+/// Nodes in priority order: lowest numeric address first (IPv4 before IPv6), then name;
+/// nodes without an address last.
+pub fn ordered(nodes: &[NodeInfo]) -> Vec<&NodeInfo> {
+    let mut v: Vec<&NodeInfo> = nodes.iter().collect();
+    v.sort_by(|a, b| {
+        let ka = (a.addresses.first().is_none(), a.addresses.first(), &a.name);
+        let kb = (b.addresses.first().is_none(), b.addresses.first(), &b.name);
+        ka.cmp(&kb)
+    });
+    v
+}
+
+/// The priority of `me` for the instance at `index`: 200 for the first node in order, one
+/// less for each following one. With `spread`, the order is rotated by the instance index,
+/// so that each node comes first for a share of the instances (active-active).
+pub fn priority(nodes: &[NodeInfo], me: &str, index: usize, spread: bool) -> Option<u8> {
+    let order = ordered(nodes);
+    let pos = order.iter().position(|n| n.name == me)?;
+    if let Some(p) = order[pos].priority {
+        return Some(p);
+    }
+    let n = order.len();
+    let rank = if spread {
+        (pos + n - index % n) % n
+    } else {
+        pos
+    };
+    Some(200u8.saturating_sub(rank.min(199) as u8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, addrs: &[&str], prio: Option<&str>) -> NodeInfo {
+        let mut n = Node::default();
+        n.metadata.name = Some(name.into());
+        if let Some(p) = prio {
+            n.metadata.annotations =
+                Some([(PRIORITY_ANNOTATION.to_string(), p.to_string())].into());
+        }
+        let mut st = k8s_openapi::api::core::v1::NodeStatus::default();
+        let mut list = vec![k8s_openapi::api::core::v1::NodeAddress {
+            type_: "Hostname".into(),
+            address: name.into(),
+        }];
+        for a in addrs {
+            list.push(k8s_openapi::api::core::v1::NodeAddress {
+                type_: "InternalIP".into(),
+                address: a.to_string(),
+            });
+        }
+        st.addresses = Some(list);
+        n.status = Some(st);
+        NodeInfo::from_node(&n)
+    }
+
+    #[test]
+    fn order_is_numeric_not_lexical() {
+        let nodes = [
+            node("a", &["10.0.0.10"], None),
+            node("b", &["10.0.0.9"], None),
+            node("c", &["2001:db8::1", "10.0.0.100"], None),
+            node("d", &[], None),
+        ];
+        let names: Vec<&str> = ordered(&nodes).iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["b", "a", "c", "d"]);
+        assert_eq!(priority(&nodes, "b", 0, false), Some(200));
+        assert_eq!(priority(&nodes, "a", 0, false), Some(199));
+        assert_eq!(priority(&nodes, "zz", 0, false), None);
+        assert_eq!(
+            nodes[2].addresses,
+            vec![
+                "10.0.0.100".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn spread_gives_each_node_a_share_and_annotation_overrides() {
+        let nodes = [
+            node("a", &["192.0.2.1"], None),
+            node("b", &["192.0.2.2"], None),
+            node("c", &["192.0.2.3"], None),
+        ];
+        // For instance k the node at position k comes first.
+        for k in 0..6 {
+            let top = ["a", "b", "c"]
+                .iter()
+                .max_by_key(|n| priority(&nodes, n, k, true))
+                .unwrap();
+            assert_eq!(*top, ["a", "b", "c"][k % 3]);
+        }
+        let mut prios: Vec<u8> = ["a", "b", "c"]
+            .iter()
+            .map(|n| priority(&nodes, n, 1, true).unwrap())
+            .collect();
+        prios.sort();
+        assert_eq!(prios, [198, 199, 200], "distinct priorities");
+        let nodes = [
+            node("a", &["192.0.2.1"], Some("50")),
+            node("b", &["192.0.2.2"], Some("300")),
+        ];
+        assert_eq!(priority(&nodes, "a", 0, false), Some(50));
+        assert_eq!(priority(&nodes, "b", 0, false), Some(199));
+        assert!(
+            nodes[1]
+                .priority_error
+                .as_deref()
+                .unwrap()
+                .contains("\"300\"")
+        );
+    }
+}
