@@ -35,11 +35,16 @@ pub struct ApiState {
     pub metrics: Metrics,
     pub heartbeat: Heartbeat,
     pub clock: crate::engine::Clock,
+    /// `/readyz`: true once the desired state is known (file loaded, or caches synced).
+    pub ready: tokio::sync::watch::Receiver<bool>,
+    /// Extra `/status` section (Kubernetes mode).
+    pub kubernetes: Option<tokio::sync::watch::Receiver<serde_json::Value>>,
 }
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -59,8 +64,24 @@ async fn healthz(State(s): State<ApiState>) -> Response {
     }
 }
 
+/// Ready once the desired state is known: in Kubernetes mode, after the first full list of
+/// the ConfigMap and the edge nodes (a rolling update waits for it before the next node).
+async fn readyz(State(s): State<ApiState>) -> Response {
+    if *s.ready.borrow() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: desired state not known yet\n",
+        )
+            .into_response()
+    }
+}
+
 async fn status(State(s): State<ApiState>) -> Response {
-    axum::Json(s.board.snapshot()).into_response()
+    let mut st = s.board.snapshot();
+    st.kubernetes = s.kubernetes.as_ref().map(|k| k.borrow().clone());
+    axum::Json(st).into_response()
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -33,8 +34,13 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the daemon: SIGHUP reloads the config, SIGTERM/SIGINT hand over and exit.
     Run {
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, required_unless_present = "kubernetes")]
+        config: Option<PathBuf>,
+        /// Take instances, VIPs and peers from the cluster instead of a file.
+        #[arg(long, conflicts_with = "config")]
+        kubernetes: bool,
+        #[command(flatten)]
+        kube: Box<KubeArgs>,
     },
     /// Validate a config file and print every error with its path and value.
     Check {
@@ -50,4 +56,52 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Kubernetes mode (`run --kubernetes`). Flag names follow kube-keepalived-vip where it had
+/// one (`--services-configmap`, `--vrid`, `--kubeconfig`), so switching over is a rename.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeArgs {
+    /// Kubeconfig file; default: in-cluster service account (or $KUBECONFIG).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// This node's name (the DaemonSet passes spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The ConfigMap `namespace/name`: kube-keepalived-vip entries `"<VIP>": "<ns>/<svc>"`,
+    /// and edgevip's YAML format under the key `edgevip.yaml`.
+    #[arg(long, value_name = "NS/NAME")]
+    pub services_configmap: Option<String>,
+    /// Label selector of the edge nodes: the VRRP peers.
+    #[arg(long, default_value = "edgenode=true")]
+    pub node_selector: String,
+    /// VRID of the instance that carries the kube-keepalived-vip entries.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=255))]
+    pub vrid: u8,
+    /// Interface for instances that name none; default: the one holding the node's InternalIP.
+    #[arg(long)]
+    pub interface: Option<String>,
+    /// Unicast adverts to the edge nodes' addresses (multicast is blocked in many clouds).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub unicast: bool,
+    /// Advert interval of instances that set none (node failure is detected in ~3.2x this).
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub advert_interval: Duration,
+    /// Whether a recovered higher-priority node takes the VIP back (kube-keepalived-vip: no).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub preempt: bool,
+    /// Health check of the local ingress controller for instances that define none
+    /// (HTTP GET expecting 200; failing = fault, the VIP leaves the node), or `none`.
+    #[arg(long, default_value = "http://127.0.0.1:10254/healthz")]
+    pub ingress_check: String,
+    /// Where /healthz, /readyz, /status and /metrics listen.
+    #[arg(long, default_value = "0.0.0.0:9180")]
+    pub api_listen: SocketAddr,
+    /// A deleted ConfigMap releases its VIPs only after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub release_grace: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    edgevip_config::parse_duration(s)
 }

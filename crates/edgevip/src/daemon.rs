@@ -1,15 +1,83 @@
 //! `edgevip run`: loads the config, starts the engine and the API, follows signals.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use edgevip_netio::Netlink;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
 
 use crate::api::{self, ApiState, Heartbeat};
 use crate::engine::{Clock, Engine, Links, Shared};
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::status::Board;
+
+/// What both run modes share: netlink, link state, metrics, status board, signals.
+pub(crate) struct Base {
+    pub shared: Shared,
+    pub hup: Signal,
+    pub term: Signal,
+    pub int: Signal,
+}
+
+impl Base {
+    pub async fn open(interfaces: &[String]) -> Result<Base, ExitCode> {
+        let netlink = Netlink::new().map_err(|e| {
+            tracing::error!(error = %e, "netlink unavailable");
+            ExitCode::FAILURE
+        })?;
+        let links = Links::start(&netlink, interfaces).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot follow link state");
+            ExitCode::FAILURE
+        })?;
+        let shared = Shared {
+            netlink,
+            metrics: Metrics::new(),
+            board: Board::default(),
+            clock: Clock::new(),
+            links,
+            heartbeat: Heartbeat::default(),
+            transitions: tokio::sync::broadcast::channel(256).0,
+        };
+        match (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(hup), Ok(term), Ok(int)) => Ok(Base {
+                shared,
+                hup,
+                term,
+                int,
+            }),
+            _ => {
+                tracing::error!("cannot install signal handlers");
+                Err(ExitCode::FAILURE)
+            }
+        }
+    }
+
+    pub async fn serve_api(
+        &self,
+        listen: SocketAddr,
+        ready: watch::Receiver<bool>,
+        kubernetes: Option<watch::Receiver<serde_json::Value>>,
+    ) -> Result<(), ExitCode> {
+        let state = ApiState {
+            board: self.shared.board.clone(),
+            metrics: self.shared.metrics.clone(),
+            heartbeat: self.shared.heartbeat.clone(),
+            clock: self.shared.clock,
+            ready,
+            kubernetes,
+        };
+        api::serve(listen, state).await.map_err(|e| {
+            tracing::error!(%listen, error = %e, "cannot serve the API");
+            ExitCode::FAILURE
+        })
+    }
+}
 
 pub async fn run(path: PathBuf) -> ExitCode {
     let cfg = match edgevip_config::load(&path) {
@@ -19,66 +87,33 @@ pub async fn run(path: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let netlink = match Netlink::new() {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::error!(error = %e, "netlink unavailable");
-            return ExitCode::FAILURE;
-        }
-    };
     let mut names: Vec<String> = cfg.instances.iter().map(|i| i.interface.clone()).collect();
     names.extend(
         cfg.instances
             .iter()
             .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone())),
     );
-    let links = match Links::start(&netlink, &names).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot follow link state");
-            return ExitCode::FAILURE;
-        }
+    let mut base = match Base::open(&names).await {
+        Ok(b) => b,
+        Err(code) => return code,
     };
-    let shared = Shared {
-        netlink,
-        metrics: Metrics::new(),
-        board: Board::default(),
-        clock: Clock::new(),
-        links,
-        heartbeat: Heartbeat::default(),
-    };
-    let (mut hup, mut term, mut int) = match (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(h), Ok(t), Ok(i)) => (h, t, i),
-        _ => {
-            tracing::error!("cannot install signal handlers");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Some(api) = &cfg.api {
-        let state = ApiState {
-            board: shared.board.clone(),
-            metrics: shared.metrics.clone(),
-            heartbeat: shared.heartbeat.clone(),
-            clock: shared.clock,
-        };
-        if let Err(e) = api::serve(api.listen, state).await {
-            tracing::error!(listen = %api.listen, error = %e, "cannot serve the API");
-            return ExitCode::FAILURE;
-        }
+    let shared = base.shared.clone();
+    let (ready_tx, ready) = watch::channel(false);
+    if let Some(api) = &cfg.api
+        && let Err(code) = base.serve_api(api.listen, ready, None).await
+    {
+        return code;
     }
     let mut engine = Engine::new(shared.clone());
     engine.apply(&cfg).await;
+    ready_tx.send_replace(true);
     tracing::info!(config = %path.display(), instances = cfg.instances.len(), "edgevip running");
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&path, &mut engine, &shared.metrics).await,
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = base.hup.recv() => reload(&path, &mut engine, &shared.metrics).await,
+            _ = base.term.recv() => break,
+            _ = base.int.recv() => break,
             // Keeps /healthz green while no instance is configured.
             _ = tick.tick() => shared.heartbeat.beat(shared.clock.now_ms()),
         }

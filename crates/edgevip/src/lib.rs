@@ -7,6 +7,7 @@ pub mod client;
 pub mod daemon;
 pub mod engine;
 pub mod health;
+pub mod kube_mode;
 pub mod metrics;
 pub mod notify;
 pub mod status;

@@ -31,7 +31,11 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { config } => rt.block_on(edgevip::daemon::run(config)),
+        Command::Run {
+            config: Some(config),
+            ..
+        } => rt.block_on(edgevip::daemon::run(config)),
+        Command::Run { kube, .. } => rt.block_on(edgevip::kube_mode::run(*kube)),
         Command::Status { api, json } => rt.block_on(edgevip::client::status(api, json)),
     }
 }

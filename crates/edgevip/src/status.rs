@@ -41,6 +41,9 @@ pub struct InstanceStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Status {
     pub instances: Vec<InstanceStatus>,
+    /// Kubernetes mode only: caches, sources, rejected entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<serde_json::Value>,
 }
 
 /// Shared, cheap to clone. Writers replace one instance's entry at a time.
@@ -68,6 +71,7 @@ impl Board {
                 .values()
                 .cloned()
                 .collect(),
+            kubernetes: None,
         }
     }
 }

@@ -62,9 +62,10 @@ pub struct Handle {
     pub status: watch::Receiver<KubeStatus>,
 }
 
+/// Boxed: the objects are large, and events are few.
 enum Ev {
-    Node(Result<Event<Node>, watcher::Error>),
-    Map(Result<Event<ConfigMap>, watcher::Error>),
+    Node(Box<Result<Event<Node>, watcher::Error>>),
+    Map(Box<Result<Event<ConfigMap>, watcher::Error>>),
 }
 
 pub fn start(client: Client, opts: Options, resolver: Resolver, events: Option<Events>) -> Handle {
@@ -109,13 +110,13 @@ async fn run(
         watcher::Config::default().labels(&opts.node_selector),
     )
     .default_backoff()
-    .map(Ev::Node);
+    .map(|e| Ev::Node(Box::new(e)));
     let maps = watcher::watcher(
         Api::<ConfigMap>::namespaced(client, &opts.configmap_namespace),
         watcher::Config::default().fields(&format!("metadata.name={}", opts.configmap_name)),
     )
     .default_backoff()
-    .map(Ev::Map);
+    .map(|e| Ev::Map(Box::new(e)));
     let mut stream = std::pin::pin!(futures::stream::select(nodes, maps));
     let object = format!(
         "ConfigMap {}/{}",
@@ -146,11 +147,11 @@ async fn run(
             _ = sleep_until(grace_end) => None,
         };
         match ev {
-            Some(Ev::Node(r)) => match r {
+            Some(Ev::Node(r)) => match *r {
                 Ok(e) => node_event(&mut st, e),
                 Err(e) => watch_error(&mut st, "nodes", &e),
             },
-            Some(Ev::Map(r)) => match r {
+            Some(Ev::Map(r)) => match *r {
                 Ok(e) => map_event(&mut st, e, &object),
                 Err(e) => watch_error(&mut st, "configmap", &e),
             },

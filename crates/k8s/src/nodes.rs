@@ -68,15 +68,15 @@ impl NodeInfo {
 pub fn ordered(nodes: &[NodeInfo]) -> Vec<&NodeInfo> {
     let mut v: Vec<&NodeInfo> = nodes.iter().collect();
     v.sort_by(|a, b| {
-        let ka = (a.addresses.first().is_none(), a.addresses.first(), &a.name);
-        let kb = (b.addresses.first().is_none(), b.addresses.first(), &b.name);
+        let ka = (a.addresses.is_empty(), a.addresses.first(), &a.name);
+        let kb = (b.addresses.is_empty(), b.addresses.first(), &b.name);
         ka.cmp(&kb)
     });
     v
 }
 
-/// The priority of `me` for the instance at `index`: 200 for the first node in order, one
-/// less for each following one. With `spread`, the order is rotated by the instance index,
+/// The priority of `me` for the instance at `index`: 200 for the first node in order, a
+/// step less for each following one. With `spread`, the order is rotated by the instance index,
 /// so that each node comes first for a share of the instances (active-active).
 pub fn priority(nodes: &[NodeInfo], me: &str, index: usize, spread: bool) -> Option<u8> {
     let order = ordered(nodes);
@@ -90,7 +90,10 @@ pub fn priority(nodes: &[NodeInfo], me: &str, index: usize, spread: bool) -> Opt
     } else {
         pos
     };
-    Some(200u8.saturating_sub(rank.min(199) as u8))
+    // Steps of up to 10: Skew_Time differs by step/256 of an interval between neighbours,
+    // so the intended node wins a simultaneous election by milliseconds, not by noise.
+    let step = (190 / n.saturating_sub(1).max(1)).clamp(1, 10);
+    Some(200usize.saturating_sub(rank * step).max(1) as u8)
 }
 
 #[cfg(test)]
@@ -131,7 +134,7 @@ mod tests {
         let names: Vec<&str> = ordered(&nodes).iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["b", "a", "c", "d"]);
         assert_eq!(priority(&nodes, "b", 0, false), Some(200));
-        assert_eq!(priority(&nodes, "a", 0, false), Some(199));
+        assert_eq!(priority(&nodes, "a", 0, false), Some(190));
         assert_eq!(priority(&nodes, "zz", 0, false), None);
         assert_eq!(
             nodes[2].addresses,
@@ -162,13 +165,25 @@ mod tests {
             .map(|n| priority(&nodes, n, 1, true).unwrap())
             .collect();
         prios.sort();
-        assert_eq!(prios, [198, 199, 200], "distinct priorities");
+        assert_eq!(prios, [180, 190, 200], "distinct priorities");
         let nodes = [
             node("a", &["192.0.2.1"], Some("50")),
             node("b", &["192.0.2.2"], Some("300")),
         ];
         assert_eq!(priority(&nodes, "a", 0, false), Some(50));
-        assert_eq!(priority(&nodes, "b", 0, false), Some(199));
+        assert_eq!(priority(&nodes, "b", 0, false), Some(190));
+        let many: Vec<NodeInfo> = (0..60)
+            .map(|i| node(&format!("n{i}"), &[&format!("10.0.0.{i}")], None))
+            .collect();
+        let mut p: Vec<u8> = (0..60)
+            .map(|i| priority(&many, &format!("n{i}"), 0, false).unwrap())
+            .collect();
+        p.dedup();
+        assert_eq!(
+            (p.len(), p[0], p[59]),
+            (60, 200, 23),
+            "60 distinct priorities"
+        );
         assert!(
             nodes[1]
                 .priority_error

@@ -70,6 +70,15 @@ impl Cluster {
         self.procs[i] = Some(self.lab.spawn_logged(&ns, cmd, log).expect("spawn edgevip"));
     }
 
+    /// Starts edgevip on host `i` with arbitrary arguments (e.g. Kubernetes mode).
+    pub fn start_args(&mut self, i: usize, args: &[String]) {
+        let ns = self.lab.host(i).ns.clone();
+        let log = std::fs::File::create(self.dir.join(format!("host{i}.log"))).expect("log");
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args).env("EDGEVIP_LOG", "info,edgevip=debug");
+        self.procs[i] = Some(self.lab.spawn_logged(&ns, cmd, log).expect("spawn edgevip"));
+    }
+
     /// Starts keepalived 2.2.7 on host `i` instead of edgevip.
     pub fn start_keepalived(&mut self, i: usize, conf: &KeepalivedConf) {
         self.start_keepalived_many(i, std::slice::from_ref(conf));
@@ -176,18 +185,27 @@ impl Cluster {
     /// `GET path` against the API on host `i` (HTTP/1.0, from inside its namespace):
     /// (status code, body).
     pub fn http_get(&self, i: usize, path: &str) -> (u16, String) {
+        self.try_http_get(i, path).expect("GET from the API")
+    }
+
+    /// Like `http_get`, `None` when the API does not answer (not started yet).
+    pub fn try_http_get(&self, i: usize, path: &str) -> Option<(u16, String)> {
         use std::io::{Read, Write};
         let path = path.to_string();
-        let t = crate::in_netns(&self.lab.host(i).ns, move || {
-            let mut s = std::net::TcpStream::connect(API).expect("connect to the API");
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            write!(s, "GET {path} HTTP/1.0\r\nHost: {API}\r\n\r\n").unwrap();
+        let t = crate::in_netns(&self.lab.host(i).ns, move || -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect(API)?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(s, "GET {path} HTTP/1.0\r\nHost: {API}\r\n\r\n")?;
             let mut text = String::new();
-            s.read_to_string(&mut text).unwrap();
-            text
+            s.read_to_string(&mut text)?;
+            Ok(text)
         })
         .expect("enter namespace");
-        let text = t.join().expect("http thread").expect("namespace entered");
+        let text = t
+            .join()
+            .expect("http thread")
+            .expect("namespace entered")
+            .ok()?;
         let code = text
             .split_whitespace()
             .nth(1)
@@ -197,7 +215,7 @@ impl Cluster {
             .split_once("\r\n\r\n")
             .map(|x| x.1.to_string())
             .unwrap_or_default();
-        (code, body)
+        Some((code, body))
     }
 
     /// The pids of every process in host `i`'s namespace (keepalived runs two).

@@ -6,12 +6,14 @@
 
 pub mod cluster;
 mod keepalived;
+pub mod kube;
 mod lab;
 mod netns;
 mod probe;
 
 pub use cluster::{API, Cluster, Node, PORT, VIP4, VIP6};
 pub use keepalived::{KeepalivedConf, keepalived_available, render_config};
+pub use kube::KubeLab;
 pub use lab::{Host, Lab, LabChild, LabSpec};
 pub use netns::{in_netns, unique_prefix};
 pub use probe::{ProbeReport, Prober};

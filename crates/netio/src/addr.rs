@@ -145,6 +145,53 @@ impl Netlink {
         Ok(out)
     }
 
+    /// The name of the interface holding one of `addrs` (the first that is found), e.g.
+    /// the node's InternalIP in Kubernetes mode.
+    pub async fn interface_holding(
+        &self,
+        addrs: &[IpAddr],
+    ) -> Result<Option<String>, NetlinkError> {
+        let index = {
+            let _turn = self.dump.lock().await;
+            let mut s = self.handle.address().get().execute();
+            let mut found: Option<(usize, u32)> = None;
+            while let Some(m) = s.try_next().await.map_err(|source| NetlinkError::Query {
+                op: "get addresses",
+                source,
+            })? {
+                for a in &m.attributes {
+                    let ip = match a {
+                        AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => ip,
+                        _ => continue,
+                    };
+                    if let Some(rank) = addrs.iter().position(|x| x == ip)
+                        && found.is_none_or(|(r, _)| rank < r)
+                    {
+                        found = Some((rank, m.header.index));
+                    }
+                }
+            }
+            match found {
+                Some((_, i)) => i,
+                None => return Ok(None),
+            }
+        };
+        let _turn = self.dump.lock().await;
+        let mut links = self.handle.link().get().match_index(index).execute();
+        let mut name = None;
+        while let Some(m) = links
+            .try_next()
+            .await
+            .map_err(|source| NetlinkError::Query {
+                op: "get link",
+                source,
+            })?
+        {
+            name = name.or(Some(link_info(&m).name));
+        }
+        Ok(name)
+    }
+
     /// The address VRRP adverts come from: the first IPv4 address, or the IPv6 link-local
     /// address (RFC 5798 §5.1.2.1). `exclude` lists VIPs, which never qualify.
     pub async fn primary_address(

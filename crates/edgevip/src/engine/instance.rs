@@ -367,6 +367,14 @@ impl Task {
                         to.as_str(),
                         &self.sh.metrics,
                     );
+                    let _ = self.sh.transitions.send(super::Transition {
+                        instance: self.cfg.name.clone(),
+                        family: f.label,
+                        vrid: self.cfg.vrid,
+                        from: from.as_str(),
+                        to: to.as_str(),
+                        reason: reason.to_string(),
+                    });
                     let m = &self.sh.metrics;
                     m.transitions
                         .get_or_create(&Metrics::router(&self.cfg.name, f.label))

@@ -11,6 +11,7 @@ pub type LinkMap = BTreeMap<String, bool>;
 
 #[derive(Clone)]
 pub struct Links {
+    tx: std::sync::Arc<watch::Sender<LinkMap>>,
     rx: watch::Receiver<LinkMap>,
 }
 
@@ -25,14 +26,37 @@ impl Links {
             }
         }
         let (tx, rx) = watch::channel(initial);
+        let tx = std::sync::Arc::new(tx);
         let mut events = edgevip_netio::link_watch().map_err(std::io::Error::other)?;
+        let etx = tx.clone();
         tokio::spawn(async move {
+            let tx = etx;
             while let Some(ev) = events.recv().await {
                 tx.send_if_modified(|m| m.insert(ev.name.clone(), ev.up) != Some(ev.up));
             }
             tracing::error!("link watch ended: link changes are no longer followed");
         });
-        Ok(Links { rx })
+        Ok(Links { tx, rx })
+    }
+
+    /// Looks up interfaces not followed yet (a reload or the cluster named new ones), so
+    /// their state is known before the first event about them.
+    pub async fn ensure(&self, netlink: &Netlink, names: &[String]) {
+        for n in names {
+            if self.rx.borrow().contains_key(n) {
+                continue;
+            }
+            if let Ok(l) = netlink.link_by_name(n).await {
+                self.tx.send_if_modified(|m| {
+                    if m.contains_key(n) {
+                        false
+                    } else {
+                        m.insert(n.clone(), l.up);
+                        true
+                    }
+                });
+            }
+        }
     }
 
     pub fn subscribe(&self) -> watch::Receiver<LinkMap> {

@@ -31,6 +31,18 @@ pub struct Shared {
     pub clock: Clock,
     pub links: Links,
     pub heartbeat: Heartbeat,
+    /// Every state change, for Events and anyone else who listens.
+    pub transitions: tokio::sync::broadcast::Sender<Transition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub instance: String,
+    pub family: &'static str,
+    pub vrid: u8,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub reason: String,
 }
 
 enum Cmd {
@@ -66,6 +78,15 @@ impl Engine {
     /// unchanged instances keep their state and VIPs, changed ones are updated in place
     /// when possible (else restarted with a handoff), removed ones release their VIPs.
     pub async fn apply(&mut self, cfg: &Config) {
+        let names: Vec<String> = cfg
+            .instances
+            .iter()
+            .flat_map(|i| {
+                std::iter::once(i.interface.clone())
+                    .chain(i.track_interfaces.iter().map(|t| t.name.clone()))
+            })
+            .collect();
+        self.shared.links.ensure(&self.shared.netlink, &names).await;
         let wanted: HashMap<&str, &Instance> =
             cfg.instances.iter().map(|i| (i.name.as_str(), i)).collect();
         let gone: Vec<String> = self

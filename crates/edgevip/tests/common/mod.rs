@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+#[allow(unused_imports)]
 pub use edgevip_lab::{API, Node, VIP4, VIP6};
 
 use edgevip::status::Status;

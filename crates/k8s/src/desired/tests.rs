@@ -81,7 +81,7 @@ fn compat_entries_become_one_instance_with_peers_and_numeric_priority() {
         ("vips", 50, "eth0")
     );
     // 192.0.2.9 < 192.0.2.11 numerically: edge-c first (200), edge-a second.
-    assert_eq!(i.priority, 199);
+    assert_eq!(i.priority, 190);
     assert!(i.unicast && !i.preempt);
     assert_eq!(
         i.unicast_peers,

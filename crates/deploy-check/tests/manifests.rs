@@ -1,0 +1,1755 @@
+//! The deployment files, checked against the Kubernetes API types (k8s-openapi) and the
+//! invariants an operator relies on: what the DaemonSet may do on a node, what the RBAC
+//! grants, that the ConfigMap holds what the daemon parses, that the Helm chart renders the
+//! same objects as deploy/.
+//!
+//! Every YAML document is deserialized into the k8s-openapi type of its `kind` and
+//! serialized back: a field the type does not know (a misspelling, a wrong nesting level)
+//! is dropped by that round trip, and the comparison reports it. An unknown kind fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use edgevip_deploy_check::{
+    is_dns1123_label, is_vip_target, repo_root, split_documents, values_references,
+};
+use k8s_openapi::Resource;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Deserialize;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+const NS: &str = "edgevip";
+const SA: &str = "edgevip";
+const CONFIGMAP: &str = "edgevip-vips";
+const API_PORT: i32 = 9180;
+
+/// The flags of `edgevip run --kubernetes` (anything else in the args is a typo).
+const KNOWN_FLAGS: &[&str] = &[
+    "--kubernetes",
+    "--kubeconfig",
+    "--node-name",
+    "--services-configmap",
+    "--node-selector",
+    "--vrid",
+    "--interface",
+    "--unicast",
+    "--ingress-check",
+    "--api-listen",
+    "--release-grace",
+    "--advert-interval",
+    "--preempt",
+    "--log-format",
+    "--log-level",
+];
+/// Flags that take no value.
+const SWITCHES: &[&str] = &["--kubernetes"];
+
+// ---------------------------------------------------------------------------------------
+// Parsing
+
+/// kustomize's file: not an API object, parsed strictly on its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Kustomization {
+    api_version: String,
+    kind: String,
+    resources: Vec<String>,
+}
+
+// A handful of objects per test: their size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum Object {
+    Namespace(Namespace),
+    ServiceAccount(ServiceAccount),
+    ClusterRole(ClusterRole),
+    ClusterRoleBinding(ClusterRoleBinding),
+    Role(Role),
+    RoleBinding(RoleBinding),
+    ConfigMap(ConfigMap),
+    DaemonSet(DaemonSet),
+    Ingress(Ingress),
+    Service(Service),
+    Kustomization(Kustomization),
+}
+
+#[derive(Debug, Clone)]
+struct Doc {
+    /// file name (and document index) for messages
+    origin: String,
+    obj: Object,
+}
+
+impl Object {
+    fn kind(&self) -> &'static str {
+        match self {
+            Object::Namespace(_) => Namespace::KIND,
+            Object::ServiceAccount(_) => ServiceAccount::KIND,
+            Object::ClusterRole(_) => ClusterRole::KIND,
+            Object::ClusterRoleBinding(_) => ClusterRoleBinding::KIND,
+            Object::Role(_) => Role::KIND,
+            Object::RoleBinding(_) => RoleBinding::KIND,
+            Object::ConfigMap(_) => ConfigMap::KIND,
+            Object::DaemonSet(_) => DaemonSet::KIND,
+            Object::Ingress(_) => Ingress::KIND,
+            Object::Service(_) => Service::KIND,
+            Object::Kustomization(_) => "Kustomization",
+        }
+    }
+
+    fn metadata(&self) -> Option<&ObjectMeta> {
+        Some(match self {
+            Object::Namespace(o) => &o.metadata,
+            Object::ServiceAccount(o) => &o.metadata,
+            Object::ClusterRole(o) => &o.metadata,
+            Object::ClusterRoleBinding(o) => &o.metadata,
+            Object::Role(o) => &o.metadata,
+            Object::RoleBinding(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+            Object::DaemonSet(o) => &o.metadata,
+            Object::Ingress(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::Kustomization(_) => return None,
+        })
+    }
+
+    fn is_cluster_scoped(&self) -> bool {
+        matches!(
+            self,
+            Object::Namespace(_) | Object::ClusterRole(_) | Object::ClusterRoleBinding(_)
+        )
+    }
+
+    /// (kind, namespace, name)
+    fn key(&self) -> (String, String, String) {
+        let meta = self.metadata();
+        (
+            self.kind().to_string(),
+            meta.and_then(|m| m.namespace.clone()).unwrap_or_default(),
+            meta.and_then(|m| m.name.clone()).unwrap_or_default(),
+        )
+    }
+}
+
+/// Differences between what the file says and what the typed object holds.
+fn diff(path: &str, file: &Value, typed: &Value, out: &mut Vec<String>) {
+    match (file, typed) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, va) in a {
+                let p = format!("{path}.{k}");
+                match b.get(k) {
+                    Some(vb) => diff(&p, va, vb, out),
+                    None => out.push(format!("{p}: not a field of the API type (dropped)")),
+                }
+            }
+            for k in b.keys().filter(|k| !a.contains_key(*k)) {
+                out.push(format!("{path}.{k}: appeared in the typed object"));
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (va, vb)) in a.iter().zip(b).enumerate() {
+                diff(&format!("{path}[{i}]"), va, vb, out);
+            }
+        }
+        _ if file == typed => {}
+        _ => out.push(format!("{path}: file has {file}, typed object has {typed}")),
+    }
+}
+
+fn typed<T>(doc: &str, value: &Value, origin: &str) -> Result<T, String>
+where
+    T: Resource + DeserializeOwned + Serialize,
+{
+    if value.get("apiVersion").and_then(Value::as_str) != Some(T::API_VERSION) {
+        return Err(format!(
+            "{origin}: kind {} needs apiVersion {}, found {}",
+            T::KIND,
+            T::API_VERSION,
+            value.get("apiVersion").unwrap_or(&Value::Null)
+        ));
+    }
+    let obj: T = serde_saphyr::from_str(doc)
+        .map_err(|e| format!("{origin}: does not parse as {}: {e}", T::KIND))?;
+    let back = serde_json::to_value(&obj).map_err(|e| format!("{origin}: {e}"))?;
+    let mut diffs = Vec::new();
+    diff("", value, &back, &mut diffs);
+    if diffs.is_empty() {
+        Ok(obj)
+    } else {
+        Err(format!(
+            "{origin}: {} fields do not survive the round trip through the API type \
+             (misspelled or misplaced?):\n  {}",
+            T::KIND,
+            diffs.join("\n  ")
+        ))
+    }
+}
+
+/// Parses a YAML stream into typed objects; an unknown kind or a bad field is an error.
+fn parse_stream(text: &str, origin: &str) -> Result<Vec<Doc>, String> {
+    let docs = split_documents(text);
+    let values: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| format!("{origin}: not valid YAML: {e}"))?;
+    let values: Vec<Value> = values.into_iter().filter(|v| !v.is_null()).collect();
+    if values.len() != docs.len() {
+        return Err(format!(
+            "{origin}: {} YAML documents but {} `---`-separated parts",
+            values.len(),
+            docs.len()
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, (doc, value)) in docs.iter().zip(&values).enumerate() {
+        let origin = format!("{origin}#{i}");
+        let single: Value = serde_saphyr::from_str(doc).map_err(|e| format!("{origin}: {e}"))?;
+        if &single != value {
+            return Err(format!(
+                "{origin}: document split differs from the YAML parser's"
+            ));
+        }
+        let kind = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("{origin}: no kind"))?;
+        let obj = match kind {
+            "Namespace" => Object::Namespace(typed(doc, value, &origin)?),
+            "ServiceAccount" => Object::ServiceAccount(typed(doc, value, &origin)?),
+            "ClusterRole" => Object::ClusterRole(typed(doc, value, &origin)?),
+            "ClusterRoleBinding" => Object::ClusterRoleBinding(typed(doc, value, &origin)?),
+            "Role" => Object::Role(typed(doc, value, &origin)?),
+            "RoleBinding" => Object::RoleBinding(typed(doc, value, &origin)?),
+            "ConfigMap" => Object::ConfigMap(typed(doc, value, &origin)?),
+            "DaemonSet" => Object::DaemonSet(typed(doc, value, &origin)?),
+            "Ingress" => Object::Ingress(typed(doc, value, &origin)?),
+            "Service" => Object::Service(typed(doc, value, &origin)?),
+            "Kustomization" => {
+                let k: Kustomization =
+                    serde_saphyr::from_str(doc).map_err(|e| format!("{origin}: {e}"))?;
+                if k.api_version != "kustomize.config.k8s.io/v1beta1" {
+                    return Err(format!(
+                        "{origin}: kustomization apiVersion {}",
+                        k.api_version
+                    ));
+                }
+                Object::Kustomization(k)
+            }
+            other => return Err(format!("{origin}: unknown kind {other:?}")),
+        };
+        out.push(Doc { origin, obj });
+    }
+    Ok(out)
+}
+
+fn deploy_dir() -> PathBuf {
+    repo_root().join("deploy")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml") | Some("yml")
+                )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn load_dir(sub: &str) -> Vec<Doc> {
+    let dir = deploy_dir().join(sub);
+    let files = yaml_files(&dir);
+    assert!(!files.is_empty(), "no YAML files in {}", dir.display());
+    let mut docs = Vec::new();
+    for f in files {
+        let origin = f
+            .strip_prefix(repo_root())
+            .unwrap_or(&f)
+            .display()
+            .to_string();
+        docs.extend(parse_stream(&read(&f), &origin).unwrap_or_else(|e| panic!("{e}")));
+    }
+    docs
+}
+
+fn plain() -> Vec<Doc> {
+    load_dir("")
+}
+fn optional() -> Vec<Doc> {
+    load_dir("optional")
+}
+fn examples() -> Vec<Doc> {
+    load_dir("examples")
+}
+
+fn the_daemonset(docs: &[Doc]) -> &DaemonSet {
+    let all: Vec<&DaemonSet> = docs
+        .iter()
+        .filter_map(|d| match &d.obj {
+            Object::DaemonSet(ds) => Some(ds),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(all.len(), 1, "exactly one DaemonSet expected");
+    all[0]
+}
+
+fn configmaps(docs: &[Doc]) -> Vec<&ConfigMap> {
+    docs.iter()
+        .filter_map(|d| match &d.obj {
+            Object::ConfigMap(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn workspace_version() -> String {
+    let text = read(&repo_root().join("Cargo.toml"));
+    let mut in_pkg = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_pkg = t == "[workspace.package]";
+        } else if in_pkg && let Some(v) = t.strip_prefix("version") {
+            let v = v.trim_start().trim_start_matches('=').trim();
+            return v.trim_matches('"').to_string();
+        }
+    }
+    panic!("no version in [workspace.package]");
+}
+
+// ---------------------------------------------------------------------------------------
+// The DaemonSet
+
+/// Flag -> value ("" for switches). `--flag=value` and `--flag value` both accepted.
+fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    let mut it = args.iter();
+    match it.next().map(String::as_str) {
+        Some("run") => {}
+        other => {
+            return Err(format!(
+                "args must start with the `run` subcommand, got {other:?}"
+            ));
+        }
+    }
+    while let Some(a) = it.next() {
+        let (flag, value) = match a.split_once('=') {
+            Some((f, v)) => (f.to_string(), v.to_string()),
+            None if SWITCHES.contains(&a.as_str()) => (a.clone(), String::new()),
+            None => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| format!("flag {a} has no value"))?
+                    .clone();
+                if v.starts_with("--") {
+                    return Err(format!("flag {a} is followed by another flag {v}"));
+                }
+                (a.clone(), v)
+            }
+        };
+        if !KNOWN_FLAGS.contains(&flag.as_str()) {
+            return Err(format!("unknown flag {flag}"));
+        }
+        if out.insert(flag.clone(), value).is_some() {
+            return Err(format!("flag {flag} given twice"));
+        }
+    }
+    Ok(out)
+}
+
+fn http_probe(
+    p: Option<&k8s_openapi::api::core::v1::Probe>,
+    what: &str,
+    path: &str,
+    port: i32,
+    problems: &mut Vec<String>,
+) {
+    let Some(get) = p.and_then(|p| p.http_get.as_ref()) else {
+        problems.push(format!("{what}: no httpGet probe"));
+        return;
+    };
+    if get.path.as_deref() != Some(path) {
+        problems.push(format!("{what}: path {:?}, want {path}", get.path));
+    }
+    if get.port != IntOrString::Int(port) && get.port != IntOrString::String("api".into()) {
+        problems.push(format!("{what}: port {:?}, want {port}", get.port));
+    }
+}
+
+/// The invariants of the edgevip DaemonSet, shared by deploy/ and the Helm chart.
+fn check_daemonset(ds: &DaemonSet, configmap_ref: &str, sa: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    let Some(spec) = &ds.spec else {
+        return vec!["no spec".into()];
+    };
+    // Rollout: one node at a time.
+    match spec.update_strategy.as_ref() {
+        Some(us) if us.type_.as_deref() == Some("RollingUpdate") => {
+            let mu = us
+                .rolling_update
+                .as_ref()
+                .and_then(|r| r.max_unavailable.clone());
+            if mu != Some(IntOrString::Int(1)) {
+                p.push(format!("maxUnavailable {mu:?}, want 1"));
+            }
+        }
+        other => p.push(format!("updateStrategy {other:?}, want RollingUpdate")),
+    }
+    // The selector must select the template.
+    let tmpl_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    for (k, v) in spec.selector.match_labels.clone().unwrap_or_default() {
+        if tmpl_labels.get(&k) != Some(&v) {
+            p.push(format!(
+                "selector {k}={v} does not match the pod template's labels"
+            ));
+        }
+    }
+    let Some(pod) = &spec.template.spec else {
+        p.push("no pod spec".into());
+        return p;
+    };
+    if pod.host_network != Some(true) {
+        p.push("hostNetwork must be true".into());
+    }
+    if pod.dns_policy.as_deref() != Some("ClusterFirstWithHostNet") {
+        p.push(format!(
+            "dnsPolicy {:?}, want ClusterFirstWithHostNet",
+            pod.dns_policy
+        ));
+    }
+    if pod.host_pid == Some(true) || pod.host_ipc == Some(true) {
+        p.push("hostPID / hostIPC must stay off".into());
+    }
+    let want_sel = BTreeMap::from([("edgenode".to_string(), "true".to_string())]);
+    if pod.node_selector.as_ref() != Some(&want_sel) {
+        p.push(format!(
+            "nodeSelector {:?}, want edgenode=true",
+            pod.node_selector
+        ));
+    }
+    if pod.tolerations.as_ref().is_some_and(|t| !t.is_empty()) {
+        p.push("no tolerations by default".into());
+    }
+    if pod.service_account_name.as_deref() != Some(sa) {
+        p.push(format!(
+            "serviceAccountName {:?}, want {sa}",
+            pod.service_account_name
+        ));
+    }
+    match pod.termination_grace_period_seconds {
+        Some(s) if s >= 10 => {}
+        other => p.push(format!(
+            "terminationGracePeriodSeconds {other:?}: the handoff needs >= 10"
+        )),
+    }
+    for v in pod.volumes.iter().flatten() {
+        if v.host_path.is_some() {
+            p.push(format!("volume {} mounts a host path", v.name));
+        }
+    }
+    if let Some(psc) = &pod.security_context
+        && (psc.run_as_non_root == Some(true) || psc.sysctls.is_some())
+    {
+        p.push("pod securityContext must not set runAsNonRoot or sysctls".into());
+    }
+    if pod.init_containers.as_ref().is_some_and(|c| !c.is_empty()) {
+        p.push("no init containers (nothing may run privileged before edgevip)".into());
+    }
+    if pod.containers.len() != 1 {
+        p.push(format!("{} containers, want 1", pod.containers.len()));
+        return p;
+    }
+    let c = &pod.containers[0];
+    let want_image = format!("ghcr.io/edgevip/edgevip:{}", workspace_version());
+    if c.image.as_deref() != Some(want_image.as_str()) {
+        p.push(format!("image {:?}, want {want_image}", c.image));
+    }
+    if c.command.is_some() {
+        p.push("command must stay unset: the image's ENTRYPOINT is /edgevip".into());
+    }
+    // Security context: the heart of it.
+    match &c.security_context {
+        None => p.push("container has no securityContext".into()),
+        Some(sc) => {
+            if sc.privileged != Some(false) {
+                p.push(format!("privileged {:?}, want false", sc.privileged));
+            }
+            if sc.allow_privilege_escalation != Some(false) {
+                p.push("allowPrivilegeEscalation must be false".into());
+            }
+            if sc.read_only_root_filesystem != Some(true) {
+                p.push("readOnlyRootFilesystem must be true".into());
+            }
+            if sc.run_as_user != Some(0) {
+                p.push(format!("runAsUser {:?}, want 0", sc.run_as_user));
+            }
+            let caps = sc.capabilities.clone().unwrap_or_default();
+            let add: BTreeSet<String> = caps.add.unwrap_or_default().into_iter().collect();
+            let want_add: BTreeSet<String> = ["NET_ADMIN", "NET_RAW"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            if add != want_add {
+                p.push(format!(
+                    "capabilities.add {add:?}, want exactly NET_ADMIN, NET_RAW"
+                ));
+            }
+            if caps.drop != Some(vec!["ALL".to_string()]) {
+                p.push(format!("capabilities.drop {:?}, want [ALL]", caps.drop));
+            }
+            let seccomp = sc.seccomp_profile.as_ref().map(|s| s.type_.as_str());
+            if seccomp != Some("RuntimeDefault") {
+                p.push(format!("seccompProfile {seccomp:?}, want RuntimeDefault"));
+            }
+        }
+    }
+    // NODE_NAME from the downward API.
+    let node_name = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "NODE_NAME")
+        .and_then(|e| e.value_from.as_ref())
+        .and_then(|v| v.field_ref.as_ref())
+        .map(|f| f.field_path.as_str());
+    if node_name != Some("spec.nodeName") {
+        p.push(format!(
+            "env NODE_NAME from {node_name:?}, want fieldRef spec.nodeName"
+        ));
+    }
+    // Command line.
+    let args = c.args.clone().unwrap_or_default();
+    let flags = match parse_args(&args) {
+        Ok(f) => f,
+        Err(e) => {
+            p.push(format!("args {args:?}: {e}"));
+            BTreeMap::new()
+        }
+    };
+    let flag = |f: &str| flags.get(f).map(String::as_str);
+    if flag("--kubernetes") != Some("") {
+        p.push("args lack --kubernetes".into());
+    }
+    if flag("--services-configmap") != Some(configmap_ref) {
+        p.push(format!(
+            "--services-configmap {:?}, want {configmap_ref}",
+            flag("--services-configmap")
+        ));
+    }
+    if flag("--node-name") != Some("$(NODE_NAME)") {
+        p.push(format!(
+            "--node-name {:?}, want $(NODE_NAME)",
+            flag("--node-name")
+        ));
+    }
+    // The peers are the nodes the DaemonSet runs on.
+    if let Some(sel) = flag("--node-selector") {
+        let pairs: BTreeMap<String, String> = sel
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if Some(&pairs) != pod.node_selector.as_ref() {
+            p.push(format!(
+                "--node-selector {sel} differs from the pod's nodeSelector"
+            ));
+        }
+    }
+    if let Some(v) = flag("--vrid")
+        && !v.parse::<u8>().is_ok_and(|v| v >= 1)
+    {
+        p.push(format!("--vrid {v} is not in 1..255"));
+    }
+    if let Some(v) = flag("--unicast")
+        && v != "true"
+        && v != "false"
+    {
+        p.push(format!("--unicast={v}: want true or false"));
+    }
+    if let Some(v) = flag("--ingress-check")
+        && v != "none"
+        && !v.starts_with("http://")
+        && !v.starts_with("https://")
+    {
+        p.push(format!("--ingress-check {v}: want a URL or none"));
+    }
+    let api_port = match flag("--api-listen") {
+        Some(l) => l
+            .parse::<std::net::SocketAddr>()
+            .map(|a| i32::from(a.port()))
+            .unwrap_or_else(|_| {
+                p.push(format!("--api-listen {l} is not ADDR:PORT"));
+                0
+            }),
+        None => API_PORT,
+    };
+    if api_port != API_PORT {
+        p.push(format!("API port {api_port}, want {API_PORT}"));
+    }
+    // Probes on the API.
+    http_probe(
+        c.liveness_probe.as_ref(),
+        "livenessProbe",
+        "/healthz",
+        api_port,
+        &mut p,
+    );
+    http_probe(
+        c.readiness_probe.as_ref(),
+        "readinessProbe",
+        "/readyz",
+        api_port,
+        &mut p,
+    );
+    let ports: Vec<i32> = c.ports.iter().flatten().map(|p| p.container_port).collect();
+    if ports != vec![api_port] {
+        p.push(format!("containerPorts {ports:?}, want [{api_port}]"));
+    }
+    // Resources: small requests, a memory limit.
+    let res = c.resources.clone().unwrap_or_default();
+    let req = res.requests.unwrap_or_default();
+    let lim = res.limits.unwrap_or_default();
+    for k in ["cpu", "memory"] {
+        if !req.contains_key(k) {
+            p.push(format!("no {k} request"));
+        }
+    }
+    if !lim.contains_key("memory") {
+        p.push("no memory limit".into());
+    }
+    p
+}
+
+fn assert_no_problems(what: &str, problems: Vec<String>) {
+    assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
+}
+
+// ---------------------------------------------------------------------------------------
+// RBAC
+
+fn roles(docs: &[Doc]) -> Vec<(&Doc, bool, &str, Vec<PolicyRule>)> {
+    docs.iter()
+        .filter_map(|d| match &d.obj {
+            Object::ClusterRole(r) => Some((
+                d,
+                true,
+                r.metadata.name.as_deref().unwrap_or(""),
+                r.rules.clone().unwrap_or_default(),
+            )),
+            Object::Role(r) => Some((
+                d,
+                false,
+                r.metadata.name.as_deref().unwrap_or(""),
+                r.rules.clone().unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Problems with the rules of one (Cluster)Role.
+fn check_rules(origin: &str, cluster: bool, rules: &[PolicyRule], leases_ok: bool) -> Vec<String> {
+    let mut p = Vec::new();
+    let read = ["get", "list", "watch"];
+    for (i, r) in rules.iter().enumerate() {
+        let at = format!("{origin} rule {i}");
+        let groups = r.api_groups.clone().unwrap_or_default();
+        let resources = r.resources.clone().unwrap_or_default();
+        if r.non_resource_urls.is_some() {
+            p.push(format!("{at}: nonResourceURLs"));
+        }
+        if groups.is_empty() || resources.is_empty() || r.verbs.is_empty() {
+            p.push(format!("{at}: empty apiGroups/resources/verbs"));
+        }
+        let all: Vec<&String> = groups
+            .iter()
+            .chain(&resources)
+            .chain(&r.verbs)
+            .chain(r.resource_names.iter().flatten())
+            .collect();
+        if all.iter().any(|s| s.contains('*')) {
+            p.push(format!("{at}: wildcard in {all:?}"));
+        }
+        for res in &resources {
+            if matches!(
+                res.as_str(),
+                "secrets" | "pods/exec" | "serviceaccounts/token"
+            ) {
+                p.push(format!("{at}: grants {res}"));
+            }
+            if res == "configmaps" && cluster {
+                p.push(format!(
+                    "{at}: configmaps through a ClusterRole (use the namespaced Role)"
+                ));
+            }
+        }
+        for v in &r.verbs {
+            let ok = match v.as_str() {
+                "get" | "list" | "watch" => true,
+                // Writes only where the daemon writes.
+                "create" | "patch" => resources
+                    .iter()
+                    .all(|res| matches!(res.as_str(), "events" | "services/status" | "leases")),
+                "update" => leases_ok && resources.iter().all(|res| res == "leases"),
+                _ => false,
+            };
+            if !ok {
+                p.push(format!("{at}: verb {v} on {resources:?} not allowed"));
+            }
+        }
+        if resources.iter().any(|r| r == "events")
+            && r.verbs.iter().any(|v| read.contains(&v.as_str()))
+        {
+            p.push(format!("{at}: events need create/patch only"));
+        }
+    }
+    p
+}
+
+/// (apiGroup, resource) -> verbs, flattened.
+fn rule_table(rules: &[PolicyRule]) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let mut t: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for r in rules {
+        for g in r.api_groups.iter().flatten() {
+            for res in r.resources.iter().flatten() {
+                t.entry((g.clone(), res.clone()))
+                    .or_default()
+                    .extend(r.verbs.iter().cloned());
+            }
+        }
+    }
+    t
+}
+
+fn table(entries: &[(&str, &str, &[&str])]) -> BTreeMap<(String, String), BTreeSet<String>> {
+    entries
+        .iter()
+        .map(|(g, r, v)| {
+            (
+                (g.to_string(), r.to_string()),
+                v.iter().map(|s| s.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Every binding points at a role of the set and at edgevip's ServiceAccount; every role
+/// is bound.
+fn check_bindings(docs: &[Doc], sa: &str, ns: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    let cluster_roles: BTreeSet<&str> = roles(docs).iter().filter(|r| r.1).map(|r| r.2).collect();
+    let ns_roles: BTreeSet<(&str, &str)> = docs
+        .iter()
+        .filter_map(|d| match &d.obj {
+            Object::Role(r) => Some((
+                r.metadata.namespace.as_deref().unwrap_or(""),
+                r.metadata.name.as_deref().unwrap_or(""),
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut bound_cluster = BTreeSet::new();
+    let mut bound_ns = BTreeSet::new();
+    for d in docs {
+        let (role_ref, subjects, binding_ns) = match &d.obj {
+            Object::ClusterRoleBinding(b) => (&b.role_ref, &b.subjects, None),
+            Object::RoleBinding(b) => (
+                &b.role_ref,
+                &b.subjects,
+                Some(b.metadata.namespace.as_deref().unwrap_or("")),
+            ),
+            _ => continue,
+        };
+        if role_ref.api_group != "rbac.authorization.k8s.io" {
+            p.push(format!(
+                "{}: roleRef apiGroup {}",
+                d.origin, role_ref.api_group
+            ));
+        }
+        match (role_ref.kind.as_str(), binding_ns) {
+            ("ClusterRole", None) => {
+                if !cluster_roles.contains(role_ref.name.as_str()) {
+                    p.push(format!(
+                        "{}: ClusterRole {} not defined",
+                        d.origin, role_ref.name
+                    ));
+                }
+                bound_cluster.insert(role_ref.name.clone());
+            }
+            ("Role", Some(bns)) => {
+                if !ns_roles.contains(&(bns, role_ref.name.as_str())) {
+                    p.push(format!(
+                        "{}: Role {bns}/{} not defined",
+                        d.origin, role_ref.name
+                    ));
+                }
+                bound_ns.insert(role_ref.name.clone());
+            }
+            (k, _) => p.push(format!("{}: unexpected roleRef kind {k}", d.origin)),
+        }
+        let subjects = subjects.clone().unwrap_or_default();
+        let ok = subjects.len() == 1
+            && subjects[0].kind == "ServiceAccount"
+            && subjects[0].name == sa
+            && subjects[0].namespace.as_deref() == Some(ns);
+        if !ok {
+            p.push(format!(
+                "{}: subjects {subjects:?}, want only ServiceAccount {ns}/{sa}",
+                d.origin
+            ));
+        }
+    }
+    for r in roles(docs) {
+        let bound = if r.1 { &bound_cluster } else { &bound_ns };
+        if !bound.contains(r.2) {
+            p.push(format!("{}: {} is not bound", r.0.origin, r.2));
+        }
+    }
+    p
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests: deploy/
+
+#[test]
+fn every_manifest_parses_as_its_api_type() {
+    let key = |k: &str, ns: &str, n: &str| (k.to_string(), ns.to_string(), n.to_string());
+    let got: Vec<_> = plain().iter().map(|d| d.obj.key()).collect();
+    let want = vec![
+        key("Namespace", "", NS),
+        key("ServiceAccount", NS, SA),
+        key("ClusterRole", "", "edgevip"),
+        key("ClusterRoleBinding", "", "edgevip"),
+        key("Role", NS, "edgevip"),
+        key("RoleBinding", NS, "edgevip"),
+        key("ConfigMap", NS, CONFIGMAP),
+        key("DaemonSet", NS, "edgevip"),
+        key("Kustomization", "", ""),
+    ];
+    assert_eq!(got, want, "deploy/*.yaml objects, in apply order");
+
+    let opt: BTreeSet<_> = optional().iter().map(|d| d.obj.key()).collect();
+    let want_opt: BTreeSet<_> = [
+        key("ClusterRole", "", "edgevip-loadbalancer"),
+        key("ClusterRoleBinding", "", "edgevip-loadbalancer"),
+        key("Role", NS, "edgevip-leader-election"),
+        key("RoleBinding", NS, "edgevip-leader-election"),
+        key("ClusterRole", "", "edgevip-forwarding"),
+        key("ClusterRoleBinding", "", "edgevip-forwarding"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(opt, want_opt, "deploy/optional objects");
+
+    let ex: Vec<_> = examples().iter().map(|d| d.obj.kind()).collect();
+    for k in ["ConfigMap", "Namespace", "Service", "Ingress"] {
+        assert!(ex.contains(&k), "deploy/examples lacks a {k}: {ex:?}");
+    }
+}
+
+#[test]
+fn namespaced_objects_live_in_the_edgevip_namespace() {
+    for d in plain().iter().chain(&optional()) {
+        let Some(meta) = d.obj.metadata() else {
+            continue;
+        };
+        if d.obj.is_cluster_scoped() {
+            assert!(
+                meta.namespace.is_none(),
+                "{}: cluster-scoped with a namespace",
+                d.origin
+            );
+        } else {
+            assert_eq!(
+                meta.namespace.as_deref(),
+                Some(NS),
+                "{}: namespace",
+                d.origin
+            );
+        }
+        let labels = meta.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get("app.kubernetes.io/name").map(String::as_str),
+            Some("edgevip"),
+            "{}: app.kubernetes.io/name label",
+            d.origin
+        );
+    }
+    let docs = plain();
+    let ns = docs
+        .iter()
+        .find_map(|d| match &d.obj {
+            Object::Namespace(n) => Some(n),
+            _ => None,
+        })
+        .expect("a Namespace");
+    let labels = ns.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
+        Some("privileged"),
+        "hostNetwork + NET_ADMIN need the privileged Pod Security level on the namespace"
+    );
+}
+
+#[test]
+fn daemonset_invariants() {
+    let docs = plain();
+    let ds = the_daemonset(&docs);
+    assert_no_problems(
+        "deploy/05-daemonset.yaml",
+        check_daemonset(ds, &format!("{NS}/{CONFIGMAP}"), SA),
+    );
+    let pod = ds.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    // The handoff needs at most 4 advert intervals (0.8 s at 200ms); 30 s leaves margin.
+    assert_eq!(pod.termination_grace_period_seconds, Some(30));
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("system-node-critical")
+    );
+    let c = &pod.containers[0];
+    let res = c.resources.clone().unwrap();
+    let q =
+        |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+         k: &str| { m.as_ref().and_then(|m| m.get(k)).map(|q| q.0.clone()) };
+    assert_eq!(q(&res.requests, "cpu").as_deref(), Some("10m"));
+    assert_eq!(q(&res.requests, "memory").as_deref(), Some("32Mi"));
+    assert_eq!(q(&res.limits, "memory").as_deref(), Some("128Mi"));
+    assert_eq!(
+        q(&res.limits, "cpu"),
+        None,
+        "no CPU limit: throttling delays adverts"
+    );
+}
+
+#[test]
+fn daemonset_check_catches_violations() {
+    let docs = plain();
+    let good = the_daemonset(&docs).clone();
+    let cm = format!("{NS}/{CONFIGMAP}");
+    type Mutation = fn(&mut k8s_openapi::api::core::v1::PodSpec);
+    let cases: Vec<(&str, Mutation)> = vec![
+        ("privileged", |p| {
+            p.containers[0]
+                .security_context
+                .as_mut()
+                .unwrap()
+                .privileged = Some(true)
+        }),
+        ("SYS_ADMIN", |p| {
+            let sc = p.containers[0].security_context.as_mut().unwrap();
+            sc.capabilities
+                .as_mut()
+                .unwrap()
+                .add
+                .as_mut()
+                .unwrap()
+                .push("SYS_ADMIN".into());
+        }),
+        ("hostNetwork", |p| p.host_network = Some(false)),
+        ("nodeSelector", |p| p.node_selector = None),
+        ("readiness", |p| {
+            let r = p.containers[0].readiness_probe.as_mut().unwrap();
+            r.http_get.as_mut().unwrap().path = Some("/healthz".into());
+        }),
+        ("grace", |p| p.termination_grace_period_seconds = Some(2)),
+        ("args", |p| {
+            let a = p.containers[0].args.as_mut().unwrap();
+            a.retain(|a| a != "--kubernetes");
+        }),
+        ("typo flag", |p| {
+            p.containers[0]
+                .args
+                .as_mut()
+                .unwrap()
+                .push("--vird=5".into());
+        }),
+        ("configmap", |p| {
+            let a = p.containers[0].args.as_mut().unwrap();
+            for x in a.iter_mut().filter(|x| *x == "edgevip/edgevip-vips") {
+                *x = "kube-system/vip".into();
+            }
+        }),
+    ];
+    for (name, mutate) in cases {
+        let mut ds = good.clone();
+        mutate(ds.spec.as_mut().unwrap().template.spec.as_mut().unwrap());
+        assert!(
+            !check_daemonset(&ds, &cm, SA).is_empty(),
+            "check_daemonset missed the {name} violation"
+        );
+    }
+}
+
+#[test]
+fn parser_rejects_unknown_kinds_and_fields() {
+    let ds = read(&deploy_dir().join("05-daemonset.yaml"));
+    assert!(parse_stream(&ds, "ok").is_ok());
+    let bad = [
+        (
+            "misspelled field",
+            ds.replace("hostNetwork:", "hostNetwrok:"),
+        ),
+        (
+            "misplaced field",
+            ds.replace("      dnsPolicy:", "      dnsPolicyX:"),
+        ),
+        (
+            "wrong type",
+            ds.replace(
+                "terminationGracePeriodSeconds: 30",
+                "terminationGracePeriodSeconds: soon",
+            ),
+        ),
+        (
+            "wrong apiVersion",
+            ds.replace("apiVersion: apps/v1", "apiVersion: v1"),
+        ),
+        (
+            "unknown kind",
+            ds.replace("kind: DaemonSet", "kind: DaemonSett"),
+        ),
+    ];
+    for (what, text) in bad {
+        assert_ne!(text, ds, "{what}: the replacement did not apply");
+        assert!(parse_stream(&text, what).is_err(), "{what} was accepted");
+    }
+}
+
+#[test]
+fn rbac_grants_only_what_the_daemon_uses() {
+    let docs = plain();
+    let mut problems = Vec::new();
+    for (d, cluster, _, rules) in roles(&docs) {
+        problems.extend(check_rules(&d.origin, cluster, &rules, false));
+    }
+    for (d, cluster, _, rules) in roles(&optional()) {
+        let leases_ok = d
+            .origin
+            .starts_with("deploy/optional/loadbalancer-rbac.yaml");
+        problems.extend(check_rules(&d.origin, cluster, &rules, leases_ok));
+    }
+    assert_no_problems("RBAC", problems);
+
+    // Exactly these grants by default.
+    let events: &[(&str, &str, &[&str])] = &[
+        ("", "events", &["create", "patch"]),
+        ("events.k8s.io", "events", &["create", "patch"]),
+    ];
+    let by_name = |docs: &[Doc], cluster: bool, name: &str| {
+        roles(docs)
+            .into_iter()
+            .find(|r| r.1 == cluster && r.2 == name)
+            .map(|r| rule_table(&r.3))
+            .unwrap_or_else(|| panic!("no {} {name}", if cluster { "ClusterRole" } else { "Role" }))
+    };
+    let mut want = table(&[("", "nodes", &["get", "list", "watch"])]);
+    want.extend(table(events));
+    assert_eq!(by_name(&docs, true, "edgevip"), want, "ClusterRole edgevip");
+    let mut want = table(&[("", "configmaps", &["get", "list", "watch"])]);
+    want.extend(table(events));
+    assert_eq!(by_name(&docs, false, "edgevip"), want, "Role edgevip");
+
+    let opt = optional();
+    assert_eq!(
+        by_name(&opt, true, "edgevip-loadbalancer"),
+        table(&[
+            ("", "services", &["get", "list", "watch"]),
+            ("", "services/status", &["patch"]),
+        ])
+    );
+    assert_eq!(
+        by_name(&opt, false, "edgevip-leader-election"),
+        table(&[(
+            "coordination.k8s.io",
+            "leases",
+            &["get", "create", "update"]
+        )])
+    );
+    assert_eq!(
+        by_name(&opt, true, "edgevip-forwarding"),
+        table(&[(
+            "discovery.k8s.io",
+            "endpointslices",
+            &["get", "list", "watch"]
+        )])
+    );
+}
+
+#[test]
+fn rbac_check_catches_violations() {
+    let rule = |g: &str, r: &str, v: &[&str]| PolicyRule {
+        api_groups: Some(vec![g.into()]),
+        resources: Some(vec![r.into()]),
+        verbs: v.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let bad = [
+        (true, rule("", "configmaps", &["get"])),
+        (false, rule("", "*", &["get"])),
+        (false, rule("", "nodes", &["*"])),
+        (false, rule("", "nodes", &["delete"])),
+        (false, rule("", "nodes", &["patch"])),
+        (false, rule("", "secrets", &["get"])),
+        (false, rule("coordination.k8s.io", "leases", &["update"])),
+        (false, rule("", "events", &["list"])),
+    ];
+    for (cluster, r) in bad {
+        assert!(
+            !check_rules("t", cluster, std::slice::from_ref(&r), false).is_empty(),
+            "accepted {r:?} (cluster: {cluster})"
+        );
+    }
+}
+
+#[test]
+fn the_service_account_is_bound_and_used() {
+    let docs = plain();
+    let sa = docs.iter().find_map(|d| match &d.obj {
+        Object::ServiceAccount(s) => Some(s),
+        _ => None,
+    });
+    let sa = sa.expect("a ServiceAccount");
+    assert_eq!(sa.metadata.name.as_deref(), Some(SA));
+    assert_no_problems("deploy/ bindings", check_bindings(&docs, SA, NS));
+    assert_no_problems(
+        "deploy/optional bindings",
+        check_bindings(&optional(), SA, NS),
+    );
+    let kinds: BTreeSet<&str> = docs.iter().map(|d| d.obj.kind()).collect();
+    assert!(kinds.contains("ClusterRoleBinding") && kinds.contains("RoleBinding"));
+}
+
+#[test]
+fn vip_configmap_holds_valid_entries() {
+    let docs = plain();
+    let cms = configmaps(&docs);
+    assert_eq!(cms.len(), 1);
+    let cm = cms[0];
+    assert_eq!(cm.metadata.name.as_deref(), Some(CONFIGMAP));
+    assert_eq!(cm.metadata.namespace.as_deref(), Some(NS));
+    let data = cm.data.clone().unwrap_or_default();
+    assert!(!data.is_empty(), "no VIPs");
+    assert!(cm.binary_data.is_none());
+    check_vip_entries("deploy/04-configmap.yaml", &data);
+    // The seed: the VIP in front of the ingress controller serving foo.bar.com/bar.foo.com.
+    assert_eq!(
+        data.get("192.0.2.100").map(String::as_str),
+        Some("ingress-nginx/ingress-nginx-controller")
+    );
+}
+
+fn check_vip_entries(origin: &str, data: &BTreeMap<String, String>) {
+    for (k, v) in data {
+        if k == "edgevip.yaml" {
+            check_rich(origin, v);
+            continue;
+        }
+        assert!(
+            k.parse::<IpAddr>().is_ok(),
+            "{origin}: key {k:?} is not an IP address"
+        );
+        assert!(
+            is_vip_target(v),
+            "{origin}: value {v:?} of {k} is not <ns>/<svc>[:NAT|DR|PROXY] or empty"
+        );
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Rich {
+    #[serde(default)]
+    spread: bool,
+    instances: Vec<RichInstance>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RichInstance {
+    name: String,
+    vrid: u8,
+    vips: Vec<String>,
+    #[serde(default)]
+    health_checks: Vec<RichCheck>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RichCheck {
+    name: String,
+    http: Option<RichHttp>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RichHttp {
+    url: String,
+    expect_status: Option<u16>,
+}
+
+fn check_rich(origin: &str, text: &str) {
+    let rich: Rich = serde_saphyr::from_str(text)
+        .unwrap_or_else(|e| panic!("{origin}: edgevip.yaml does not parse: {e}"));
+    assert!(!rich.instances.is_empty(), "{origin}: no instances");
+    let mut names = BTreeSet::new();
+    let mut vrids = BTreeSet::new();
+    for i in &rich.instances {
+        assert!(
+            is_dns1123_label(&i.name),
+            "{origin}: instance name {:?}",
+            i.name
+        );
+        assert!(
+            names.insert(&i.name),
+            "{origin}: duplicate instance {}",
+            i.name
+        );
+        assert!(i.vrid >= 1, "{origin}: {}: vrid 0", i.name);
+        assert!(vrids.insert(i.vrid), "{origin}: duplicate vrid {}", i.vrid);
+        assert!(!i.vips.is_empty(), "{origin}: {}: no VIPs", i.name);
+        for v in &i.vips {
+            let (addr, len) = v.split_once('/').unwrap_or((v, "32"));
+            let addr: IpAddr = addr
+                .parse()
+                .unwrap_or_else(|_| panic!("{origin}: {}: VIP {v:?}", i.name));
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            assert!(
+                len.parse::<u8>().is_ok_and(|l| l <= max),
+                "{origin}: {}: prefix of {v:?}",
+                i.name
+            );
+        }
+        for c in &i.health_checks {
+            assert!(!c.name.is_empty());
+            if let Some(h) = &c.http {
+                assert!(h.url.starts_with("http"), "{origin}: check url {}", h.url);
+                assert!(h.expect_status.is_none_or(|s| (100..600).contains(&s)));
+            }
+            assert!(c.rise.is_none_or(|r| r >= 1) && c.fall.is_none_or(|f| f >= 1));
+        }
+    }
+    assert!(
+        !rich.spread || rich.instances.len() >= 2,
+        "{origin}: spread needs several instances"
+    );
+}
+
+#[test]
+fn example_configmap_and_ingress() {
+    let docs = examples();
+    let ds_docs = plain();
+    let ds = the_daemonset(&ds_docs);
+    let args = ds
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .args
+        .clone()
+        .unwrap();
+    let flags = parse_args(&args).unwrap();
+    let simple_vrid: u8 = flags.get("--vrid").map_or(50, |v| v.parse().unwrap());
+    for cm in configmaps(&docs) {
+        // A drop-in replacement of deploy/04-configmap.yaml.
+        assert_eq!(cm.metadata.name.as_deref(), Some(CONFIGMAP));
+        assert_eq!(cm.metadata.namespace.as_deref(), Some(NS));
+        let data = cm.data.clone().unwrap_or_default();
+        assert!(
+            data.contains_key("edgevip.yaml"),
+            "the example shows the rich format"
+        );
+        check_vip_entries("deploy/examples", &data);
+        let rich: Rich = serde_saphyr::from_str(&data["edgevip.yaml"]).unwrap();
+        assert!(
+            rich.instances.iter().all(|i| i.vrid != simple_vrid),
+            "rich instances must not reuse --vrid {simple_vrid} of the simple entries"
+        );
+        assert!(
+            rich.instances
+                .iter()
+                .flat_map(|i| &i.vips)
+                .any(|v| v.starts_with("192.0.2.100/")),
+            "the example keeps the seed's VIP"
+        );
+    }
+
+    // The seed's Ingress: two hosts, each to its own Service of the same file.
+    let ingresses: Vec<&Ingress> = docs
+        .iter()
+        .filter_map(|d| match &d.obj {
+            Object::Ingress(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ingresses.len(), 1);
+    let ing = ingresses[0];
+    let ns = ing.metadata.namespace.clone().unwrap_or_default();
+    let services: BTreeMap<(String, String), &Service> = docs
+        .iter()
+        .filter_map(|d| match &d.obj {
+            Object::Service(s) => Some((
+                (
+                    s.metadata.namespace.clone().unwrap_or_default(),
+                    s.metadata.name.clone().unwrap_or_default(),
+                ),
+                s,
+            )),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        docs.iter()
+            .any(|d| d.obj.key() == ("Namespace".into(), String::new(), ns.clone())),
+        "the example's namespace {ns} is defined"
+    );
+    let mut hosts = BTreeMap::new();
+    for rule in ing.spec.as_ref().unwrap().rules.iter().flatten() {
+        let host = rule.host.clone().expect("host");
+        for path in &rule.http.as_ref().expect("http").paths {
+            let backend = path.backend.service.as_ref().expect("service backend");
+            let svc = services
+                .get(&(ns.clone(), backend.name.clone()))
+                .unwrap_or_else(|| {
+                    panic!("{host}: Service {ns}/{} not in the example", backend.name)
+                });
+            let port = backend
+                .port
+                .as_ref()
+                .and_then(|p| p.number)
+                .expect("port number");
+            assert!(
+                svc.spec
+                    .as_ref()
+                    .unwrap()
+                    .ports
+                    .iter()
+                    .flatten()
+                    .any(|p| p.port == port),
+                "{host}: Service {} has no port {port}",
+                backend.name
+            );
+            hosts.insert(host.clone(), backend.name.clone());
+        }
+    }
+    let want: BTreeMap<String, String> = [("foo.bar.com", "s1"), ("bar.foo.com", "s2")]
+        .iter()
+        .map(|(h, s)| (h.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(hosts, want);
+}
+
+#[test]
+fn kustomization_lists_every_manifest_in_order() {
+    let docs = plain();
+    let k = docs
+        .iter()
+        .find_map(|d| match &d.obj {
+            Object::Kustomization(k) => Some(k),
+            _ => None,
+        })
+        .expect("deploy/kustomization.yaml");
+    assert_eq!(k.kind, "Kustomization");
+    let files: Vec<String> = yaml_files(&deploy_dir())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .filter(|n| n != "kustomization.yaml")
+        .collect();
+    assert_eq!(
+        k.resources, files,
+        "kustomization resources = deploy/*.yaml, sorted"
+    );
+}
+
+#[test]
+fn versions_and_image_agree() {
+    let version = workspace_version();
+    let chart: Chart = serde_saphyr::from_str(&read(&chart_dir().join("Chart.yaml"))).unwrap();
+    assert_eq!(
+        chart.app_version, version,
+        "Chart.yaml appVersion = crate version"
+    );
+    let docker = read(&repo_root().join("Dockerfile"));
+    for needle in [
+        "rust:1.95-bookworm",
+        "cargo build --release --locked -p edgevip",
+        "target/release/edgevip",
+        r#"ENTRYPOINT ["/edgevip"]"#,
+        r#"CMD ["run", "--kubernetes"]"#,
+        &format!(r#"org.opencontainers.image.version="{version}""#),
+    ] {
+        assert!(docker.contains(needle), "Dockerfile lacks {needle:?}");
+    }
+    let ignore = read(&repo_root().join(".dockerignore"));
+    let lines: BTreeSet<&str> = ignore.lines().map(str::trim).collect();
+    for must in ["target/", "**/target/", "fuzz/", ".git/"] {
+        assert!(lines.contains(must), ".dockerignore lacks {must}");
+    }
+    for keep in ["crates/", "Cargo.toml", "Cargo.lock", "crates", "*"] {
+        assert!(
+            !lines.contains(keep),
+            ".dockerignore must not exclude {keep}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helm
+
+fn chart_dir() -> PathBuf {
+    deploy_dir().join("helm/edgevip")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Chart {
+    api_version: String,
+    name: String,
+    version: String,
+    app_version: String,
+    #[serde(rename = "type")]
+    type_: String,
+}
+
+fn values() -> Value {
+    serde_saphyr::from_str(&read(&chart_dir().join("values.yaml"))).expect("values.yaml")
+}
+
+fn value_at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
+    path.iter().fold(v, |v, k| {
+        v.get(k)
+            .unwrap_or_else(|| panic!("values.yaml lacks {path:?}"))
+    })
+}
+
+#[test]
+fn helm_chart_metadata_and_values_parse() {
+    let chart: Chart = serde_saphyr::from_str(&read(&chart_dir().join("Chart.yaml"))).unwrap();
+    assert_eq!(chart.api_version, "v2");
+    assert_eq!(chart.name, "edgevip");
+    assert_eq!(chart.type_, "application");
+    assert!(
+        chart.version.split('.').count() == 3,
+        "SemVer chart version"
+    );
+    let v = values();
+    assert!(v.is_object());
+    // Defaults reproduce deploy/.
+    let docs = plain();
+    let ds = the_daemonset(&docs);
+    let pod = ds.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let c = &pod.containers[0];
+    assert_eq!(
+        value_at(&v, &["nodeSelector"]),
+        &serde_json::to_value(&pod.node_selector).unwrap()
+    );
+    assert_eq!(
+        value_at(&v, &["resources"]),
+        &serde_json::to_value(&c.resources).unwrap()
+    );
+    assert_eq!(
+        value_at(&v, &["terminationGracePeriodSeconds"]).as_i64(),
+        pod.termination_grace_period_seconds
+    );
+    assert_eq!(
+        value_at(&v, &["priorityClassName"]).as_str(),
+        pod.priority_class_name.as_deref()
+    );
+    assert_eq!(
+        value_at(&v, &["api", "port"]).as_i64(),
+        Some(i64::from(API_PORT))
+    );
+    assert_eq!(
+        value_at(&v, &["updateStrategy", "maxUnavailable"]).as_i64(),
+        Some(1)
+    );
+    assert_eq!(value_at(&v, &["tolerations"]), &serde_json::json!([]));
+    assert_eq!(
+        value_at(&v, &["loadBalancer", "enabled"]),
+        &Value::Bool(false)
+    );
+    assert_eq!(
+        value_at(&v, &["forwarding", "enabled"]),
+        &Value::Bool(false)
+    );
+    let flags = parse_args(c.args.as_ref().unwrap()).unwrap();
+    let flag = |f: &str| flags.get(f).cloned().unwrap_or_default();
+    assert_eq!(value_at(&v, &["vrid"]).to_string(), flag("--vrid"));
+    assert_eq!(value_at(&v, &["unicast"]).to_string(), flag("--unicast"));
+    assert_eq!(
+        value_at(&v, &["ingressCheck"]).as_str(),
+        Some(flag("--ingress-check").as_str())
+    );
+    assert_eq!(
+        value_at(&v, &["releaseGrace"]).as_str(),
+        Some(flag("--release-grace").as_str())
+    );
+    let image = format!(
+        "{}:{}",
+        value_at(&v, &["image", "repository"]).as_str().unwrap(),
+        chart.app_version
+    );
+    assert_eq!(Some(image.as_str()), c.image.as_deref());
+    let cm = configmaps(&docs)[0];
+    assert_eq!(
+        value_at(&v, &["vips"]),
+        &serde_json::to_value(&cm.data).unwrap(),
+        "values.vips = deploy/04-configmap.yaml data"
+    );
+}
+
+#[test]
+fn helm_templates_reference_only_existing_values() {
+    let v = values();
+    let dir = chart_dir().join("templates");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let names: BTreeSet<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for need in [
+        "_helpers.tpl",
+        "serviceaccount.yaml",
+        "rbac.yaml",
+        "configmap.yaml",
+        "daemonset.yaml",
+        "NOTES.txt",
+    ] {
+        assert!(names.contains(need), "templates/{need} missing");
+    }
+    let mut missing = Vec::new();
+    let mut total = 0;
+    for f in &files {
+        let text = read(f);
+        for path in values_references(&text) {
+            total += 1;
+            let mut at = &v;
+            for seg in &path {
+                match at.get(seg) {
+                    Some(next) => at = next,
+                    None => {
+                        missing.push(format!(
+                            "{}: .Values.{}",
+                            f.file_name().unwrap().to_string_lossy(),
+                            path.join(".")
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        total > 20,
+        "only {total} .Values references found: scanner broken?"
+    );
+    assert!(
+        missing.is_empty(),
+        "not in values.yaml:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+fn tool(name: &str) -> bool {
+    Command::new(name)
+        .arg("version")
+        .arg("--client")
+        .output()
+        .or_else(|_| Command::new(name).arg("version").output())
+        .is_ok()
+}
+
+fn helm_template(set: &[&str]) -> Vec<Doc> {
+    let mut cmd = Command::new("helm");
+    cmd.args(["template", "edgevip"])
+        .arg(chart_dir())
+        .args(["--namespace", NS]);
+    for s in set {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd.output().expect("helm template");
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    parse_stream(&text, "helm template").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn keys(docs: &[Doc]) -> BTreeSet<(String, String, String)> {
+    docs.iter()
+        .filter(|d| !matches!(d.obj, Object::Kustomization(_)))
+        .map(|d| d.obj.key())
+        .collect()
+}
+
+#[test]
+fn helm_template_renders_the_same_objects() {
+    if !tool("helm") {
+        println!("helm not installed: skipped rendering (values and template references checked)");
+        return;
+    }
+    let plain_docs = plain();
+    let rendered = helm_template(&["namespace.create=true"]);
+    assert_eq!(
+        keys(&rendered),
+        keys(&plain_docs),
+        "helm default objects vs deploy/"
+    );
+    let ds = the_daemonset(&rendered);
+    assert_no_problems(
+        "helm DaemonSet",
+        check_daemonset(ds, &format!("{NS}/{CONFIGMAP}"), SA),
+    );
+    let args = |ds: &DaemonSet| {
+        parse_args(
+            ds.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers[0]
+                .args
+                .as_ref()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        args(ds),
+        args(the_daemonset(&plain_docs)),
+        "helm args vs deploy/"
+    );
+    let rules = |docs: &[Doc]| -> BTreeMap<(bool, String), _> {
+        roles(docs)
+            .into_iter()
+            .map(|r| ((r.1, r.2.to_string()), rule_table(&r.3)))
+            .collect()
+    };
+    assert_eq!(rules(&rendered), rules(&plain_docs), "helm RBAC vs deploy/");
+    assert_no_problems("helm bindings", check_bindings(&rendered, SA, NS));
+    assert_eq!(
+        configmaps(&rendered)[0].data,
+        configmaps(&plain_docs)[0].data,
+        "helm ConfigMap vs deploy/"
+    );
+
+    // Without namespace.create (the usual --create-namespace install) only the Namespace goes.
+    let mut want = keys(&plain_docs);
+    want.retain(|k| k.0 != "Namespace");
+    assert_eq!(keys(&helm_template(&[])), want);
+
+    // Optional RBAC behind the switches.
+    let all = helm_template(&["loadBalancer.enabled=true", "forwarding.enabled=true"]);
+    let opt = optional();
+    let mut want = want.clone();
+    want.extend(keys(&opt));
+    assert_eq!(
+        keys(&all),
+        want,
+        "helm with optional RBAC vs deploy/ + deploy/optional"
+    );
+    let mut want_rules = rules(&plain_docs);
+    want_rules.extend(rules(&opt));
+    assert_eq!(rules(&all), want_rules);
+    let mut problems = Vec::new();
+    for (d, cluster, name, r) in roles(&all) {
+        problems.extend(check_rules(
+            &d.origin,
+            cluster,
+            &r,
+            name.ends_with("leader-election"),
+        ));
+    }
+    assert_no_problems("helm RBAC", problems);
+
+    // The rich format goes into the same ConfigMap.
+    let rich = helm_template(&["rich=spread: false\ninstances: []"]);
+    let data = configmaps(&rich)[0].data.clone().unwrap();
+    assert!(data.contains_key("edgevip.yaml") && data.contains_key("192.0.2.100"));
+}
+
+// ---------------------------------------------------------------------------------------
+// kubectl
+
+#[test]
+fn kubectl_kustomize_and_client_dry_run() {
+    if !tool("kubectl") {
+        println!("kubectl not installed: skipped kustomize build and client dry-run");
+        return;
+    }
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(deploy_dir())
+        .output()
+        .expect("kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize deploy/ failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = parse_stream(&String::from_utf8(out.stdout).unwrap(), "kubectl kustomize")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        keys(&built),
+        keys(&plain()),
+        "kustomize build vs deploy/*.yaml"
+    );
+
+    // A client-side dry run still needs an API server for discovery: only with a context.
+    let ctx = Command::new("kubectl")
+        .args(["config", "current-context"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ctx {
+        println!(
+            "kubectl has no current context (no API server): skipped \
+             `kubectl apply --dry-run=client -k deploy/`"
+        );
+        return;
+    }
+    let out = Command::new("kubectl")
+        .args(["apply", "--dry-run=client", "--request-timeout=10s", "-k"])
+        .arg(deploy_dir())
+        .output()
+        .expect("kubectl apply");
+    assert!(
+        out.status.success(),
+        "kubectl apply --dry-run=client -k deploy/: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,185 @@
+//! `edgevip run --kubernetes`: the same engine, fed by the cluster instead of a file. The
+//! controller publishes desired instances; the engine applies only what changed. Losing
+//! the API server changes nothing here: the last desired state stays in force.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgevip_config::{Config, HealthCheck, Log, LogFormat, Probe};
+use edgevip_k8s::controller::{self, Options, Resolver};
+use edgevip_k8s::desired::Settings;
+use edgevip_k8s::events::{Events, Kind};
+use tokio::sync::watch;
+
+use crate::cli::KubeArgs;
+use crate::daemon::Base;
+use crate::engine::Engine;
+
+pub async fn run(args: KubeArgs) -> ExitCode {
+    let Some(node_name) = args.node_name.clone().filter(|n| !n.is_empty()) else {
+        eprintln!("edgevip: --node-name (or NODE_NAME) is required with --kubernetes");
+        return ExitCode::from(2);
+    };
+    let Some((ns, name)) = args
+        .services_configmap
+        .as_deref()
+        .and_then(|s| s.split_once('/'))
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+    else {
+        eprintln!(
+            "edgevip: --services-configmap NAMESPACE/NAME is required with --kubernetes, got {:?}",
+            args.services_configmap
+        );
+        return ExitCode::from(2);
+    };
+    let ingress_check = match ingress_check(&args.ingress_check) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("edgevip: --ingress-check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let client = match client(&args).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("edgevip: Kubernetes client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut base = match Base::open(&[]).await {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let shared = base.shared.clone();
+    let netlink = shared.netlink.clone();
+    let resolver: Resolver = Arc::new(move |addrs| {
+        let netlink = netlink.clone();
+        Box::pin(async move { netlink.interface_holding(&addrs).await.ok().flatten() })
+    });
+    let events = Events::new(client.clone(), &node_name);
+    let opts = Options {
+        settings: Settings {
+            node_name: node_name.clone(),
+            vrid: args.vrid,
+            interface: args.interface.clone(),
+            unicast: args.unicast,
+            advert_interval: args.advert_interval,
+            preempt: args.preempt,
+            ingress_check,
+        },
+        configmap_namespace: ns.into(),
+        configmap_name: name.into(),
+        node_selector: args.node_selector.clone(),
+        release_grace: args.release_grace,
+    };
+    let mut handle = controller::start(client, opts, resolver, Some(events.clone()));
+
+    let (ready_tx, ready) = watch::channel(false);
+    let (kube_tx, kube_rx) = watch::channel(serde_json::Value::Null);
+    if let Err(code) = base.serve_api(args.api_listen, ready, Some(kube_rx)).await {
+        return code;
+    }
+    let mut engine = Engine::new(shared.clone());
+    let mut transitions = shared.transitions.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tracing::info!(node = %node_name, configmap = %format!("{ns}/{name}"), selector = %args.node_selector, "edgevip running in Kubernetes mode");
+    loop {
+        tokio::select! {
+            r = handle.desired.changed() => {
+                if r.is_err() {
+                    // The controller ended: keep serving the last state until stopped.
+                    tracing::error!("controller stopped; the last desired state stays in force");
+                    std::future::pending::<()>().await;
+                }
+                let desired = handle.desired.borrow_and_update().clone();
+                if let Some(d) = desired {
+                    let cfg = Config {
+                        api: None,
+                        log: Log { format: LogFormat::Text, level: String::new() },
+                        instances: d.instances,
+                    };
+                    let started = std::time::Instant::now();
+                    engine.apply(&cfg).await;
+                    tracing::info!(instances = cfg.instances.len(), took = ?started.elapsed(), "desired state applied");
+                    ready_tx.send_replace(true);
+                }
+            }
+            r = handle.status.changed() => {
+                if r.is_ok() {
+                    let st = handle.status.borrow_and_update().clone();
+                    kube_tx.send_replace(serde_json::to_value(&st).unwrap_or_default());
+                }
+            }
+            t = transitions.recv() => {
+                if let Ok(t) = t {
+                    tell_transition(&events, &node_name, &t);
+                }
+            }
+            _ = base.hup.recv() => tracing::info!("SIGHUP ignored in Kubernetes mode: the cluster is the configuration"),
+            _ = base.term.recv() => break,
+            _ = base.int.recv() => break,
+            _ = tick.tick() => shared.heartbeat.beat(shared.clock.now_ms()),
+        }
+    }
+    tracing::info!("shutting down: handing over VIPs");
+    engine.shutdown().await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// An Event on this node's Node object for every change into or out of master.
+fn tell_transition(events: &Events, node: &str, t: &crate::engine::Transition) {
+    if t.from != "master" && t.to != "master" {
+        return;
+    }
+    let (kind, reason) = match t.to {
+        "master" => (Kind::Normal, "BecameMaster"),
+        "fault" => (Kind::Warning, "Fault"),
+        _ => (Kind::Normal, "LeftMaster"),
+    };
+    events.on_node(
+        node,
+        kind,
+        reason,
+        format!(
+            "instance {} ({}, VRID {}): {} -> {} ({})",
+            t.instance, t.family, t.vrid, t.from, t.to, t.reason
+        ),
+    );
+}
+
+fn ingress_check(spec: &str) -> Result<Option<HealthCheck>, String> {
+    if spec == "none" || spec.is_empty() {
+        return Ok(None);
+    }
+    if !spec.starts_with("http://") {
+        return Err(format!("{spec:?} is neither an http:// URL nor `none`"));
+    }
+    Ok(Some(HealthCheck {
+        name: "ingress".into(),
+        probe: Probe::Http {
+            url: spec.into(),
+            expect_status: 200,
+        },
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_millis(300),
+        rise: 3,
+        fall: 2,
+        weight: None,
+    }))
+}
+
+async fn client(args: &KubeArgs) -> Result<kube::Client, String> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| e.to_string())?,
+    };
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}

@@ -1,0 +1,355 @@
+//! Request parsing, URL routing to the verb handlers (list.rs, write.rs, watch.rs), GET of
+//! single objects, discovery and `/version`.
+
+use crate::resources::{self, RESOURCES, ResourceInfo};
+use crate::selector::{FieldSelector, Filter, LabelSelector};
+use crate::status::ApiError;
+use crate::store::{self, ObjKey};
+use crate::{FakeApi, list, watch, write};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, StatusCode, header};
+use serde_json::{Value, json};
+
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+const META_AS: &str = "as=PartialObjectMetadata";
+
+/// Decoded query pairs. kube-rs sends queries starting with `&`; empty pairs are skipped.
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn truthy(v: &str) -> bool {
+    matches!(v, "true" | "1" | "True")
+}
+
+/// Query parameters of one request.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn flag(&self, k: &str) -> bool {
+        self.get(k).is_some_and(truthy)
+    }
+}
+
+fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> hyper::Response<Body> {
+    let mut resp = hyper::Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    if let Ok(v) = header::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+pub fn json_response(status: StatusCode, v: &Value) -> hyper::Response<Body> {
+    full(status, "application/json", v.to_string())
+}
+
+pub fn error_response(e: &ApiError) -> hyper::Response<Body> {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &e.to_status())
+}
+
+/// What a verb handler produced.
+pub enum Reply {
+    Json(StatusCode, Value),
+    Stream(Body),
+}
+
+/// Parsed request context shared by the verb handlers.
+pub struct Ctx {
+    pub method: Method,
+    pub query: Query,
+    pub meta_only: bool,
+    pub content_type: String,
+    pub body: Bytes,
+}
+
+pub async fn route(api: &FakeApi, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error_response(&ApiError::bad_request(format!("reading body: {e}"))),
+    };
+    let header_str = |h: header::HeaderName| {
+        parts
+            .headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let ctx = Ctx {
+        method: parts.method.clone(),
+        query: Query(parse_query(parts.uri.query().unwrap_or_default())),
+        meta_only: header_str(header::ACCEPT).contains(META_AS),
+        content_type: header_str(header::CONTENT_TYPE),
+        body,
+    };
+    let segs: Vec<&str> = parts
+        .uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match dispatch(api, &ctx, &segs) {
+        Ok(Reply::Json(code, v)) => json_response(code, &v),
+        Ok(Reply::Stream(body)) => {
+            let mut resp = hyper::Response::new(body);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Resolved resource URL.
+pub struct Target {
+    pub info: &'static ResourceInfo,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub status: bool,
+}
+
+fn not_found_path() -> ApiError {
+    ApiError::not_found("the server could not find the requested resource")
+}
+
+fn dispatch(api: &FakeApi, ctx: &Ctx, segs: &[&str]) -> Result<Reply, ApiError> {
+    let ok = |v: Value| Ok(Reply::Json(StatusCode::OK, v));
+    let (group, version, rest) = match segs {
+        ["healthz" | "readyz" | "livez"] => return ok(json!("ok")),
+        ["version"] => return ok(version_info()),
+        ["api"] => {
+            return ok(json!({"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}));
+        }
+        ["apis"] => return ok(group_list()),
+        ["api", "v1"] => return ok(resource_list("", "v1")),
+        ["apis", g, v] => return ok(resource_list(g, v)),
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(not_found_path()),
+    };
+    // `/namespaces/{ns}/{plural}...` is namespaced, but `/namespaces/{name}[/status]` is the
+    // Namespace object itself.
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, tail @ ..] if *plural != "status" && *plural != "finalize" => {
+            (Some(ns.to_string()), {
+                let mut v = vec![*plural];
+                v.extend_from_slice(tail);
+                v
+            })
+        }
+        other => (None, other.to_vec()),
+    };
+    let (plural, name, sub) = match rest.as_slice() {
+        [p] => (*p, None, None),
+        [p, n] => (*p, Some(n.to_string()), None),
+        [p, n, s] => (*p, Some(n.to_string()), Some(*s)),
+        _ => return Err(not_found_path()),
+    };
+    let info = resources::by_plural(group, version, plural).ok_or_else(not_found_path)?;
+    let scope_ok = match (&namespace, &name) {
+        (Some(_), _) => info.namespaced,
+        (None, Some(_)) => !info.namespaced,
+        (None, None) => true,
+    };
+    if !scope_ok || !matches!(sub, None | Some("status")) {
+        return Err(not_found_path());
+    }
+    if ctx.query.get("dryRun").is_some_and(|v| !v.is_empty()) {
+        return Err(ApiError::bad_request(
+            "dryRun is not supported by the fake apiserver",
+        ));
+    }
+    let t = Target {
+        info,
+        namespace,
+        name,
+        status: sub.is_some(),
+    };
+    let method = ctx.method.clone();
+    match (method, t.name.is_some()) {
+        (Method::GET, false) if ctx.query.flag("watch") => {
+            watch::start(api, ctx, &t).map(Reply::Stream)
+        }
+        (Method::GET, false) => list::list(api, ctx, &t).map(|v| Reply::Json(StatusCode::OK, v)),
+        (Method::GET, true) => get(api, ctx, &t).map(|v| Reply::Json(StatusCode::OK, v)),
+        (Method::POST, false) => {
+            write::create(api, ctx, &t).map(|v| Reply::Json(StatusCode::CREATED, v))
+        }
+        (Method::PUT, true) => write::replace(api, ctx, &t).map(|v| Reply::Json(StatusCode::OK, v)),
+        (Method::PATCH, true) => write::patch(api, ctx, &t),
+        (Method::DELETE, true) => {
+            write::delete(api, ctx, &t).map(|v| Reply::Json(StatusCode::OK, v))
+        }
+        (Method::DELETE, false) => {
+            write::delete_collection(api, ctx, &t).map(|v| Reply::Json(StatusCode::OK, v))
+        }
+        (m, _) => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource: {m}"),
+        )),
+    }
+}
+
+fn version_info() -> Value {
+    json!({
+        "major": "1", "minor": "33", "gitVersion": "v1.33.0-fakeapi",
+        "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+        "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.24.0", "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+fn group_list() -> Value {
+    let mut groups: Vec<Value> = Vec::new();
+    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
+        if groups.iter().any(|g| g["name"] == r.group) {
+            continue;
+        }
+        let gv = json!({"groupVersion": r.api_version(), "version": r.version});
+        groups.push(json!({"name": r.group, "versions": [gv], "preferredVersion": gv}));
+    }
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+fn resource_list(group: &str, version: &str) -> Value {
+    let mut resources = Vec::new();
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        resources.push(json!({
+            "name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+        }));
+        if r.status_subresource {
+            resources.push(
+                json!({"name": format!("{}/status", r.plural), "singularName": "",
+                "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get", "patch", "update"]}),
+            );
+        }
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+}
+
+/// `PartialObjectMetadata` form of an object (Accept `as=PartialObjectMetadata`).
+pub fn partial(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+pub fn render(ctx: &Ctx, obj: Value) -> Value {
+    if ctx.meta_only { partial(&obj) } else { obj }
+}
+
+pub fn filter_for(ctx: &Ctx, t: &Target) -> Result<Filter, ApiError> {
+    Ok(Filter {
+        ty: (t.info.api_version(), t.info.kind.to_string()),
+        namespace: t.namespace.clone(),
+        labels: LabelSelector::parse(ctx.query.get("labelSelector").unwrap_or_default())?,
+        fields: FieldSelector::parse(ctx.query.get("fieldSelector").unwrap_or_default())?,
+    })
+}
+
+impl Target {
+    pub fn key(&self) -> ObjKey {
+        (
+            self.namespace.clone().unwrap_or_default(),
+            self.name.clone().unwrap_or_default(),
+        )
+    }
+    pub fn ty(&self) -> store::TypeKey {
+        (self.info.api_version(), self.info.kind.to_string())
+    }
+    pub fn missing(&self) -> ApiError {
+        ApiError::not_found(format!(
+            "{} \"{}\" not found",
+            plural_group(self.info),
+            self.name.as_deref().unwrap_or_default()
+        ))
+    }
+}
+
+/// `configmaps` / `leases.coordination.k8s.io`, as the apiserver names resources in errors.
+fn plural_group(info: &ResourceInfo) -> String {
+    if info.group.is_empty() {
+        info.plural.to_string()
+    } else {
+        format!("{}.{}", info.plural, info.group)
+    }
+}
+
+fn get(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Value, ApiError> {
+    let obj = api.lock().store.get(&t.ty(), &t.key()).cloned();
+    obj.map(|o| render(ctx, o)).ok_or_else(|| t.missing())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query("&watch=true&labelSelector=app%3Dweb%2Cx+in+%28a%29&x");
+        assert_eq!(q[0], ("watch".into(), "true".into()));
+        assert_eq!(q[1], ("labelSelector".into(), "app=web,x in (a)".into()));
+        assert_eq!(q[2], ("x".into(), "".into()));
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}

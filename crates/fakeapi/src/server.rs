@@ -1,0 +1,139 @@
+//! Accept loop and per-connection HTTP/1.1 serving. We own the connection tasks (instead
+//! of `axum::serve`) so that shutdown can abort every connection, including keep-alive
+//! ones a pooled client would otherwise keep using, and every open watch.
+
+use crate::routes::{self, Body};
+use crate::{FakeApi, Fault, Request};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// A running server. Dropping it (or `shutdown()`) stops accepting and aborts all open
+/// connections and watch streams.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ip:port`, ready for `kube::Config::new(url.parse()?)`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop the server. Takes effect at the next scheduling point of its tasks; use
+    /// [`Server::shutdown_and_wait`] to be sure the port is closed.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+
+    /// Stop the server and wait until the listener and all connections are closed.
+    pub async fn shutdown_and_wait(mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+pub(crate) fn start(api: FakeApi, listener: std::net::TcpListener) -> std::io::Result<Server> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let addr = listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(api, listener, stop_rx));
+    Ok(Server {
+        addr,
+        stop,
+        task: Some(task),
+    })
+}
+
+async fn accept_loop(
+    api: FakeApi,
+    listener: tokio::net::TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            // Err means the Server was dropped without signalling: stop as well.
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    conns.spawn(serve_conn(api.clone(), stream));
+                }
+                Err(e) => {
+                    // E.g. EMFILE: back off instead of spinning.
+                    tracing::warn!("fakeapi accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    drop(listener);
+    conns.shutdown().await;
+}
+
+async fn serve_conn(api: FakeApi, stream: tokio::net::TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let svc = hyper::service::service_fn(move |req| {
+        let api = api.clone();
+        async move { Ok::<_, Infallible>(handle(api, req).await) }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .await
+    {
+        tracing::debug!("fakeapi connection ended: {e}");
+    }
+}
+
+/// Fault injection and request logging around the router.
+async fn handle(api: FakeApi, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
+    let mut entry = Request {
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+        query: req.uri().query().unwrap_or_default().to_string(),
+        accept: req
+            .headers()
+            .get(hyper::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        status: 0,
+    };
+    let fault = api.lock().fault.clone();
+    let resp = match fault {
+        Fault::None => routes::route(&api, req).await,
+        Fault::Delay(d) => {
+            tokio::time::sleep(d).await;
+            routes::route(&api, req).await
+        }
+        Fault::Status(code) => routes::error_response(&crate::ApiError::from_code(code)),
+        Fault::Hang => {
+            api.lock().requests.push(entry);
+            // Dropped together with the connection when the server shuts down.
+            return std::future::pending().await;
+        }
+    };
+    entry.status = resp.status().as_u16();
+    tracing::debug!(method = %entry.method, path = %entry.path, query = %entry.query, status = entry.status, "fakeapi");
+    api.lock().requests.push(entry);
+    resp
+}

@@ -1,0 +1,227 @@
+//! Write verbs: create (POST), replace (PUT), patch (PATCH), delete (DELETE, also on
+//! collections), with the `/status` subresource rules.
+
+use crate::routes::{Ctx, Reply, Target, filter_for, render};
+use crate::status::ApiError;
+use crate::store::{self, ObjKey};
+use crate::{FakeApi, patch};
+use hyper::StatusCode;
+use serde_json::{Value, json};
+
+fn body_json(ctx: &Ctx) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(&ctx.body)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request("request body must be a JSON object"));
+    }
+    Ok(v)
+}
+
+/// Fill in / check apiVersion, kind, namespace and (if the URL has one) name of a body.
+fn conform(mut obj: Value, t: &Target) -> Result<Value, ApiError> {
+    for (field, want) in [
+        ("apiVersion", t.info.api_version()),
+        ("kind", t.info.kind.to_string()),
+    ] {
+        match obj.get(field).and_then(Value::as_str) {
+            None | Some("") => obj[field] = json!(want),
+            Some(v) if v == want => {}
+            Some(v) => {
+                return Err(ApiError::bad_request(format!(
+                    "{field} {v:?} does not match the request ({want:?})"
+                )));
+            }
+        }
+    }
+    let meta = store::meta_mut(&mut obj);
+    let body_ns = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match &t.namespace {
+        Some(ns) if !body_ns.is_empty() && body_ns != ns => {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        Some(ns) => {
+            meta.insert("namespace".into(), json!(ns));
+        }
+        None => {
+            meta.remove("namespace");
+        }
+    }
+    if let Some(name) = &t.name {
+        match meta.get("name").and_then(Value::as_str) {
+            None | Some("") => {
+                meta.insert("name".into(), json!(name));
+            }
+            Some(n) if n == name => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "the name of the object does not match the name on the URL",
+                ));
+            }
+        }
+    }
+    Ok(obj)
+}
+
+pub fn create(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Value, ApiError> {
+    if t.status || (t.info.namespaced && t.namespace.is_none()) {
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "create needs a namespaced collection URL",
+        ));
+    }
+    let mut obj = conform(body_json(ctx)?, t)?;
+    let meta = store::meta_mut(&mut obj);
+    meta.remove("resourceVersion");
+    let has_name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    if !has_name {
+        let prefix = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if prefix.is_empty() {
+            return Err(ApiError::invalid(
+                "metadata.name or metadata.generateName is required",
+            ));
+        }
+        // Derived from the next resourceVersion: unique without randomness.
+        let suffix = api.resource_version() + 1;
+        let name = format!("{prefix}{suffix:05x}");
+        meta.insert("name".into(), json!(name));
+    }
+    let created = api.mutate(|s| s.create(obj))?;
+    Ok(render(ctx, created))
+}
+
+/// Merge a full new object with the stored one according to the subresource rules.
+fn apply_subresource(t: &Target, current: &Value, mut new: Value) -> Value {
+    if t.status {
+        // `/status` writes only change status (metadata.resourceVersion still checked).
+        let mut out = current.clone();
+        out["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+        if let Some(rv) = new.pointer("/metadata/resourceVersion").cloned() {
+            store::meta_mut(&mut out).insert("resourceVersion".into(), rv);
+        }
+        out
+    } else {
+        if t.info.status_subresource {
+            match current.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Value::Object(m) = &mut new {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+        new
+    }
+}
+
+pub fn replace(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Value, ApiError> {
+    let obj = conform(body_json(ctx)?, t)?;
+    let updated = api.mutate(|s| {
+        let current = s
+            .get(&t.ty(), &t.key())
+            .cloned()
+            .ok_or_else(|| t.missing())?;
+        s.update(apply_subresource(t, &current, obj))
+    })?;
+    Ok(render(ctx, updated))
+}
+
+pub fn patch(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Reply, ApiError> {
+    let ct = ctx
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let is_apply = ct == "application/apply-patch+yaml";
+    let body: Value = serde_json::from_slice(&ctx.body).map_err(|e| {
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("patch body must be JSON: {e}"),
+        )
+    })?;
+    let (code, obj) = api.mutate(|s| -> Result<_, ApiError> {
+        let Some(current) = s.get(&t.ty(), &t.key()).cloned() else {
+            // Server-side apply creates missing objects.
+            if is_apply && !t.status {
+                let obj = conform(body.clone(), t)?;
+                return Ok((StatusCode::CREATED, s.create(obj)?));
+            }
+            return Err(t.missing());
+        };
+        let mut patched = current.clone();
+        match ct.as_str() {
+            "application/merge-patch+json"
+            | "application/strategic-merge-patch+json"
+            | "application/apply-patch+yaml" => patch::merge_patch(&mut patched, &body),
+            "application/json-patch+json" => patch::json_patch(&mut patched, &body)?,
+            other => {
+                return Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml ({other:?})"),
+                ));
+            }
+        }
+        // Identity is not patchable.
+        for (field, v) in [("apiVersion", &current["apiVersion"]), ("kind", &current["kind"])] {
+            patched[field] = v.clone();
+        }
+        let meta = store::meta_mut(&mut patched);
+        for field in ["name", "namespace", "uid", "creationTimestamp"] {
+            match current.pointer(&format!("/metadata/{field}")) {
+                Some(v) => meta.insert(field.into(), v.clone()),
+                None => meta.remove(field),
+            };
+        }
+        Ok((StatusCode::OK, s.update(apply_subresource(t, &current, patched))?))
+    })?;
+    Ok(Reply::Json(code, render(ctx, obj)))
+}
+
+pub fn delete(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Value, ApiError> {
+    if t.status {
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "cannot delete a status subresource",
+        ));
+    }
+    let gone = api
+        .mutate(|s| s.delete(t.ty(), t.key()))
+        .ok_or_else(|| t.missing())?;
+    Ok(render(ctx, gone))
+}
+
+pub fn delete_collection(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Value, ApiError> {
+    let filter = filter_for(ctx, t)?;
+    let items = api.mutate(|s| {
+        let keys: Vec<ObjKey> = s
+            .objects(&filter.ty)
+            .filter(|o| filter.matches(o))
+            .map(store::key_of)
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| s.delete(filter.ty.clone(), k))
+            .map(|o| render(ctx, o))
+            .collect::<Vec<_>>()
+    });
+    Ok(json!({
+        "kind": format!("{}List", t.info.kind), "apiVersion": t.info.api_version(),
+        "metadata": {"resourceVersion": api.resource_version().to_string()}, "items": items,
+    }))
+}

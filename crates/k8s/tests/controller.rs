@@ -1,0 +1,262 @@
+//! The real controller (kube watchers) against the in-process fake API server: list/watch,
+//! 410 Gone, faults, grace on delete, Events, and how fast a change reaches the output.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use edgevip_fakeapi::{FakeApi, Fault};
+use edgevip_k8s::controller::{self, Handle, Options, Resolver};
+use edgevip_k8s::desired::{Desired, Settings};
+use edgevip_k8s::events::Events;
+use serde_json::{Value, json};
+
+const NS: &str = "edgevip";
+const CM: &str = "vips";
+
+fn node(name: &str, ip: &str, edge: bool) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": if edge { json!({"edgenode": "true"}) } else { json!({}) }},
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]}})
+}
+
+fn configmap(name: &str, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": NS}, "data": data})
+}
+
+fn client(addr: std::net::SocketAddr) -> kube::Client {
+    let mut c = kube::Config::new(format!("http://{addr}").parse().unwrap());
+    c.read_timeout = Some(Duration::from_secs(30));
+    kube::Client::try_from(c).unwrap()
+}
+
+fn options(grace: Duration) -> Options {
+    Options {
+        settings: Settings {
+            node_name: "edge-a".into(),
+            vrid: 50,
+            interface: None,
+            unicast: true,
+            advert_interval: Duration::from_millis(200),
+            preempt: false,
+            ingress_check: None,
+        },
+        configmap_namespace: NS.into(),
+        configmap_name: CM.into(),
+        node_selector: "edgenode=true".into(),
+        release_grace: grace,
+    }
+}
+
+fn resolver() -> Resolver {
+    Arc::new(|_| Box::pin(async { Some("eth0".to_string()) }))
+}
+
+/// Waits (bounded) for a desired state matching `f`; returns it and how long it took.
+async fn wait_desired(
+    h: &mut Handle,
+    what: &str,
+    f: impl Fn(&Desired) -> bool,
+) -> (Desired, Duration) {
+    let start = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(d) = h.desired.borrow_and_update().clone()
+                && f(&d)
+            {
+                return d;
+            }
+            h.desired.changed().await.expect("controller alive");
+        }
+    })
+    .await;
+    match r {
+        Ok(d) => (d, start.elapsed()),
+        Err(_) => panic!(
+            "timed out waiting for {what}; last: {:?}\nstatus: {:?}",
+            h.desired.borrow(),
+            h.status.borrow()
+        ),
+    }
+}
+
+fn vips(d: &Desired) -> Vec<String> {
+    d.instances
+        .iter()
+        .flat_map(|i| i.vips.iter().map(|v| v.addr.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_the_cluster_and_rides_out_api_trouble() {
+    let api = FakeApi::new();
+    let server = api.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    api.apply(node("edge-a", "192.0.2.11", true));
+    api.apply(node("edge-b", "192.0.2.12", true));
+    api.apply(node("worker", "192.0.2.50", false));
+    let c = client(server.addr());
+    let mut h = controller::start(
+        c.clone(),
+        options(Duration::from_millis(600)),
+        resolver(),
+        Some(Events::new(c, "edge-a")),
+    );
+
+    // Synced without a ConfigMap: ready, nothing to serve.
+    let (d, _) = wait_desired(&mut h, "first sync", |_| true).await;
+    assert!(d.instances.is_empty());
+    assert!(h.status.borrow().synced);
+
+    // The ConfigMap appears.
+    api.apply(configmap(
+        CM,
+        json!({"192.0.2.100": "default/ingress", "bad-key": ""}),
+    ));
+    let (d, took) = wait_desired(&mut h, "the VIP", |d| vips(d) == ["192.0.2.100"]).await;
+    eprintln!("ConfigMap create -> desired state: {took:?}");
+    let inst = &d.instances[0];
+    assert_eq!(
+        inst.unicast_peers,
+        vec!["192.0.2.12".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(inst.priority, 200);
+    assert_eq!(inst.interface, "eth0");
+    assert_eq!(d.rejects.len(), 1);
+
+    // A new edge node updates the peers live; a non-edge node change is invisible.
+    api.apply(node("edge-c", "192.0.2.9", true));
+    let (d, _) = wait_desired(&mut h, "three peers", |d| {
+        d.instances[0].unicast_peers.len() == 2
+    })
+    .await;
+    assert_eq!(d.instances[0].priority, 190, "192.0.2.9 sorts first");
+    h.desired.borrow_and_update();
+    api.apply(node("worker", "192.0.2.51", false));
+    api.apply(configmap("unrelated", json!({"x": "y"})));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !h.desired.has_changed().unwrap(),
+        "unrelated objects must not produce a new state"
+    );
+
+    // Edits apply quickly: median of 20.
+    let mut took = Vec::new();
+    for k in 0..20 {
+        let vip = format!("192.0.2.{}", 120 + k);
+        api.apply(configmap(CM, json!({"192.0.2.100": "", vip.clone(): ""})));
+        let (_, t) = wait_desired(&mut h, "edit", |d| vips(d).contains(&vip)).await;
+        took.push(t);
+    }
+    took.sort();
+    eprintln!(
+        "ConfigMap edit -> desired state: median {:?}, max {:?}",
+        took[10], took[19]
+    );
+    assert!(
+        took[10] < Duration::from_millis(100),
+        "median {:?}",
+        took[10]
+    );
+
+    // 410 Gone: history compacted and watches cut; the controller re-lists and its state
+    // stays the same (no spurious change).
+    let before = h.desired.borrow_and_update().clone();
+    // Objects no watch of ours sees move the global version past what the watches know.
+    api.apply(configmap("unrelated", json!({"x": "z"})));
+    api.apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": "default"}}));
+    api.compact();
+    api.close_watches();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    api.apply(configmap(CM, json!({"192.0.2.100": "", "192.0.2.200": ""})));
+    let (d, _) = wait_desired(&mut h, "edit after 410", |d| {
+        vips(d).contains(&"192.0.2.200".to_string())
+    })
+    .await;
+    assert_ne!(Some(d), before);
+    let relists = api
+        .requests()
+        .iter()
+        .filter(|r| !r.is_watch() && r.path.ends_with("/configmaps"))
+        .count();
+    assert!(relists >= 2, "the 410 forced a re-list ({relists})");
+
+    // The API failing: nothing changes, nothing is released; it recovers.
+    api.set_fault(Fault::Status(500));
+    api.close_watches();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let d = h.desired.borrow().clone().unwrap();
+    assert!(
+        vips(&d).contains(&"192.0.2.200".to_string()),
+        "state kept during the outage"
+    );
+    assert!(h.status.borrow().watch_errors > 0);
+    api.set_fault(Fault::None);
+    api.apply(configmap(CM, json!({"192.0.2.100": "", "192.0.2.201": ""})));
+    wait_desired(&mut h, "edit after recovery", |d| {
+        vips(d).contains(&"192.0.2.201".to_string())
+    })
+    .await;
+
+    // Deleting the ConfigMap releases only after the grace period.
+    let deleted = Instant::now();
+    api.delete("v1", "ConfigMap", Some(NS), CM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !h.desired.borrow().as_ref().unwrap().instances.is_empty(),
+        "kept within grace"
+    );
+    assert!(h.status.borrow().release_pending);
+    wait_desired(&mut h, "release after grace", |d| d.instances.is_empty()).await;
+    assert!(deleted.elapsed() >= Duration::from_millis(600));
+
+    // Events: the rejected key, on the ConfigMap; only once despite re-lists.
+    let events = api.list("events.k8s.io/v1", "Event");
+    let rejected: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["reason"] == "RejectedEntry")
+        .collect();
+    assert_eq!(rejected.len(), 1, "{events:#?}");
+    assert_eq!(rejected[0]["regarding"]["kind"], "ConfigMap");
+    assert!(rejected[0]["note"].as_str().unwrap().contains("bad-key"));
+    assert_eq!(rejected[0]["type"], "Warning");
+
+    // Watches, not polling: few list calls overall, and bookmarks asked for.
+    let reqs = api.requests();
+    let watches = reqs.iter().filter(|r| r.is_watch()).count();
+    let lists = reqs
+        .iter()
+        .filter(|r| r.method == "GET" && !r.is_watch())
+        .count();
+    assert!(
+        watches >= 2 && lists < 40,
+        "watches {watches}, lists {lists}"
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r.param("allowWatchBookmarks").as_deref() == Some("true"))
+    );
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn this_node_leaving_the_edge_set_releases() {
+    let api = FakeApi::new();
+    let server = api.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    api.apply(node("edge-a", "192.0.2.11", true));
+    api.apply(configmap(CM, json!({"edgevip.yaml": "instances:\n  - {name: web, vrid: 51, vips: [192.0.2.100/24, 2001:db8::100/64]}\n"})));
+    let mut h = controller::start(
+        client(server.addr()),
+        options(Duration::from_secs(30)),
+        resolver(),
+        None,
+    );
+    let (d, _) = wait_desired(&mut h, "rich instance", |d| d.instances.len() == 1).await;
+    assert_eq!(d.instances[0].name, "web");
+    assert!(
+        d.instances[0].unicast && d.instances[0].unicast_peers.is_empty(),
+        "alone: unicast, no peers yet"
+    );
+    api.apply(node("edge-a", "192.0.2.11", false));
+    let (d, _) = wait_desired(&mut h, "released", |d| d.instances.is_empty()).await;
+    assert!(d.rejects[0].message.contains("not among the edge nodes"));
+    server.shutdown();
+}
