@@ -100,6 +100,23 @@ pub struct KubeArgs {
     /// A deleted ConfigMap releases its VIPs only after this long.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub release_grace: Duration,
+    /// Serve Services of `type: LoadBalancer` with our `spec.loadBalancerClass` (needs the
+    /// optional RBAC: list/watch services, patch services/status).
+    #[arg(long)]
+    pub load_balancers: bool,
+    /// The loadBalancerClass that selects Services for edgevip.
+    #[arg(long, default_value = "edgevip.io/vip")]
+    pub load_balancer_class: String,
+    /// Also take LoadBalancer Services that name no class.
+    #[arg(long)]
+    pub default_load_balancer_class: bool,
+    /// Addresses to allocate VIPs from when a Service asks for none, e.g.
+    /// `192.0.2.200-192.0.2.250,2001:db8::/120`.
+    #[arg(long, default_value = "")]
+    pub address_pool: String,
+    /// VRID of the instance that carries the LoadBalancer VIPs.
+    #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u8).range(1..=255))]
+    pub lb_vrid: u8,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -40,6 +40,26 @@ pub async fn run(args: KubeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let lb = if args.load_balancers {
+        match edgevip_k8s::services::Pool::parse(&args.address_pool) {
+            Ok(pool) => Some(edgevip_k8s::services::LbSettings {
+                class: args.load_balancer_class.clone(),
+                default_class: args.default_load_balancer_class,
+                pool,
+                vrid: args.lb_vrid,
+            }),
+            Err(e) => {
+                eprintln!("edgevip: --address-pool: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
+    if lb.as_ref().is_some_and(|l| l.vrid == args.vrid) {
+        eprintln!("edgevip: --lb-vrid and --vrid must differ ({})", args.vrid);
+        return ExitCode::from(2);
+    }
     let client = match client(&args).await {
         Ok(c) => c,
         Err(e) => {
@@ -67,6 +87,7 @@ pub async fn run(args: KubeArgs) -> ExitCode {
             advert_interval: args.advert_interval,
             preempt: args.preempt,
             ingress_check,
+            lb,
         },
         configmap_namespace: ns.into(),
         configmap_name: name.into(),

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use futures::stream::BoxStream;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
@@ -22,6 +24,7 @@ use crate::Reject;
 use crate::desired::{Builder, Desired, Settings, Source};
 use crate::events::{Events, Kind};
 use crate::nodes::NodeInfo;
+use crate::services::SvcInfo;
 
 /// Finds the interface that holds one of the node's addresses (netlink, in the daemon).
 pub type Resolver =
@@ -51,6 +54,14 @@ pub struct KubeStatus {
     pub instances: Vec<String>,
     pub rejected: Vec<Reject>,
     pub warnings: Vec<Reject>,
+    /// LoadBalancer Services: `ns/name` → VIP served, and those without one (why).
+    pub load_balancers: BTreeMap<String, IpAddr>,
+    pub load_balancer_problems: BTreeMap<String, String>,
+    /// This node records allocations in Service status.
+    pub status_writer: bool,
+    /// Time the last rebuild of the desired state took, in microseconds.
+    pub last_rebuild_us: u64,
+    pub rebuilds: u64,
     /// Watch errors seen (each followed by a reconnect with backoff).
     pub watch_errors: u64,
 }
@@ -66,6 +77,7 @@ pub struct Handle {
 enum Ev {
     Node(Box<Result<Event<Node>, watcher::Error>>),
     Map(Box<Result<Event<ConfigMap>, watcher::Error>>),
+    Svc(Box<Result<Event<Service>, watcher::Error>>),
 }
 
 pub fn start(client: Client, opts: Options, resolver: Resolver, events: Option<Events>) -> Handle {
@@ -95,6 +107,13 @@ struct State {
     published: BTreeSet<Reject>,
     published_warnings: BTreeSet<Reject>,
     watch_errors: u64,
+    services: BTreeMap<String, SvcInfo>,
+    svc_buf: Option<BTreeMap<String, SvcInfo>>,
+    services_synced: bool,
+    /// Status writes sent and not yet seen back: `ns/name` → VIP.
+    in_flight: BTreeMap<String, IpAddr>,
+    published_lb: BTreeMap<String, String>,
+    rebuilds: u64,
 }
 
 async fn run(
@@ -112,12 +131,24 @@ async fn run(
     .default_backoff()
     .map(|e| Ev::Node(Box::new(e)));
     let maps = watcher::watcher(
-        Api::<ConfigMap>::namespaced(client, &opts.configmap_namespace),
+        Api::<ConfigMap>::namespaced(client.clone(), &opts.configmap_namespace),
         watcher::Config::default().fields(&format!("metadata.name={}", opts.configmap_name)),
     )
     .default_backoff()
     .map(|e| Ev::Map(Box::new(e)));
-    let mut stream = std::pin::pin!(futures::stream::select(nodes, maps));
+    let mut streams: Vec<BoxStream<'static, Ev>> = vec![nodes.boxed(), maps.boxed()];
+    if opts.settings.lb.is_some() {
+        // Only LoadBalancer Services matter; the API cannot select on spec.type, so the
+        // watch sees all Services and keeps a few fields of each (`SvcInfo`), not objects.
+        let svcs = watcher::watcher(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(|e| Ev::Svc(Box::new(e)));
+        streams.push(svcs.boxed());
+    }
+    let mut stream = futures::stream::select_all(streams);
     let object = format!(
         "ConfigMap {}/{}",
         opts.configmap_namespace, opts.configmap_name
@@ -135,6 +166,12 @@ async fn run(
         published: BTreeSet::new(),
         published_warnings: BTreeSet::new(),
         watch_errors: 0,
+        services: BTreeMap::new(),
+        svc_buf: None,
+        services_synced: opts.settings.lb.is_none(),
+        in_flight: BTreeMap::new(),
+        published_lb: BTreeMap::new(),
+        rebuilds: 0,
     };
     let mut builder = Builder::default();
     loop {
@@ -155,13 +192,23 @@ async fn run(
                 Ok(e) => map_event(&mut st, e, &object),
                 Err(e) => watch_error(&mut st, "configmap", &e),
             },
+            Some(Ev::Svc(r)) => match *r {
+                Ok(e) => {
+                    // Services that are not LoadBalancers change often (Endpoints-driven
+                    // controllers touch them): skip the rebuild when nothing we use moved.
+                    if !service_event(&mut st, e) {
+                        continue;
+                    }
+                }
+                Err(e) => watch_error(&mut st, "services", &e),
+            },
             None => {
                 tracing::warn!(configmap = %object, grace = ?opts.release_grace, "ConfigMap still gone after the grace period: releasing its VIPs");
                 st.gone_since = None;
                 st.map = None;
             }
         }
-        if !(st.nodes_synced && st.map_synced) {
+        if !(st.nodes_synced && st.map_synced && st.services_synced) {
             stx.send_modify(|s| s.watch_errors = st.watch_errors);
             continue;
         }
@@ -173,14 +220,22 @@ async fn run(
             st.iface_for = mine;
             tracing::info!(interface = ?st.interface, "interface of the node address");
         }
+        let started = std::time::Instant::now();
+        let svc_list: Vec<SvcInfo> = st.services.values().cloned().collect();
         let d = builder.build(
             &opts.settings,
             &node_list,
             st.interface.as_deref(),
             st.map.as_ref(),
+            &svc_list,
         );
+        let took = started.elapsed();
+        st.rebuilds += 1;
         if let Some(ev) = &events {
             tell(ev, &opts, &mut st, &d);
+        }
+        if d.writer {
+            write_status(&client, &mut st, &d, events.as_ref());
         }
         stx.send_replace(KubeStatus {
             synced: true,
@@ -193,6 +248,11 @@ async fn run(
             rejected: d.rejects.clone(),
             warnings: d.warnings.clone(),
             watch_errors: st.watch_errors,
+            load_balancers: d.lb.serving.clone(),
+            load_balancer_problems: d.lb.problems.clone(),
+            status_writer: d.writer,
+            last_rebuild_us: took.as_micros() as u64,
+            rebuilds: st.rebuilds,
         });
         dtx.send_if_modified(|cur| {
             let same = cur.as_ref().is_some_and(|c| c.instances == d.instances);
@@ -237,6 +297,83 @@ fn node_event(st: &mut State, e: Event<Node>) {
             st.nodes_synced = true;
         }
     }
+}
+
+/// Applies a Service event; false when it cannot change the desired state (a Service
+/// that neither is nor was a LoadBalancer).
+fn service_event(st: &mut State, e: Event<Service>) -> bool {
+    let info = |s: &Service| SvcInfo::from_service(s);
+    match e {
+        Event::Apply(s) => {
+            let i = info(&s);
+            if !i.load_balancer {
+                return st.services.remove(&i.key()).is_some();
+            }
+            st.services.insert(i.key(), i.clone()) != Some(i)
+        }
+        Event::Delete(s) => st.services.remove(&info(&s).key()).is_some(),
+        Event::Init => {
+            st.svc_buf = Some(BTreeMap::new());
+            false
+        }
+        Event::InitApply(s) => {
+            let i = info(&s);
+            if i.load_balancer {
+                st.svc_buf.get_or_insert_default().insert(i.key(), i);
+            }
+            false
+        }
+        Event::InitDone => {
+            st.services = st.svc_buf.take().unwrap_or_default();
+            st.services_synced = true;
+            true
+        }
+    }
+}
+
+/// Records allocations in Service status (the writer only). One write per Service and
+/// VIP until the watch shows it, so a slow API server is not flooded.
+fn write_status(client: &Client, st: &mut State, d: &Desired, events: Option<&Events>) {
+    st.in_flight.retain(|k, ip| d.lb.writes.get(k) == Some(ip));
+    for (key, ip) in &d.lb.writes {
+        if st.in_flight.get(key) == Some(ip) {
+            continue;
+        }
+        st.in_flight.insert(key.clone(), *ip);
+        let Some((ns, name)) = key.split_once('/') else {
+            continue;
+        };
+        let api = Api::<Service>::namespaced(client.clone(), ns);
+        let (name, ip, key) = (name.to_string(), *ip, key.clone());
+        let ev = events.cloned();
+        tokio::spawn(async move {
+            let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
+            match api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(service = %key, %ip, "VIP recorded in Service status");
+                    if let Some(ev) = ev {
+                        ev.on_service(
+                            api_ns(&key),
+                            &name,
+                            Kind::Normal,
+                            "VIPAssigned",
+                            format!("{ip} (served by the VRRP master of the edge nodes)"),
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(service = %key, %ip, error = %e, "cannot record the VIP in Service status; will retry on the next change")
+                }
+            }
+        });
+    }
+}
+
+fn api_ns(key: &str) -> &str {
+    key.split_once('/').map_or("", |(ns, _)| ns)
 }
 
 fn map_event(st: &mut State, e: Event<ConfigMap>, object: &str) {
@@ -309,4 +446,12 @@ fn tell(ev: &Events, opts: &Options, st: &mut State, d: &Desired) {
         );
     }
     st.published_warnings = now;
+    for (key, why) in &d.lb.problems {
+        if st.published_lb.get(key) != Some(why) {
+            tracing::warn!(service = %key, "no VIP: {why}");
+            let name = key.split_once('/').map_or("", |(_, n)| n);
+            ev.on_service(api_ns(key), name, Kind::Warning, "NoVIP", why.clone());
+        }
+    }
+    st.published_lb = d.lb.problems.clone();
 }

@@ -11,10 +11,13 @@ use serde_json::{Map, Value, json};
 
 use crate::compat::{self, Method, ServiceRef};
 use crate::nodes::{self, NodeInfo};
+use crate::services::{self, LbSettings, Plan, SvcInfo};
 use crate::{Reject, rich};
 
 /// Name of the instance that carries the compat entries' VIPs.
 pub const COMPAT_INSTANCE: &str = "vips";
+/// Name of the instance that carries the LoadBalancer Services' VIPs.
+pub const LB_INSTANCE: &str = "loadbalancers";
 
 /// This node's settings (command line).
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +33,8 @@ pub struct Settings {
     pub preempt: bool,
     /// The check of the local ingress given to instances that define none.
     pub ingress_check: Option<HealthCheck>,
+    /// LoadBalancer Services mode, when enabled.
+    pub lb: Option<LbSettings>,
 }
 
 /// The ConfigMap as read.
@@ -49,6 +54,10 @@ pub struct Desired {
     pub warnings: Vec<Reject>,
     /// VIP → Service of the compat entries (forwarding is done elsewhere).
     pub services: Vec<(IpAddr, ServiceRef)>,
+    /// LoadBalancer Services: what is served, what to record, what failed.
+    pub lb: Plan,
+    /// This node writes Service status.
+    pub writer: bool,
 }
 
 /// Builds desired states, remembering each rich entry's last good form: an entry that an
@@ -66,11 +75,14 @@ impl Builder {
         nodes: &[NodeInfo],
         node_interface: Option<&str>,
         source: Option<&Source>,
+        lb_services: &[SvcInfo],
     ) -> Desired {
         let mut d = Desired::default();
-        let Some(src) = source else {
-            return d;
+        let empty = Source {
+            object: format!("Node {}", s.node_name),
+            data: BTreeMap::new(),
         };
+        let src = source.unwrap_or(&empty);
         let obj = src.object.clone();
         let reject = |d: &mut Desired, field: String, message: String| {
             d.rejects.push(Reject {
@@ -104,6 +116,7 @@ impl Builder {
             me,
             interface: s.interface.as_deref().or(node_interface),
         };
+        d.writer = nodes::writer(nodes).is_some_and(|w| w.name == me.name);
 
         // The compat entries: one instance with all their VIPs.
         let (entries, errors) = compat::parse(&src.data, &[rich::KEY]);
@@ -141,6 +154,22 @@ impl Builder {
             ));
         }
 
+        // LoadBalancer Services: one instance with every recorded VIP.
+        if let Some(lb) = &s.lb {
+            d.lb = services::plan(lb_services, lb);
+            let mut vips: Vec<IpAddr> = d.lb.serving.values().copied().collect();
+            vips.sort();
+            vips.dedup();
+            if !vips.is_empty() {
+                let vips: Vec<String> = vips.iter().map(|v| v.to_string()).collect();
+                candidates.push((
+                    "services".into(),
+                    json!({"name": LB_INSTANCE, "vrid": lb.vrid, "vips": vips}),
+                    None,
+                ));
+            }
+        }
+
         // The rich document: a broken one keeps the last good document.
         let doc = match src.data.get(rich::KEY).map(|t| rich::parse(t)) {
             None => rich::Doc::default(),
@@ -173,11 +202,11 @@ impl Builder {
 
         let mut present = BTreeSet::new();
         for (index, (path, value, fallback)) in candidates.into_iter().enumerate() {
-            let spread = doc.spread && path != "data";
+            let spread = doc.spread && path.starts_with(rich::KEY);
             let built = ctx.instance(&path, &value, index, spread);
             let inst = match (built, fallback) {
                 (Ok(inst), _) => {
-                    if path != "data" {
+                    if path.starts_with(rich::KEY) {
                         self.last_good.insert(inst.name.clone(), value);
                     }
                     Some(inst)

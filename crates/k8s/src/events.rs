@@ -42,6 +42,17 @@ impl Events {
         self.publish(r, kind, reason, note);
     }
 
+    pub fn on_service(&self, ns: &str, name: &str, kind: Kind, reason: &str, note: String) {
+        let r = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Service".into()),
+            namespace: Some(ns.into()),
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        self.publish(r, kind, reason, note);
+    }
+
     pub fn on_node(&self, node: &str, kind: Kind, reason: &str, note: String) {
         let r = ObjectReference {
             api_version: Some("v1".into()),

@@ -13,6 +13,7 @@ pub mod desired;
 pub mod events;
 pub mod nodes;
 pub mod rich;
+pub mod services;
 
 /// One rejected (or merely warned about) piece of input, with the field that holds it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

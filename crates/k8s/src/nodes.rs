@@ -17,6 +17,8 @@ pub struct NodeInfo {
     pub priority: Option<u8>,
     /// The annotation was present but not a number in 1..254.
     pub priority_error: Option<String>,
+    /// The Ready condition is True (or absent): only a ready node writes Service status.
+    pub ready: bool,
 }
 
 impl NodeInfo {
@@ -50,11 +52,18 @@ impl NodeInfo {
                 ),
             },
         };
+        let ready = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .is_none_or(|c| c.status == "True");
         NodeInfo {
             name,
             addresses,
             priority,
             priority_error,
+            ready,
         }
     }
 
@@ -73,6 +82,15 @@ pub fn ordered(nodes: &[NodeInfo]) -> Vec<&NodeInfo> {
         ka.cmp(&kb)
     });
     v
+}
+
+/// The node that writes Service status: the first ready one in priority order. Every node
+/// computes the same answer, so no lease is needed; two writers during a change of view
+/// write the same deterministic allocation.
+pub fn writer(nodes: &[NodeInfo]) -> Option<&NodeInfo> {
+    ordered(nodes)
+        .into_iter()
+        .find(|n| n.ready && !n.addresses.is_empty())
 }
 
 /// The priority of `me` for the instance at `index`: 200 for the first node in order, a

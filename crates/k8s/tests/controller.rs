@@ -39,6 +39,7 @@ fn options(grace: Duration) -> Options {
             advert_interval: Duration::from_millis(200),
             preempt: false,
             ingress_check: None,
+            lb: None,
         },
         configmap_namespace: NS.into(),
         configmap_name: CM.into(),
@@ -258,5 +259,126 @@ async fn this_node_leaving_the_edge_set_releases() {
     api.apply(node("edge-a", "192.0.2.11", false));
     let (d, _) = wait_desired(&mut h, "released", |d| d.instances.is_empty()).await;
     assert!(d.rejects[0].message.contains("not among the edge nodes"));
+    server.shutdown();
+}
+
+fn service(ns: &str, name: &str, lb: bool, class: Option<&str>, ip: Option<&str>) -> Value {
+    let mut spec =
+        json!({"type": if lb { "LoadBalancer" } else { "ClusterIP" }, "ports": [{"port": 80}]});
+    if let Some(c) = class {
+        spec["loadBalancerClass"] = json!(c);
+    }
+    if let Some(ip) = ip {
+        spec["loadBalancerIP"] = json!(ip);
+    }
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_balancer_services_get_vips_recorded_by_one_writer() {
+    use edgevip_k8s::services::{DEFAULT_CLASS, LbSettings, Pool};
+    let api = FakeApi::new();
+    let server = api.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    api.apply(node("edge-a", "192.0.2.11", true));
+    api.apply(node("edge-b", "192.0.2.12", true));
+    for k in 0..200 {
+        api.apply(service("apps", &format!("plain-{k}"), false, None, None));
+    }
+    api.apply(service("web", "front", true, Some(DEFAULT_CLASS), None));
+    api.apply(service(
+        "web",
+        "pinned",
+        true,
+        Some(DEFAULT_CLASS),
+        Some("203.0.113.7"),
+    ));
+    api.apply(service("web", "metallb", true, Some("metallb.io/x"), None));
+    let lb = |me: &str| {
+        let mut o = options(Duration::from_secs(30));
+        o.settings.node_name = me.into();
+        o.settings.lb = Some(LbSettings {
+            class: DEFAULT_CLASS.into(),
+            default_class: false,
+            pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
+            vrid: 51,
+        });
+        o
+    };
+    let c = client(server.addr());
+    let mut a = controller::start(
+        c.clone(),
+        lb("edge-a"),
+        resolver(),
+        Some(Events::new(c.clone(), "edge-a")),
+    );
+    let mut b = controller::start(c.clone(), lb("edge-b"), resolver(), None);
+    let want = ["198.51.100.10".to_string(), "203.0.113.7".to_string()];
+    for h in [&mut a, &mut b] {
+        let (d, _) = wait_desired(h, "both LB VIPs", |d| {
+            d.instances.iter().any(|i| i.name == "loadbalancers") && vips(d) == want
+        })
+        .await;
+        assert_eq!(d.instances[0].vrid, 51);
+    }
+    assert!(a.status.borrow().status_writer && !b.status.borrow().status_writer);
+    // The spec-requested VIP is served at once; its status write may still be on its way.
+    let recorded = |name: &str| {
+        api.get("v1", "Service", Some("web"), name).unwrap()["status"]["loadBalancer"]["ingress"][0]
+            ["ip"]
+            .as_str()
+            .map(str::to_string)
+    };
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while recorded("pinned").is_none() || recorded("front").is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("statuses recorded");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let front = api.get("v1", "Service", Some("web"), "front").unwrap();
+    assert_eq!(
+        front["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "198.51.100.10"
+    );
+    let pinned = api.get("v1", "Service", Some("web"), "pinned").unwrap();
+    assert_eq!(
+        pinned["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "203.0.113.7"
+    );
+    assert!(api.get("v1", "Service", Some("web"), "metallb").unwrap()["status"]["loadBalancer"]["ingress"].is_null());
+    let patches: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/status"))
+        .map(|r| format!("{} {}", r.path, r.status))
+        .collect();
+    assert_eq!(
+        patches.len(),
+        2,
+        "one write per Service, by the writer only: {patches:?}"
+    );
+
+    // Churn on non-LoadBalancer Services costs no rebuild and no new state.
+    a.desired.borrow_and_update();
+    let rebuilds = a.status.borrow().rebuilds;
+    for k in 0..50 {
+        api.apply(service("apps", &format!("plain-{k}"), false, None, None));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.status.borrow().rebuilds, rebuilds);
+    assert!(!a.desired.has_changed().unwrap());
+    let us = a.status.borrow().last_rebuild_us;
+    eprintln!("last rebuild took {us} µs");
+
+    // Deleting a Service releases its VIP.
+    api.delete("v1", "Service", Some("web"), "front");
+    wait_desired(&mut a, "front released", |d| vips(d) == ["203.0.113.7"]).await;
+    let evs = api.list("events.k8s.io/v1", "Event");
+    assert!(
+        evs.iter()
+            .any(|e| e["reason"] == "VIPAssigned" && e["regarding"]["name"] == "front"),
+        "{evs:#?}"
+    );
     server.shutdown();
 }

@@ -43,6 +43,7 @@ fn settings(me: &str) -> Settings {
             fall: 2,
             weight: None,
         }),
+        lb: None,
     }
 }
 
@@ -65,7 +66,7 @@ fn source(pairs: &[(&str, &str)]) -> Source {
 }
 
 fn build(b: &mut Builder, me: &str, src: &Source) -> Desired {
-    b.build(&settings(me), &cluster(), Some("eth0"), Some(src))
+    b.build(&settings(me), &cluster(), Some("eth0"), Some(src), &[])
 }
 
 #[test]
@@ -244,7 +245,7 @@ fn nodes_change_peers_and_priorities_but_nothing_else() {
     let before = build(&mut b, "edge-b", &src);
     let mut nodes = cluster();
     nodes.push(node("edge-d", &["192.0.2.200"]));
-    let after = b.build(&settings("edge-b"), &nodes, Some("eth0"), Some(&src));
+    let after = b.build(&settings("edge-b"), &nodes, Some("eth0"), Some(&src), &[]);
     let (x, y) = (&before.instances[0], &after.instances[0]);
     assert_eq!(y.unicast_peers.len(), 3);
     assert_eq!(
@@ -262,6 +263,46 @@ fn not_an_edge_node_or_no_configmap_serves_nothing() {
     let d = build(&mut Builder::default(), "worker-1", &src);
     assert!(d.instances.is_empty());
     assert!(d.rejects[0].message.contains("not among the edge nodes"));
-    let d = Builder::default().build(&settings("edge-a"), &cluster(), Some("eth0"), None);
+    let d = Builder::default().build(&settings("edge-a"), &cluster(), Some("eth0"), None, &[]);
     assert_eq!(d, Desired::default());
+}
+
+#[test]
+fn load_balancer_services_become_one_instance_even_without_a_configmap() {
+    let mut s = settings("edge-a");
+    s.lb = Some(crate::services::LbSettings {
+        class: crate::services::DEFAULT_CLASS.into(),
+        default_class: false,
+        pool: crate::services::Pool::parse("198.51.100.10-198.51.100.20").unwrap(),
+        vrid: 51,
+    });
+    let svc = |name: &str, status: &[&str]| crate::services::SvcInfo {
+        namespace: "web".into(),
+        name: name.into(),
+        created: name.into(),
+        load_balancer: true,
+        class: Some(crate::services::DEFAULT_CLASS.into()),
+        wanted: None,
+        status: status.iter().map(|x| x.parse().unwrap()).collect(),
+    };
+    let d = Builder::default().build(
+        &s,
+        &cluster(),
+        Some("eth0"),
+        None,
+        &[svc("a", &["198.51.100.15"]), svc("b", &[])],
+    );
+    let [i] = &d.instances[..] else {
+        panic!("{d:?}")
+    };
+    assert_eq!((i.name.as_str(), i.vrid), (LB_INSTANCE, 51));
+    assert_eq!(
+        i.vips[0].to_string(),
+        "198.51.100.15/32",
+        "only recorded VIPs are served"
+    );
+    assert_eq!(d.lb.writes.len(), 1, "b's allocation is to be recorded");
+    assert!(!d.writer, "edge-c (192.0.2.9) writes, not edge-a");
+    let d = Builder::default().build(&s, &cluster(), Some("eth0"), None, &[]);
+    assert!(d.instances.is_empty());
 }

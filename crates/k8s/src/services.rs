@@ -1,0 +1,352 @@
+//! Services of `type: LoadBalancer` whose `spec.loadBalancerClass` is ours: each gets a VIP,
+//! from `spec.loadBalancerIP` or the `edgevip.io/vip` annotation, else allocated from the
+//! address pool. Pure. Every node computes the same plan from the same view; only the
+//! elected writer (the first ready edge node in priority order) writes allocations into
+//! `status.loadBalancer.ingress`, and all nodes serve what the status (or the spec) says,
+//! so an allocation is never served before it is recorded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Service;
+
+pub const DEFAULT_CLASS: &str = "edgevip.io/vip";
+pub const VIP_ANNOTATION: &str = "edgevip.io/vip";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LbSettings {
+    pub class: String,
+    /// Also take LoadBalancer Services that name no class.
+    pub default_class: bool,
+    pub pool: Pool,
+    pub vrid: u8,
+}
+
+/// Addresses to allocate from: inclusive ranges, in order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Pool(pub Vec<(IpAddr, IpAddr)>);
+
+impl Pool {
+    /// `192.0.2.200-192.0.2.250,203.0.113.0/28,2001:db8::10-2001:db8::1f`
+    pub fn parse(s: &str) -> Result<Pool, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let range = if let Some((a, b)) = part.split_once('-') {
+                let a: IpAddr = a
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{a:?} is not an address"))?;
+                let b: IpAddr = b
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{b:?} is not an address"))?;
+                if a.is_ipv4() != b.is_ipv4() || to_u128(a) > to_u128(b) {
+                    return Err(format!(
+                        "{part:?} is not a range from low to high in one family"
+                    ));
+                }
+                (a, b)
+            } else if let Some((a, len)) = part.split_once('/') {
+                let a: IpAddr = a.parse().map_err(|_| format!("{a:?} is not an address"))?;
+                let bits = if a.is_ipv4() { 32 } else { 128 };
+                let len: u32 = len
+                    .parse()
+                    .ok()
+                    .filter(|l| *l <= bits)
+                    .ok_or_else(|| format!("{part:?} has a bad prefix length"))?;
+                let host = if len == bits {
+                    0
+                } else {
+                    (1u128 << (bits - len)) - 1
+                };
+                let lo = to_u128(a) & !host;
+                (
+                    from_u128(lo, a.is_ipv4()),
+                    from_u128(lo | host, a.is_ipv4()),
+                )
+            } else {
+                let a: IpAddr = part
+                    .parse()
+                    .map_err(|_| format!("{part:?} is not an address"))?;
+                (a, a)
+            };
+            out.push(range);
+        }
+        Ok(Pool(out))
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|(a, b)| {
+            a.is_ipv4() == ip.is_ipv4() && to_u128(*a) <= to_u128(ip) && to_u128(ip) <= to_u128(*b)
+        })
+    }
+
+    /// The first address not in `used`; bounded so a huge IPv6 range costs little.
+    fn first_free(&self, used: &BTreeSet<IpAddr>) -> Option<IpAddr> {
+        for (a, b) in &self.0 {
+            let (lo, hi) = (to_u128(*a), to_u128(*b));
+            let mut x = lo;
+            let mut tries = 0u32;
+            while x <= hi && tries <= used.len() as u32 + 1 {
+                let ip = from_u128(x, a.is_ipv4());
+                if !used.contains(&ip) {
+                    return Some(ip);
+                }
+                x += 1;
+                tries += 1;
+            }
+        }
+        None
+    }
+}
+
+fn to_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v) => u32::from(v) as u128,
+        IpAddr::V6(v) => u128::from(v),
+    }
+}
+
+fn from_u128(x: u128, v4: bool) -> IpAddr {
+    if v4 {
+        IpAddr::V4((x as u32).into())
+    } else {
+        IpAddr::V6(x.into())
+    }
+}
+
+/// What we keep of a Service: a few fields, not the object (thousands may exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SvcInfo {
+    pub namespace: String,
+    pub name: String,
+    pub created: String,
+    pub load_balancer: bool,
+    pub class: Option<String>,
+    /// Asked for by `spec.loadBalancerIP` or the annotation (annotation wins).
+    pub wanted: Option<Result<IpAddr, String>>,
+    pub status: Vec<IpAddr>,
+}
+
+impl SvcInfo {
+    pub fn from_service(s: &Service) -> SvcInfo {
+        let spec = s.spec.as_ref();
+        let wanted = s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(VIP_ANNOTATION))
+            .or(spec.and_then(|s| s.load_balancer_ip.as_ref()))
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| {
+                v.trim()
+                    .parse::<IpAddr>()
+                    .map_err(|_| format!("{v:?} is not an IP address"))
+            });
+        SvcInfo {
+            namespace: s.metadata.namespace.clone().unwrap_or_default(),
+            name: s.metadata.name.clone().unwrap_or_default(),
+            created: s
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| format!("{:?}", t.0))
+                .unwrap_or_default(),
+            load_balancer: spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"),
+            class: spec.and_then(|s| s.load_balancer_class.clone()),
+            wanted,
+            status: s
+                .status
+                .as_ref()
+                .and_then(|st| st.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.ip.as_ref()?.parse().ok())
+                .collect(),
+        }
+    }
+
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    pub fn ours(&self, s: &LbSettings) -> bool {
+        self.load_balancer
+            && match &self.class {
+                Some(c) => *c == s.class,
+                None => s.default_class,
+            }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    /// Service `ns/name` → the VIP served for it (recorded: spec, annotation or status).
+    pub serving: BTreeMap<String, IpAddr>,
+    /// Status writes the writer must make: `ns/name` → VIP.
+    pub writes: BTreeMap<String, IpAddr>,
+    /// `ns/name` → why it gets no VIP.
+    pub problems: BTreeMap<String, String>,
+}
+
+pub fn plan(services: &[SvcInfo], s: &LbSettings) -> Plan {
+    let mut p = Plan::default();
+    let mut ours: Vec<&SvcInfo> = services.iter().filter(|x| x.ours(s)).collect();
+    ours.sort_by(|a, b| (&a.created, a.key()).cmp(&(&b.created, b.key())));
+    let mut used = BTreeSet::new();
+    let mut pending = Vec::new();
+    // Requested addresses first, then recorded allocations, then new ones: an allocation
+    // never takes an address somebody asked for.
+    for svc in &ours {
+        match &svc.wanted {
+            Some(Ok(ip)) if used.contains(ip) => {
+                p.problems.insert(
+                    svc.key(),
+                    format!("{ip} is already the VIP of another Service"),
+                );
+            }
+            Some(Ok(ip)) => {
+                used.insert(*ip);
+                p.serving.insert(svc.key(), *ip);
+                if svc.status != [*ip] {
+                    p.writes.insert(svc.key(), *ip);
+                }
+            }
+            Some(Err(m)) => {
+                p.problems.insert(svc.key(), m.clone());
+            }
+            None => pending.push(*svc),
+        }
+    }
+    let mut fresh = Vec::new();
+    for svc in pending {
+        match svc.status.first() {
+            Some(ip) if !used.contains(ip) => {
+                used.insert(*ip);
+                p.serving.insert(svc.key(), *ip);
+            }
+            _ => fresh.push(svc),
+        }
+    }
+    for svc in fresh {
+        match s.pool.first_free(&used) {
+            Some(ip) => {
+                used.insert(ip);
+                p.writes.insert(svc.key(), ip);
+            }
+            None => {
+                p.problems.insert(
+                    svc.key(),
+                    "the address pool is exhausted (or not configured)".into(),
+                );
+            }
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(
+        name: &str,
+        created: &str,
+        class: Option<&str>,
+        wanted: Option<&str>,
+        status: &[&str],
+    ) -> SvcInfo {
+        SvcInfo {
+            namespace: "default".into(),
+            name: name.into(),
+            created: created.into(),
+            load_balancer: true,
+            class: class.map(str::to_string),
+            wanted: wanted.map(|w| w.parse().map_err(|_| format!("{w:?} is not an IP address"))),
+            status: status.iter().map(|s| s.parse().unwrap()).collect(),
+        }
+    }
+
+    fn settings(pool: &str) -> LbSettings {
+        LbSettings {
+            class: DEFAULT_CLASS.into(),
+            default_class: false,
+            pool: Pool::parse(pool).unwrap(),
+            vrid: 51,
+        }
+    }
+
+    #[test]
+    fn pools_parse_ranges_prefixes_and_singles() {
+        let p = Pool::parse("192.0.2.200-192.0.2.202, 203.0.113.0/30,2001:db8::5").unwrap();
+        assert!(p.contains("192.0.2.201".parse().unwrap()));
+        assert!(!p.contains("192.0.2.203".parse().unwrap()));
+        assert!(p.contains("203.0.113.3".parse().unwrap()));
+        assert!(p.contains("2001:db8::5".parse().unwrap()));
+        assert!(Pool::parse("192.0.2.9-192.0.2.1").is_err());
+        assert!(Pool::parse("192.0.2.0/33").is_err());
+        assert!(Pool::parse("x").is_err());
+    }
+
+    #[test]
+    fn requested_then_recorded_then_allocated_in_creation_order() {
+        let s = settings("192.0.2.200-192.0.2.202");
+        let services = [
+            svc("b-new", "2", Some(DEFAULT_CLASS), None, &[]),
+            svc(
+                "a-recorded",
+                "1",
+                Some(DEFAULT_CLASS),
+                None,
+                &["192.0.2.200"],
+            ),
+            svc("c-asks", "3", Some(DEFAULT_CLASS), Some("192.0.2.201"), &[]),
+            svc("d-new", "4", Some(DEFAULT_CLASS), None, &[]),
+            svc("e-none-left", "5", Some(DEFAULT_CLASS), None, &[]),
+            svc("other-class", "0", Some("metallb"), None, &[]),
+            svc("no-class", "0", None, None, &[]),
+        ];
+        let p = plan(&services, &s);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            p.serving.get("default/a-recorded"),
+            Some(&ip("192.0.2.200"))
+        );
+        assert_eq!(p.serving.get("default/c-asks"), Some(&ip("192.0.2.201")));
+        assert_eq!(p.writes.get("default/c-asks"), Some(&ip("192.0.2.201")));
+        assert_eq!(p.writes.get("default/b-new"), Some(&ip("192.0.2.202")));
+        assert!(
+            !p.serving.contains_key("default/b-new"),
+            "served once recorded"
+        );
+        assert!(p.problems["default/d-new"].contains("exhausted"));
+        assert!(p.problems.contains_key("default/e-none-left"));
+        assert!(!p.serving.contains_key("default/other-class"));
+        let mut s2 = s.clone();
+        s2.default_class = true;
+        let p2 = plan(&services, &s2);
+        assert!(
+            p2.writes.contains_key("default/no-class"),
+            "oldest: allocated first"
+        );
+        assert!(
+            p2.problems.contains_key("default/b-new"),
+            "the pool ran out earlier"
+        );
+    }
+
+    #[test]
+    fn conflicts_and_bad_requests_are_problems() {
+        let s = settings("");
+        let services = [
+            svc("x", "1", Some(DEFAULT_CLASS), Some("192.0.2.50"), &[]),
+            svc("y", "2", Some(DEFAULT_CLASS), Some("192.0.2.50"), &[]),
+            svc("z", "3", Some(DEFAULT_CLASS), Some("banana"), &[]),
+        ];
+        let p = plan(&services, &s);
+        assert_eq!(p.serving.len(), 1);
+        assert!(p.problems["default/y"].contains("already the VIP"));
+        assert!(p.problems["default/z"].contains("banana"));
+    }
+}
