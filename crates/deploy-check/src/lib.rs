@@ -107,6 +107,99 @@ fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// The body of the Helm template block opened by the action `{{ <opening> }}` (e.g.
+/// `if .Values.loadBalancer.enabled`), up to its matching `{{ end }}` (nested
+/// `if`/`with`/`range`/`define`/`block` counted, `else` branches included). `None` if
+/// there is no such action or it is never closed.
+pub fn helm_block<'a>(template: &'a str, opening: &str) -> Option<&'a str> {
+    let mut actions = helm_actions(template);
+    let body_start = actions.find(|a| a.2 == opening)?.1;
+    let mut depth = 1usize;
+    for (start, _, action) in actions {
+        let word = action.split_whitespace().next().unwrap_or("");
+        if matches!(word, "if" | "with" | "range" | "define" | "block") {
+            depth += 1;
+        } else if word == "end" {
+            depth -= 1;
+            if depth == 0 {
+                return Some(&template[body_start..start]);
+            }
+        }
+    }
+    None
+}
+
+/// The actions `{{ … }}` of a template as (start, end, trimmed content), comments skipped.
+fn helm_actions(template: &str) -> impl Iterator<Item = (usize, usize, &str)> {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let start = from + template[from..].find("{{")?;
+            let open = template[start + 2..].trim_start_matches('-').trim_start();
+            // A comment `{{/* … */}}` may contain `{{` and `}}`: it ends at `*/`.
+            let search_from = if open.starts_with("/*") {
+                let body = template.len() - open.len();
+                body + open.find("*/")? + 2
+            } else {
+                start + 2
+            };
+            let end = search_from + template[search_from..].find("}}")? + 2;
+            from = end;
+            let inner = template[start + 2..end - 2]
+                .trim_start_matches('-')
+                .trim_end_matches('-')
+                .trim();
+            if !inner.starts_with("/*") {
+                return Some((start, end, inner));
+            }
+        }
+    })
+}
+
+/// Every command-line flag (`--name`, lowercase, digits and dashes) mentioned in a text, in
+/// order of appearance, repeats included. `--name=value` yields `--name`; a bare `--` or a
+/// `---` separator yields nothing.
+pub fn flag_tokens(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("--") {
+        let start = i + pos;
+        let mut j = start + 2;
+        let preceded_ok =
+            start == 0 || !(bytes[start - 1] == b'-' || is_ident_byte(bytes[start - 1]));
+        if preceded_ok && j < bytes.len() && bytes[j].is_ascii_lowercase() {
+            while j < bytes.len()
+                && (bytes[j].is_ascii_lowercase() || bytes[j].is_ascii_digit() || bytes[j] == b'-')
+            {
+                j += 1;
+            }
+            out.push(text[start..j].trim_end_matches('-').to_string());
+        } else {
+            while j < bytes.len() && bytes[j] == b'-' {
+                j += 1;
+            }
+        }
+        i = j;
+    }
+    out
+}
+
+/// The YAML sequence items that a text shows commented out, one per line as
+/// `# - item` (the item unquoted when it is a double-quoted scalar), in order.
+pub fn commented_list_items(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("# - "))
+        .map(|item| {
+            let item = item.trim();
+            item.strip_prefix('"')
+                .and_then(|i| i.strip_suffix('"'))
+                .unwrap_or(item)
+                .to_string()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +236,46 @@ mod tests {
         ] {
             assert!(!is_vip_target(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn finds_helm_blocks() {
+        let t = "BEFORE\n{{- if .Values.x.enabled }}\nB1 {{ .Values.y }}\n{{- if .Values.z }}\nB2\n{{- else }}\nB3\n{{- end }}\n{{/* {{ end }} }} */}}\n{{- range .Values.l }}B4{{ end }}\n{{- end }}\nAFTER\n{{ if .Values.w }}W{{ end }}";
+        let b = helm_block(t, "if .Values.x.enabled").expect("block");
+        for inside in ["B1", "B2", "{{- else }}", "B3", "B4"] {
+            assert!(b.contains(inside), "{inside} not in {b:?}");
+        }
+        assert!(
+            !b.contains("BEFORE") && !b.contains("AFTER") && !b.contains('W'),
+            "{b:?}"
+        );
+        assert_eq!(helm_block(t, "if .Values.w"), Some("W"));
+        assert_eq!(helm_block(t, "if .Values.nope"), None);
+        assert_eq!(
+            helm_block("{{ if .Values.x }}never closed", "if .Values.x"),
+            None
+        );
+    }
+
+    #[test]
+    fn finds_flag_tokens() {
+        let t = "- --load-balancers\n---\n  --unicast=true -- x {{ printf \"--unicast=%t\" }} a--b ---c --lb-vrid 51 (--x-)";
+        assert_eq!(
+            flag_tokens(t),
+            vec![
+                "--load-balancers",
+                "--unicast",
+                "--unicast",
+                "--lb-vrid",
+                "--x"
+            ]
+        );
+    }
+
+    #[test]
+    fn finds_commented_list_items() {
+        let t = "  - a\n  # - --lb-vrid\n  # - \"51\"\n  # Optionally `- --x`\n#  - y\n";
+        assert_eq!(commented_list_items(t), vec!["--lb-vrid", "51"]);
     }
 
     #[test]

@@ -10,10 +10,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use edgevip_deploy_check::{
-    is_dns1123_label, is_vip_target, repo_root, split_documents, values_references,
+    commented_list_items, flag_tokens, helm_block, is_dns1123_label, is_vip_target, repo_root,
+    split_documents, values_references,
 };
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -32,7 +34,8 @@ const SA: &str = "edgevip";
 const CONFIGMAP: &str = "edgevip-vips";
 const API_PORT: i32 = 9180;
 
-/// The flags of `edgevip run --kubernetes` (anything else in the args is a typo).
+/// The flags of `edgevip run --kubernetes` (anything else in the args is a typo). Checked
+/// against the real binary's `run --help` by `known_flags_are_the_binarys`.
 const KNOWN_FLAGS: &[&str] = &[
     "--kubernetes",
     "--kubeconfig",
@@ -49,9 +52,30 @@ const KNOWN_FLAGS: &[&str] = &[
     "--preempt",
     "--log-format",
     "--log-level",
+    "--load-balancers",
+    "--load-balancer-class",
+    "--default-load-balancer-class",
+    "--address-pool",
+    "--lb-vrid",
 ];
 /// Flags that take no value.
-const SWITCHES: &[&str] = &["--kubernetes"];
+const SWITCHES: &[&str] = &[
+    "--kubernetes",
+    "--load-balancers",
+    "--default-load-balancer-class",
+];
+/// LoadBalancer mode's flags: only together with `--load-balancers`.
+const LB_FLAGS: &[&str] = &[
+    "--load-balancers",
+    "--load-balancer-class",
+    "--default-load-balancer-class",
+    "--address-pool",
+    "--lb-vrid",
+];
+/// The daemon's defaults (`edgevip run --help`).
+const DEFAULT_VRID: u8 = 50;
+const DEFAULT_LB_VRID: u8 = 51;
+const DEFAULT_LB_CLASS: &str = "edgevip.io/vip";
 
 // ---------------------------------------------------------------------------------------
 // Parsing
@@ -311,6 +335,20 @@ fn the_daemonset(docs: &[Doc]) -> &DaemonSet {
     all[0]
 }
 
+fn container_args(ds: &DaemonSet) -> Vec<String> {
+    ds.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first())
+        .and_then(|c| c.args.clone())
+        .unwrap_or_default()
+}
+
+/// The LoadBalancer args that deploy/05-daemonset.yaml shows commented out (`# - …`).
+fn lb_example_args() -> Vec<String> {
+    commented_list_items(&read(&deploy_dir().join("05-daemonset.yaml")))
+}
+
 fn configmaps(docs: &[Doc]) -> Vec<&ConfigMap> {
     docs.iter()
         .filter_map(|d| match &d.obj {
@@ -373,6 +411,89 @@ fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, String> {
         }
     }
     Ok(out)
+}
+
+/// `--address-pool`: comma-separated `A-B` ranges (one family, low to high), CIDRs and
+/// single addresses, as the daemon parses it (`Pool::parse`); empty is allowed.
+fn parse_pool(s: &str) -> Result<Vec<(IpAddr, IpAddr)>, String> {
+    let num = |a: IpAddr| match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    let ip = |a: &str| {
+        a.trim()
+            .parse::<IpAddr>()
+            .map_err(|_| format!("{a:?} is not an address"))
+    };
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once('-') {
+            let (a, b) = (ip(a)?, ip(b)?);
+            if a.is_ipv4() != b.is_ipv4() || num(a) > num(b) {
+                return Err(format!("{part:?}: not low-high in one family"));
+            }
+            out.push((a, b));
+        } else if let Some((a, len)) = part.split_once('/') {
+            let a = ip(a)?;
+            let max = if a.is_ipv4() { 32 } else { 128 };
+            let len: u32 = len
+                .parse()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("{part:?}: bad prefix length"))?;
+            let host = if len == max {
+                0
+            } else {
+                (1u128 << (max - len)) - 1
+            };
+            let (lo, hi) = (num(a) & !host, num(a) | host);
+            let back = |n: u128| -> IpAddr {
+                if a.is_ipv4() {
+                    IpAddr::V4(std::net::Ipv4Addr::from(n as u32))
+                } else {
+                    IpAddr::V6(std::net::Ipv6Addr::from(n))
+                }
+            };
+            out.push((back(lo), back(hi)));
+        } else {
+            let a = ip(part)?;
+            out.push((a, a));
+        }
+    }
+    Ok(out)
+}
+
+fn pool_contains(pool: &[(IpAddr, IpAddr)], ip: IpAddr) -> bool {
+    let num = |a: IpAddr| match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    pool.iter()
+        .any(|(a, b)| a.is_ipv4() == ip.is_ipv4() && num(*a) <= num(ip) && num(ip) <= num(*b))
+}
+
+/// A Kubernetes qualified name with a DNS-subdomain prefix, as `spec.loadBalancerClass`
+/// must be (`edgevip.io/vip`).
+fn is_qualified_name(s: &str) -> bool {
+    let Some((prefix, name)) = s.split_once('/') else {
+        return false;
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
+    prefix.len() <= 253 && prefix.contains('.') && prefix.split('.').all(label_ok) && name_ok
 }
 
 fn http_probe(
@@ -589,6 +710,49 @@ fn check_daemonset(ds: &DaemonSet, configmap_ref: &str, sa: &str) -> Vec<String>
     {
         p.push(format!("--unicast={v}: want true or false"));
     }
+    // LoadBalancer mode: its settings only with the switch, a VRID of its own.
+    let lb_on = flag("--load-balancers").is_some();
+    if !lb_on {
+        let stray: Vec<&&str> = LB_FLAGS
+            .iter()
+            .filter(|f| flags.contains_key(**f))
+            .collect();
+        if !stray.is_empty() {
+            p.push(format!(
+                "{stray:?} without --load-balancers: LoadBalancer mode is off, they do nothing"
+            ));
+        }
+    }
+    if flag("--load-balancers").is_some_and(|v| !v.is_empty()) {
+        p.push("--load-balancers takes no value".into());
+    }
+    if flag("--default-load-balancer-class").is_some_and(|v| !v.is_empty()) {
+        p.push("--default-load-balancer-class takes no value".into());
+    }
+    if let Some(c) = flag("--load-balancer-class")
+        && !is_qualified_name(c)
+    {
+        p.push(format!(
+            "--load-balancer-class {c:?}: a loadBalancerClass is a label-style prefixed name \
+             (e.g. {DEFAULT_LB_CLASS})"
+        ));
+    }
+    if let Some(pool) = flag("--address-pool")
+        && let Err(e) = parse_pool(pool)
+    {
+        p.push(format!("--address-pool {pool:?}: {e}"));
+    }
+    let vrid = flag("--vrid").map_or(Some(DEFAULT_VRID), |v| v.parse::<u8>().ok());
+    match flag("--lb-vrid").map_or(Some(DEFAULT_LB_VRID), |v| v.parse::<u8>().ok()) {
+        Some(0) | None => p.push(format!(
+            "--lb-vrid {:?} is not in 1..255",
+            flag("--lb-vrid")
+        )),
+        Some(lb) if lb_on && Some(lb) == vrid => {
+            p.push(format!("--lb-vrid {lb} must differ from --vrid"))
+        }
+        Some(_) => {}
+    }
     if let Some(v) = flag("--ingress-check")
         && v != "none"
         && !v.starts_with("http://")
@@ -670,8 +834,11 @@ fn roles(docs: &[Doc]) -> Vec<(&Doc, bool, &str, Vec<PolicyRule>)> {
         .collect()
 }
 
-/// Problems with the rules of one (Cluster)Role.
-fn check_rules(origin: &str, cluster: bool, rules: &[PolicyRule], leases_ok: bool) -> Vec<String> {
+/// Problems with the rules of one (Cluster)Role. The daemon reads (get/list/watch),
+/// records Events (create/patch) and, in LoadBalancer mode, merge-patches services/status.
+/// Nothing else: no `update` anywhere, and no Leases (the Service-status writer is chosen
+/// without an election object).
+fn check_rules(origin: &str, cluster: bool, rules: &[PolicyRule]) -> Vec<String> {
     let mut p = Vec::new();
     let read = ["get", "list", "watch"];
     for (i, r) in rules.iter().enumerate() {
@@ -696,7 +863,7 @@ fn check_rules(origin: &str, cluster: bool, rules: &[PolicyRule], leases_ok: boo
         for res in &resources {
             if matches!(
                 res.as_str(),
-                "secrets" | "pods/exec" | "serviceaccounts/token"
+                "secrets" | "pods/exec" | "serviceaccounts/token" | "leases"
             ) {
                 p.push(format!("{at}: grants {res}"));
             }
@@ -706,19 +873,31 @@ fn check_rules(origin: &str, cluster: bool, rules: &[PolicyRule], leases_ok: boo
                 ));
             }
         }
+        if groups.iter().any(|g| g == "coordination.k8s.io") {
+            p.push(format!(
+                "{at}: coordination.k8s.io: edgevip elects nothing through the API"
+            ));
+        }
         for v in &r.verbs {
             let ok = match v.as_str() {
                 "get" | "list" | "watch" => true,
-                // Writes only where the daemon writes.
-                "create" | "patch" => resources
+                // Writes only where the daemon writes: Events, and the Service status patch.
+                "create" => resources.iter().all(|res| res == "events"),
+                "patch" => resources
                     .iter()
-                    .all(|res| matches!(res.as_str(), "events" | "services/status" | "leases")),
-                "update" => leases_ok && resources.iter().all(|res| res == "leases"),
+                    .all(|res| matches!(res.as_str(), "events" | "services/status")),
                 _ => false,
             };
             if !ok {
                 p.push(format!("{at}: verb {v} on {resources:?} not allowed"));
             }
+        }
+        if resources.iter().any(|r| r == "services/status")
+            && r.verbs.iter().any(|v| read.contains(&v.as_str()))
+        {
+            p.push(format!(
+                "{at}: services/status needs patch only (the Services are read as such)"
+            ));
         }
         if resources.iter().any(|r| r == "events")
             && r.verbs.iter().any(|v| read.contains(&v.as_str()))
@@ -855,8 +1034,6 @@ fn every_manifest_parses_as_its_api_type() {
     let want_opt: BTreeSet<_> = [
         key("ClusterRole", "", "edgevip-loadbalancer"),
         key("ClusterRoleBinding", "", "edgevip-loadbalancer"),
-        key("Role", NS, "edgevip-leader-election"),
-        key("RoleBinding", NS, "edgevip-leader-election"),
         key("ClusterRole", "", "edgevip-forwarding"),
         key("ClusterRoleBinding", "", "edgevip-forwarding"),
     ]
@@ -1044,14 +1221,8 @@ fn parser_rejects_unknown_kinds_and_fields() {
 fn rbac_grants_only_what_the_daemon_uses() {
     let docs = plain();
     let mut problems = Vec::new();
-    for (d, cluster, _, rules) in roles(&docs) {
-        problems.extend(check_rules(&d.origin, cluster, &rules, false));
-    }
-    for (d, cluster, _, rules) in roles(&optional()) {
-        let leases_ok = d
-            .origin
-            .starts_with("deploy/optional/loadbalancer-rbac.yaml");
-        problems.extend(check_rules(&d.origin, cluster, &rules, leases_ok));
+    for (d, cluster, _, rules) in roles(&docs).into_iter().chain(roles(&optional())) {
+        problems.extend(check_rules(&d.origin, cluster, &rules));
     }
     assert_no_problems("RBAC", problems);
 
@@ -1082,13 +1253,25 @@ fn rbac_grants_only_what_the_daemon_uses() {
             ("", "services/status", &["patch"]),
         ])
     );
-    assert_eq!(
-        by_name(&opt, false, "edgevip-leader-election"),
-        table(&[(
-            "coordination.k8s.io",
-            "leases",
-            &["get", "create", "update"]
-        )])
+    // No Role at all besides the ConfigMap's: nothing namespaced beyond deploy/03-role.yaml.
+    assert!(
+        roles(&opt).iter().all(|r| r.1),
+        "deploy/optional holds only ClusterRoles (no Lease Role: no leader election)"
+    );
+    // Every verb of every grant, deploy/ and deploy/optional together.
+    let verbs: BTreeSet<String> = roles(&docs)
+        .into_iter()
+        .chain(roles(&opt))
+        .flat_map(|r| r.3)
+        .flat_map(|r| r.verbs)
+        .collect();
+    let allowed: BTreeSet<String> = ["get", "list", "watch", "create", "patch"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert!(
+        verbs.is_subset(&allowed),
+        "verbs {verbs:?}: only get/list/watch/create/patch"
     );
     assert_eq!(
         by_name(&opt, true, "edgevip-forwarding"),
@@ -1116,12 +1299,38 @@ fn rbac_check_catches_violations() {
         (false, rule("", "nodes", &["patch"])),
         (false, rule("", "secrets", &["get"])),
         (false, rule("coordination.k8s.io", "leases", &["update"])),
+        (false, rule("coordination.k8s.io", "leases", &["get"])),
+        (
+            false,
+            rule("coordination.k8s.io", "leases", &["create", "patch"]),
+        ),
         (false, rule("", "events", &["list"])),
+        (true, rule("", "services/status", &["update"])),
+        (true, rule("", "services/status", &["create"])),
+        (true, rule("", "services/status", &["get", "patch"])),
+        (true, rule("", "services", &["patch"])),
+        (true, rule("", "services", &["update"])),
+        (false, rule("", "events", &["update"])),
+        (false, rule("", "configmaps", &["create"])),
+        (true, rule("", "nodes", &["update"])),
     ];
     for (cluster, r) in bad {
         assert!(
-            !check_rules("t", cluster, std::slice::from_ref(&r), false).is_empty(),
+            !check_rules("t", cluster, std::slice::from_ref(&r)).is_empty(),
             "accepted {r:?} (cluster: {cluster})"
+        );
+    }
+    // The grants the daemon needs pass.
+    let good = [
+        (true, rule("", "services", &["get", "list", "watch"])),
+        (true, rule("", "services/status", &["patch"])),
+        (true, rule("events.k8s.io", "events", &["create", "patch"])),
+        (false, rule("", "configmaps", &["get", "list", "watch"])),
+    ];
+    for (cluster, r) in good {
+        assert_no_problems(
+            &format!("{r:?}"),
+            check_rules("t", cluster, std::slice::from_ref(&r)),
         );
     }
 }
@@ -1589,21 +1798,28 @@ fn tool(name: &str) -> bool {
         .is_ok()
 }
 
-fn helm_template(set: &[&str]) -> Vec<Doc> {
+/// `helm template` with these `--set`s: the rendered stream, or helm's error output.
+fn try_helm_template(set: &[&str]) -> Result<String, String> {
     let mut cmd = Command::new("helm");
     cmd.args(["template", "edgevip"])
         .arg(chart_dir())
-        .args(["--namespace", NS]);
+        .args(["--namespace", NS])
+        // Chart.yaml wants >= 1.25; older helm releases assume an older cluster.
+        .args(["--kube-version", "1.30.0"]);
     for s in set {
         cmd.args(["--set", s]);
     }
     let out = cmd.output().expect("helm template");
-    assert!(
-        out.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn helm_template(set: &[&str]) -> Vec<Doc> {
+    let text =
+        try_helm_template(set).unwrap_or_else(|e| panic!("helm template {set:?} failed: {e}"));
     parse_stream(&text, "helm template").unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -1632,22 +1848,7 @@ fn helm_template_renders_the_same_objects() {
         "helm DaemonSet",
         check_daemonset(ds, &format!("{NS}/{CONFIGMAP}"), SA),
     );
-    let args = |ds: &DaemonSet| {
-        parse_args(
-            ds.spec
-                .as_ref()
-                .unwrap()
-                .template
-                .spec
-                .as_ref()
-                .unwrap()
-                .containers[0]
-                .args
-                .as_ref()
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let args = |ds: &DaemonSet| parse_args(&container_args(ds)).unwrap();
     assert_eq!(
         args(ds),
         args(the_daemonset(&plain_docs)),
@@ -1686,15 +1887,83 @@ fn helm_template_renders_the_same_objects() {
     want_rules.extend(rules(&opt));
     assert_eq!(rules(&all), want_rules);
     let mut problems = Vec::new();
-    for (d, cluster, name, r) in roles(&all) {
-        problems.extend(check_rules(
-            &d.origin,
-            cluster,
-            &r,
-            name.ends_with("leader-election"),
-        ));
+    for (d, cluster, _, r) in roles(&all) {
+        problems.extend(check_rules(&d.origin, cluster, &r));
     }
     assert_no_problems("helm RBAC", problems);
+
+    // LoadBalancer mode's args: the ones 05-daemonset.yaml shows commented out.
+    let plain_args = container_args(the_daemonset(&plain_docs));
+    let mut want_args = plain_args.clone();
+    want_args.extend(lb_example_args());
+    let lb = helm_template(&[
+        "loadBalancer.enabled=true",
+        "loadBalancer.addressPool=192.0.2.200-192.0.2.250\\,2001:db8::/120",
+    ]);
+    let lb_ds = the_daemonset(&lb);
+    assert_eq!(
+        container_args(lb_ds),
+        want_args,
+        "helm loadBalancer.enabled args vs deploy/05-daemonset.yaml + its commented LB args"
+    );
+    assert_no_problems(
+        "helm LoadBalancer DaemonSet",
+        check_daemonset(lb_ds, &format!("{NS}/{CONFIGMAP}"), SA),
+    );
+    // Defaults: no pool, no default class; the switch and the class/VRID always.
+    let lb_args = container_args(the_daemonset(&all));
+    assert_eq!(&lb_args[..plain_args.len()], &plain_args[..]);
+    assert_eq!(
+        &lb_args[plain_args.len()..],
+        &[
+            "--load-balancers",
+            "--load-balancer-class",
+            DEFAULT_LB_CLASS,
+            "--lb-vrid",
+            &DEFAULT_LB_VRID.to_string(),
+        ]
+    );
+    let dc = helm_template(&[
+        "loadBalancer.enabled=true",
+        "loadBalancer.defaultClass=true",
+        "loadBalancer.class=example.com/edge",
+        "loadBalancer.vrid=77",
+    ]);
+    let flags = parse_args(&container_args(the_daemonset(&dc))).unwrap();
+    assert_eq!(
+        flags
+            .get("--default-load-balancer-class")
+            .map(String::as_str),
+        Some("")
+    );
+    assert_eq!(
+        flags.get("--load-balancer-class").map(String::as_str),
+        Some("example.com/edge")
+    );
+    assert_eq!(flags.get("--lb-vrid").map(String::as_str), Some("77"));
+    // The chart refuses one VRID for both instances.
+    let same = try_helm_template(&["loadBalancer.enabled=true", "loadBalancer.vrid=50"]);
+    assert!(
+        same.as_ref()
+            .is_err_and(|e| e.contains("loadBalancer.vrid must differ from vrid")),
+        "loadBalancer.vrid = vrid rendered: {same:?}"
+    );
+    // Without the switch the LoadBalancer values change nothing.
+    let off = helm_template(&["loadBalancer.defaultClass=true", "loadBalancer.vrid=50"]);
+    assert_eq!(container_args(the_daemonset(&off)), plain_args);
+    assert!(roles(&off).iter().all(|r| !r.2.ends_with("-loadbalancer")));
+
+    // The real parser takes every rendered command line.
+    for (what, docs) in [
+        ("default", &rendered),
+        ("loadBalancer", &lb),
+        ("defaultClass", &dc),
+    ] {
+        check_binary_accepts(
+            &format!("helm {what}"),
+            &container_args(the_daemonset(docs)),
+        );
+    }
 
     // The rich format goes into the same ConfigMap.
     let rich = helm_template(&["rich=spread: false\ninstances: []"]);
@@ -1752,4 +2021,622 @@ fn kubectl_kustomize_and_client_dry_run() {
         "kubectl apply --dry-run=client -k deploy/: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// LoadBalancer mode
+
+#[test]
+fn loadbalancer_args_are_documented_in_the_plain_manifests() {
+    let docs = plain();
+    let ds = the_daemonset(&docs);
+    let plain_args = container_args(ds);
+    let flags = parse_args(&plain_args).unwrap();
+    assert!(
+        LB_FLAGS.iter().all(|f| !flags.contains_key(*f)),
+        "LoadBalancer mode is optional: off in deploy/05-daemonset.yaml"
+    );
+
+    // The commented block of 05-daemonset.yaml: valid args that switch the mode on.
+    let extra = lb_example_args();
+    let lb_flags = parse_args(
+        &std::iter::once("run".to_string())
+            .chain(extra.iter().cloned())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|e| panic!("commented LoadBalancer args {extra:?}: {e}"));
+    for f in LB_FLAGS {
+        if *f != "--default-load-balancer-class" {
+            assert!(
+                lb_flags.contains_key(*f),
+                "commented args lack {f}: {extra:?}"
+            );
+        }
+    }
+    assert_eq!(lb_flags["--load-balancer-class"], DEFAULT_LB_CLASS);
+    assert_eq!(lb_flags["--lb-vrid"], DEFAULT_LB_VRID.to_string());
+    let mut lb_ds = ds.clone();
+    let c = &mut lb_ds
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0];
+    c.args.as_mut().unwrap().extend(extra.iter().cloned());
+    c.args
+        .as_mut()
+        .unwrap()
+        .push("--default-load-balancer-class".into());
+    assert_no_problems(
+        "05-daemonset.yaml with its LoadBalancer args",
+        check_daemonset(&lb_ds, &format!("{NS}/{CONFIGMAP}"), SA),
+    );
+    // The example pool does not hand out the ConfigMap's VIPs.
+    let pool = parse_pool(&lb_flags["--address-pool"]).unwrap();
+    assert!(pool.iter().any(|r| r.0.is_ipv4()) && pool.iter().any(|r| r.0.is_ipv6()));
+    for vip in configmaps(&docs)[0].data.iter().flatten().map(|(k, _)| k) {
+        let ip: IpAddr = vip.parse().unwrap();
+        assert!(
+            !pool_contains(&pool, ip),
+            "the example pool holds the ConfigMap VIP {vip}"
+        );
+    }
+
+    // 05-daemonset.yaml and the optional RBAC's header name every LoadBalancer flag.
+    let ds_text = read(&deploy_dir().join("05-daemonset.yaml"));
+    let rbac_text = read(&deploy_dir().join("optional/loadbalancer-rbac.yaml"));
+    let header: String = rbac_text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (what, text) in [
+        ("05-daemonset.yaml", ds_text.as_str()),
+        ("optional/loadbalancer-rbac.yaml's header", header.as_str()),
+    ] {
+        let named: BTreeSet<String> = flag_tokens(text).into_iter().collect();
+        for f in LB_FLAGS {
+            assert!(named.contains(*f), "{what} does not mention {f}");
+        }
+        for f in &named {
+            assert!(
+                KNOWN_FLAGS.contains(&f.as_str()),
+                "{what} mentions unknown flag {f}"
+            );
+        }
+    }
+    assert!(
+        header.contains("05-daemonset.yaml"),
+        "the RBAC header points at the args in 05-daemonset.yaml"
+    );
+}
+
+#[test]
+fn daemonset_check_catches_loadbalancer_mistakes() {
+    let docs = plain();
+    let good = the_daemonset(&docs).clone();
+    let cm = format!("{NS}/{CONFIGMAP}");
+    let with = |extra: &[&str]| {
+        let mut ds = good.clone();
+        let c = &mut ds
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0];
+        c.args
+            .as_mut()
+            .unwrap()
+            .extend(extra.iter().map(|s| s.to_string()));
+        check_daemonset(&ds, &cm, SA)
+    };
+    assert_no_problems("--load-balancers", with(&["--load-balancers"]));
+    assert_no_problems(
+        "all LB flags",
+        with(&[
+            "--load-balancers",
+            "--default-load-balancer-class",
+            "--load-balancer-class=example.com/edge",
+            "--address-pool",
+            "192.0.2.200-192.0.2.250,198.51.100.0/28,2001:db8::7,2001:db8::/120",
+            "--lb-vrid=9",
+        ]),
+    );
+    for bad in [
+        &["--lb-vrid", "51"][..],
+        &["--address-pool", "192.0.2.200-192.0.2.250"],
+        &["--default-load-balancer-class"],
+        &["--load-balancers", "--lb-vrid", "50"],
+        &["--load-balancers", "--lb-vrid", "0"],
+        &["--load-balancers", "--lb-vrid", "256"],
+        &[
+            "--load-balancers",
+            "--address-pool",
+            "192.0.2.250-192.0.2.200",
+        ],
+        &[
+            "--load-balancers",
+            "--address-pool",
+            "192.0.2.1-2001:db8::1",
+        ],
+        &["--load-balancers", "--address-pool", "192.0.2.0/33"],
+        &["--load-balancers", "--address-pool", "pool-a"],
+        &["--load-balancers", "--load-balancer-class", "vip"],
+        &[
+            "--load-balancers",
+            "--load-balancer-class",
+            "Edgevip.io/vip",
+        ],
+        &["--load-balancers=true"],
+        &["--load-balancers", "--load-balancers"],
+        &["--load-balancers", "--lb-vird", "52"],
+    ] {
+        assert!(!with(bad).is_empty(), "check_daemonset accepted {bad:?}");
+    }
+    assert!(is_qualified_name("edgevip.io/vip") && is_qualified_name("a.b/c_d.e-f"));
+    for bad in [
+        "edgevip/vip",
+        "edgevip.io/",
+        "/vip",
+        "edgevip.io/-x",
+        "a..b/c",
+        "x.y/a/b",
+    ] {
+        assert!(!is_qualified_name(bad), "{bad}");
+    }
+}
+
+#[test]
+fn no_lease_permissions_anywhere() {
+    // The Service-status writer is chosen without a Lease: no file of deploy/ (plain,
+    // optional, examples, Helm templates) may grant coordination.k8s.io, leases or update.
+    let mut files = Vec::new();
+    for sub in ["", "optional", "examples"] {
+        files.extend(yaml_files(&deploy_dir().join(sub)));
+    }
+    let tdir = chart_dir().join("templates");
+    let mut tpl: Vec<PathBuf> = std::fs::read_dir(&tdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    tpl.sort();
+    files.extend(tpl);
+    let mut found = Vec::new();
+    for f in &files {
+        for (n, line) in read(f).lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with('#') || code.starts_with("{{/*") {
+                continue;
+            }
+            let words: Vec<&str> = code
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '/'))
+                .filter(|w| !w.is_empty())
+                .collect();
+            if words
+                .iter()
+                .any(|w| matches!(*w, "coordination.k8s.io" | "leases" | "update"))
+            {
+                found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "lease/update grants:\n  {}",
+        found.join("\n  ")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Helm without helm: the LoadBalancer values and where the templates use them
+
+#[test]
+fn helm_loadbalancer_values_and_blocks() {
+    let v = values();
+    let lb = value_at(&v, &["loadBalancer"]);
+    let keys: BTreeSet<&str> = lb.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["enabled", "class", "defaultClass", "addressPool", "vrid"]),
+        "values.loadBalancer keys"
+    );
+    assert_eq!(lb["enabled"], Value::Bool(false));
+    assert_eq!(lb["class"].as_str(), Some(DEFAULT_LB_CLASS));
+    assert_eq!(lb["defaultClass"], Value::Bool(false));
+    assert_eq!(lb["addressPool"].as_str(), Some(""));
+    assert_eq!(lb["vrid"].as_u64(), Some(u64::from(DEFAULT_LB_VRID)));
+    assert_ne!(
+        lb["vrid"], v["vrid"],
+        "loadBalancer.vrid must differ from vrid"
+    );
+    assert!(is_qualified_name(lb["class"].as_str().unwrap()));
+
+    // daemonset.yaml: every LoadBalancer flag and value inside `if loadBalancer.enabled`,
+    // none outside; every flag in the template is one the daemon knows.
+    let ds = read(&chart_dir().join("templates/daemonset.yaml"));
+    for f in flag_tokens(&ds) {
+        assert!(
+            KNOWN_FLAGS.contains(&f.as_str()),
+            "daemonset.yaml: unknown flag {f}"
+        );
+    }
+    let block = helm_block(&ds, "if .Values.loadBalancer.enabled")
+        .expect("daemonset.yaml: an `if .Values.loadBalancer.enabled` block");
+    let outside = ds.replacen(block, "", 1);
+    for f in LB_FLAGS {
+        assert!(
+            flag_tokens(block).iter().any(|t| t == f),
+            "{f} not in the block"
+        );
+        assert!(
+            !flag_tokens(&outside).iter().any(|t| t == f),
+            "{f} outside the block"
+        );
+    }
+    let used: BTreeSet<String> = values_references(block)
+        .into_iter()
+        .filter(|p| p.first().map(String::as_str) == Some("loadBalancer"))
+        .map(|p| p.join("."))
+        .collect();
+    for k in ["class", "defaultClass", "addressPool", "vrid"] {
+        assert!(
+            used.contains(&format!("loadBalancer.{k}")),
+            "block ignores loadBalancer.{k}"
+        );
+    }
+    let default_class = helm_block(block, "if .Values.loadBalancer.defaultClass")
+        .expect("--default-load-balancer-class only when loadBalancer.defaultClass");
+    assert_eq!(
+        flag_tokens(default_class),
+        vec!["--default-load-balancer-class"]
+    );
+    let pool = helm_block(block, "with .Values.loadBalancer.addressPool")
+        .expect("--address-pool only when loadBalancer.addressPool is set");
+    assert_eq!(flag_tokens(pool), vec!["--address-pool"]);
+    assert!(
+        block.contains("fail"),
+        "the chart refuses loadBalancer.vrid = vrid"
+    );
+
+    // rbac.yaml: Services only inside the block, read + status patch, nothing else.
+    let rbac = read(&chart_dir().join("templates/rbac.yaml"));
+    let rblock = helm_block(&rbac, "if .Values.loadBalancer.enabled")
+        .expect("rbac.yaml: an `if .Values.loadBalancer.enabled` block");
+    assert!(!rbac.replacen(rblock, "", 1).contains("services"));
+    assert!(rblock.contains(r#"resources: ["services"]"#));
+    assert!(rblock.contains(r#"resources: ["services/status"]"#));
+    assert!(rblock.contains(r#"verbs: ["patch"]"#));
+    assert_eq!(rblock.matches("\nkind: ClusterRole\n").count(), 1);
+    assert_eq!(rblock.matches("\nkind: ClusterRoleBinding\n").count(), 1);
+    let rcode: String = rblock
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for no in [
+        "kind: Role\n",
+        "kind: RoleBinding\n",
+        "Lease",
+        "leases",
+        "update",
+    ] {
+        assert!(
+            !rcode.contains(no),
+            "rbac.yaml's LoadBalancer block has {no:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The real binary: its argument parser takes the manifests' command lines
+
+/// `edgevip` as built by `cargo build -p edgevip`: `$EDGEVIP_BIN`, else
+/// `$CARGO_TARGET_DIR/debug/edgevip`, else `<workspace>/target/debug/edgevip`. Tests cannot
+/// build it, so a missing binary skips these checks.
+fn edgevip_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("EDGEVIP_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "EDGEVIP_BIN={} is no file", p.display());
+        return Some(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                repo_root().join(t)
+            }
+        })
+        .unwrap_or_else(|| repo_root().join("target"));
+    let p = target.join("debug").join("edgevip");
+    p.is_file().then_some(p)
+}
+
+fn skip_without_binary(what: &str) -> Option<PathBuf> {
+    let bin = edgevip_binary();
+    if bin.is_none() {
+        println!(
+            "SKIP {what}: no edgevip binary (target/debug/edgevip); \
+             run `cargo build -p edgevip` first"
+        );
+    }
+    bin
+}
+
+/// A note for failure messages when the binary is older than the CLI's source.
+fn staleness(bin: &Path) -> String {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let cli = repo_root().join("crates/edgevip/src/cli.rs");
+    match (mtime(bin), mtime(&cli)) {
+        (Some(b), Some(c)) if c > b => format!(
+            " (NOTE: {} is older than {}: rebuild with `cargo build -p edgevip`)",
+            bin.display(),
+            cli.display()
+        ),
+        _ => String::new(),
+    }
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with these args, no stdin, a clean environment for what it reads
+/// (NODE_NAME, KUBECONFIG, EDGEVIP_LOG), killed after 30 s.
+fn run_binary(bin: &Path, args: &[String]) -> Run {
+    let mut child = Command::new(bin)
+        .args(args)
+        .env_remove("NODE_NAME")
+        .env_remove("KUBECONFIG")
+        .env_remove("EDGEVIP_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} {args:?} still running after 30 s", bin.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// clap's messages for a command line it rejects (it then exits with 2).
+const PARSE_ERRORS: &[&str] = &[
+    "error: unexpected argument",
+    "error: invalid value",
+    "error: a value is required",
+    "error: the argument",
+    "error: unrecognized subcommand",
+    "error: missing required",
+];
+
+/// The container args (with `$(NODE_NAME)` as the kubelet would expand it) plus
+/// `--kubeconfig /nonexistent`: the parser and the daemon's own argument checks (which
+/// also exit 2) must pass, so the run ends at the missing kubeconfig (exit 1), before
+/// anything touches the network.
+fn check_binary_accepts(what: &str, container_args: &[String]) {
+    let Some(bin) = skip_without_binary(what) else {
+        return;
+    };
+    let mut args: Vec<String> = container_args
+        .iter()
+        .map(|a| a.replace("$(NODE_NAME)", "edge-0"))
+        .collect();
+    args.retain(|a| !a.starts_with("--kubeconfig"));
+    args.extend(["--kubeconfig".to_string(), "/nonexistent".to_string()]);
+    let run = run_binary(&bin, &args);
+    let stale = staleness(&bin);
+    let shown = format!(
+        "{what}: edgevip {args:?} exited {:?}{stale}\nstderr:\n{}\nstdout:\n{}",
+        run.code, run.stderr, run.stdout
+    );
+    assert_ne!(run.code, Some(2), "rejected the command line: {shown}");
+    assert_ne!(
+        run.code,
+        Some(0),
+        "should fail on the missing kubeconfig: {shown}"
+    );
+    for e in PARSE_ERRORS {
+        assert!(!run.stderr.contains(e), "parse error: {shown}");
+    }
+    assert!(
+        run.stderr.contains("/nonexistent") || run.stderr.to_lowercase().contains("kubeconfig"),
+        "did not get as far as the kubeconfig: {shown}"
+    );
+}
+
+#[test]
+fn the_binary_accepts_the_daemonset_args() {
+    if skip_without_binary("the_binary_accepts_the_daemonset_args").is_none() {
+        return;
+    }
+    let docs = plain();
+    let args = container_args(the_daemonset(&docs));
+    check_binary_accepts("deploy/05-daemonset.yaml", &args);
+    let mut lb = args.clone();
+    lb.extend(lb_example_args());
+    check_binary_accepts("05-daemonset.yaml + its LoadBalancer args", &lb);
+    lb.push("--default-load-balancer-class".into());
+    check_binary_accepts("... + --default-load-balancer-class", &lb);
+}
+
+#[test]
+fn the_binary_check_catches_rejected_args() {
+    // The check above must be able to fail: clap's and the daemon's rejections.
+    let Some(bin) = skip_without_binary("the_binary_check_catches_rejected_args") else {
+        return;
+    };
+    let docs = plain();
+    let base: Vec<String> = container_args(the_daemonset(&docs))
+        .iter()
+        .map(|a| a.replace("$(NODE_NAME)", "edge-0"))
+        .chain(["--kubeconfig".to_string(), "/nonexistent".to_string()])
+        .collect();
+    let with = |extra: &[&str]| {
+        let mut a = base.clone();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        run_binary(&bin, &a)
+    };
+    let stale = staleness(&bin);
+    for (extra, needle) in [
+        (&["--vird", "5"][..], "error: unexpected argument"),
+        (&["--lb-vrid", "300"], "error: invalid value"),
+        (&["--load-balancers=yes"], "error: "),
+        (&["--load-balancers", "--lb-vrid", "50"], "--lb-vrid"),
+        (
+            &["--load-balancers", "--address-pool", "pool-a"],
+            "--address-pool",
+        ),
+    ] {
+        let run = with(extra);
+        assert_eq!(
+            run.code,
+            Some(2),
+            "{extra:?} should be rejected with exit 2{stale}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(needle), "{extra:?}: {}", run.stderr);
+    }
+}
+
+/// `edgevip run --help`: flag -> (takes a value, `[default: …]` if any).
+fn help_flags(help: &str) -> BTreeMap<String, (bool, Option<String>)> {
+    let mut out: BTreeMap<String, (bool, Option<String>)> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut text = String::new();
+    let finish = |flag: &Option<String>, text: &str, out: &mut BTreeMap<_, _>| {
+        if let Some(f) = flag
+            && let Some((_, rest)) = text.split_once("[default: ")
+            && let Some(entry) = out.get_mut(f)
+        {
+            let (_, default): &mut (bool, Option<String>) = entry;
+            let d = rest.split(']').next().unwrap_or("").trim();
+            *default = Some(d.trim_matches('"').to_string());
+        }
+    };
+    for line in help.lines() {
+        let t = line.trim_start();
+        // Option headers: `-c, --config <CONFIG>`, `--kubernetes`, `--vrid <VRID>`.
+        let header = t.starts_with("--") || (t.starts_with('-') && t.contains(", --"));
+        if header {
+            finish(&current, &text, &mut out);
+            text.clear();
+            let spec = t.split_once("--").map(|x| x.1).unwrap_or("");
+            let name = spec.split([' ', '=', '\t']).next().unwrap_or("");
+            let flag = format!("--{name}");
+            out.insert(flag.clone(), (spec.contains('<'), None));
+            current = Some(flag);
+            text.push_str(spec);
+        } else if current.is_some() {
+            text.push(' ');
+            text.push_str(t);
+        }
+    }
+    finish(&current, &text, &mut out);
+    out
+}
+
+#[test]
+fn known_flags_are_the_binarys() {
+    let Some(bin) = skip_without_binary("known_flags_are_the_binarys") else {
+        return;
+    };
+    let run = run_binary(&bin, &["run".into(), "--help".into()]);
+    assert_eq!(run.code, Some(0), "edgevip run --help: {}", run.stderr);
+    let help = help_flags(&run.stdout);
+    let stale = staleness(&bin);
+    assert!(
+        help.contains_key("--kubernetes") && help.contains_key("--vrid"),
+        "help not understood{stale}:\n{}",
+        run.stdout
+    );
+    for f in KNOWN_FLAGS {
+        let (takes_value, _) = help
+            .get(*f)
+            .unwrap_or_else(|| panic!("{f} is not a flag of `edgevip run`{stale}"));
+        assert_eq!(
+            !takes_value,
+            SWITCHES.contains(f),
+            "{f}: switch (no value) in the binary: {}, in SWITCHES: {}{stale}",
+            !takes_value,
+            SWITCHES.contains(f)
+        );
+    }
+    let extra: Vec<&String> = help
+        .keys()
+        .filter(|f| {
+            !KNOWN_FLAGS.contains(&f.as_str()) && !["--help", "--config"].contains(&f.as_str())
+        })
+        .collect();
+    if !extra.is_empty() {
+        println!("NOTE: `edgevip run` has flags KNOWN_FLAGS lacks (add them when used): {extra:?}");
+    }
+
+    // The chart's defaults are the binary's.
+    let v = values();
+    let default = |f: &str| {
+        help.get(f)
+            .and_then(|h| h.1.clone())
+            .unwrap_or_else(|| panic!("{f} shows no default{stale}"))
+    };
+    let s = |path: &[&str]| match value_at(&v, path) {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for (flag, path) in [
+        ("--vrid", &["vrid"][..]),
+        ("--unicast", &["unicast"]),
+        ("--ingress-check", &["ingressCheck"]),
+        ("--release-grace", &["releaseGrace"]),
+        ("--load-balancer-class", &["loadBalancer", "class"]),
+        ("--address-pool", &["loadBalancer", "addressPool"]),
+        ("--lb-vrid", &["loadBalancer", "vrid"]),
+    ] {
+        assert_eq!(
+            default(flag),
+            s(path),
+            "{flag} default vs values.{}",
+            path.join(".")
+        );
+    }
+    assert_eq!(default("--vrid"), DEFAULT_VRID.to_string());
+    assert_eq!(default("--lb-vrid"), DEFAULT_LB_VRID.to_string());
+    assert_eq!(default("--load-balancer-class"), DEFAULT_LB_CLASS);
+    assert_eq!(default("--api-listen"), format!("0.0.0.0:{API_PORT}"));
+    assert_eq!(
+        default("--node-selector"),
+        include_node_selector(&value_at(&v, &["nodeSelector"]).clone())
+    );
+}
+
+fn include_node_selector(sel: &Value) -> String {
+    sel.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -78,6 +78,8 @@ enum Ev {
     Node(Box<Result<Event<Node>, watcher::Error>>),
     Map(Box<Result<Event<ConfigMap>, watcher::Error>>),
     Svc(Box<Result<Event<Service>, watcher::Error>>),
+    /// A status write failed: rebuild to write again.
+    Retry,
 }
 
 pub fn start(client: Client, opts: Options, resolver: Resolver, events: Option<Events>) -> Handle {
@@ -174,6 +176,8 @@ async fn run(
         rebuilds: 0,
     };
     let mut builder = Builder::default();
+    // Failed status writes come back here, so they are retried.
+    let (failed_tx, mut failed_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     loop {
         let grace_end = st.gone_since.map(|t| t + opts.release_grace);
         let ev = tokio::select! {
@@ -182,8 +186,14 @@ async fn run(
                 None => break,
             },
             _ = sleep_until(grace_end) => None,
+            Some(key) = failed_rx.recv() => {
+                st.in_flight.remove(&key);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Some(Ev::Retry)
+            }
         };
         match ev {
+            Some(Ev::Retry) => {}
             Some(Ev::Node(r)) => match *r {
                 Ok(e) => node_event(&mut st, e),
                 Err(e) => watch_error(&mut st, "nodes", &e),
@@ -221,7 +231,14 @@ async fn run(
             tracing::info!(interface = ?st.interface, "interface of the node address");
         }
         let started = std::time::Instant::now();
-        let svc_list: Vec<SvcInfo> = st.services.values().cloned().collect();
+        let svc_list: Vec<SvcInfo> = st
+            .services
+            .values()
+            .map(|s| SvcInfo {
+                pending: st.in_flight.get(&s.key()).copied(),
+                ..s.clone()
+            })
+            .collect();
         let d = builder.build(
             &opts.settings,
             &node_list,
@@ -235,7 +252,7 @@ async fn run(
             tell(ev, &opts, &mut st, &d);
         }
         if d.writer {
-            write_status(&client, &mut st, &d, events.as_ref());
+            write_status(&client, &mut st, &d, events.as_ref(), &failed_tx);
         }
         stx.send_replace(KubeStatus {
             synced: true,
@@ -333,7 +350,13 @@ fn service_event(st: &mut State, e: Event<Service>) -> bool {
 
 /// Records allocations in Service status (the writer only). One write per Service and
 /// VIP until the watch shows it, so a slow API server is not flooded.
-fn write_status(client: &Client, st: &mut State, d: &Desired, events: Option<&Events>) {
+fn write_status(
+    client: &Client,
+    st: &mut State,
+    d: &Desired,
+    events: Option<&Events>,
+    failed: &tokio::sync::mpsc::UnboundedSender<String>,
+) {
     st.in_flight.retain(|k, ip| d.lb.writes.get(k) == Some(ip));
     for (key, ip) in &d.lb.writes {
         if st.in_flight.get(key) == Some(ip) {
@@ -346,6 +369,7 @@ fn write_status(client: &Client, st: &mut State, d: &Desired, events: Option<&Ev
         let api = Api::<Service>::namespaced(client.clone(), ns);
         let (name, ip, key) = (name.to_string(), *ip, key.clone());
         let ev = events.cloned();
+        let failed = failed.clone();
         tokio::spawn(async move {
             let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
             match api
@@ -365,7 +389,8 @@ fn write_status(client: &Client, st: &mut State, d: &Desired, events: Option<&Ev
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(service = %key, %ip, error = %e, "cannot record the VIP in Service status; will retry on the next change")
+                    tracing::warn!(service = %key, %ip, error = %e, "cannot record the VIP in Service status; retrying");
+                    let _ = failed.send(key);
                 }
             }
         });

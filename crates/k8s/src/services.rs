@@ -27,7 +27,8 @@ pub struct LbSettings {
 pub struct Pool(pub Vec<(IpAddr, IpAddr)>);
 
 impl Pool {
-    /// `192.0.2.200-192.0.2.250,203.0.113.0/28,2001:db8::10-2001:db8::1f`
+    /// `192.0.2.200-192.0.2.250,203.0.113.0/28,2001:db8::10-2001:db8::1f`; an IPv4 prefix
+    /// shorter than /31 leaves out its network and broadcast addresses.
     pub fn parse(s: &str) -> Result<Pool, String> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -60,9 +61,10 @@ impl Pool {
                     (1u128 << (bits - len)) - 1
                 };
                 let lo = to_u128(a) & !host;
+                let edge = u128::from(a.is_ipv4() && len < 31);
                 (
-                    from_u128(lo, a.is_ipv4()),
-                    from_u128(lo | host, a.is_ipv4()),
+                    from_u128(lo + edge, a.is_ipv4()),
+                    from_u128((lo | host) - edge, a.is_ipv4()),
                 )
             } else {
                 let a: IpAddr = part
@@ -126,6 +128,9 @@ pub struct SvcInfo {
     /// Asked for by `spec.loadBalancerIP` or the annotation (annotation wins).
     pub wanted: Option<Result<IpAddr, String>>,
     pub status: Vec<IpAddr>,
+    /// An allocation this node has sent to the API and not yet seen back: it holds its
+    /// address (so arrivals meanwhile do not shuffle allocations) but is not served.
+    pub pending: Option<IpAddr>,
 }
 
 impl SvcInfo {
@@ -164,6 +169,7 @@ impl SvcInfo {
                 .flatten()
                 .filter_map(|i| i.ip.as_ref()?.parse().ok())
                 .collect(),
+            pending: None,
         }
     }
 
@@ -221,10 +227,14 @@ pub fn plan(services: &[SvcInfo], s: &LbSettings) -> Plan {
     }
     let mut fresh = Vec::new();
     for svc in pending {
-        match svc.status.first() {
-            Some(ip) if !used.contains(ip) => {
+        match (svc.status.first(), svc.pending) {
+            (Some(ip), _) if !used.contains(ip) => {
                 used.insert(*ip);
                 p.serving.insert(svc.key(), *ip);
+            }
+            (None, Some(ip)) if !used.contains(&ip) => {
+                used.insert(ip);
+                p.writes.insert(svc.key(), ip);
             }
             _ => fresh.push(svc),
         }
@@ -265,6 +275,7 @@ mod tests {
             class: class.map(str::to_string),
             wanted: wanted.map(|w| w.parse().map_err(|_| format!("{w:?} is not an IP address"))),
             status: status.iter().map(|s| s.parse().unwrap()).collect(),
+            pending: None,
         }
     }
 
@@ -282,7 +293,15 @@ mod tests {
         let p = Pool::parse("192.0.2.200-192.0.2.202, 203.0.113.0/30,2001:db8::5").unwrap();
         assert!(p.contains("192.0.2.201".parse().unwrap()));
         assert!(!p.contains("192.0.2.203".parse().unwrap()));
-        assert!(p.contains("203.0.113.3".parse().unwrap()));
+        assert!(p.contains("203.0.113.2".parse().unwrap()));
+        assert!(
+            !p.contains("203.0.113.3".parse().unwrap()),
+            "broadcast left out"
+        );
+        assert!(
+            !p.contains("203.0.113.0".parse().unwrap()),
+            "network left out"
+        );
         assert!(p.contains("2001:db8::5".parse().unwrap()));
         assert!(Pool::parse("192.0.2.9-192.0.2.1").is_err());
         assert!(Pool::parse("192.0.2.0/33").is_err());
@@ -334,6 +353,19 @@ mod tests {
             p2.problems.contains_key("default/b-new"),
             "the pool ran out earlier"
         );
+    }
+
+    #[test]
+    fn pending_allocations_hold_their_address_while_others_arrive() {
+        let s = settings("192.0.2.200-192.0.2.210");
+        let mut late = svc("b", "2", Some(DEFAULT_CLASS), None, &[]);
+        late.pending = Some("192.0.2.200".parse().unwrap());
+        // "a" sorts first but arrives after b's allocation went out: b keeps .200.
+        let early = svc("a", "1", Some(DEFAULT_CLASS), None, &[]);
+        let p = plan(&[late, early], &s);
+        assert_eq!(p.writes["default/b"].to_string(), "192.0.2.200");
+        assert_eq!(p.writes["default/a"].to_string(), "192.0.2.201");
+        assert!(p.serving.is_empty(), "nothing served before it is recorded");
     }
 
     #[test]

@@ -284,6 +284,7 @@ fn load_balancer_services_become_one_instance_even_without_a_configmap() {
         class: Some(crate::services::DEFAULT_CLASS.into()),
         wanted: None,
         status: status.iter().map(|x| x.parse().unwrap()).collect(),
+        pending: None,
     };
     let d = Builder::default().build(
         &s,
