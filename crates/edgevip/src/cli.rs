@@ -79,10 +79,10 @@ pub struct KubeArgs {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=255))]
     pub vrid: u8,
     /// Interface for instances that name none; default: the one holding the node's InternalIP.
-    #[arg(long)]
+    #[arg(long, alias = "iface")]
     pub interface: Option<String>,
     /// Unicast adverts to the edge nodes' addresses (multicast is blocked in many clouds).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, alias = "use-unicast", default_value_t = true, action = clap::ArgAction::Set)]
     pub unicast: bool,
     /// Advert interval of instances that set none (node failure is detected in ~3.2x this).
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]

@@ -129,6 +129,16 @@ pub async fn run(args: KubeArgs) -> ExitCode {
             r = handle.status.changed() => {
                 if r.is_ok() {
                     let st = handle.status.borrow_and_update().clone();
+                    let m = &shared.metrics;
+                    m.set_kube("synced", i64::from(st.synced));
+                    m.set_kube("edge_nodes", st.edge_nodes.len() as i64);
+                    m.set_kube("instances", st.instances.len() as i64);
+                    m.set_kube("rejected_entries", st.rejected.len() as i64);
+                    m.set_kube("warnings", st.warnings.len() as i64);
+                    m.set_kube("load_balancers", st.load_balancers.len() as i64);
+                    m.set_kube("watch_errors", st.watch_errors as i64);
+                    m.set_kube("rebuilds", st.rebuilds as i64);
+                    m.set_kube("last_rebuild_us", st.last_rebuild_us as i64);
                     kube_tx.send_replace(serde_json::to_value(&st).unwrap_or_default());
                 }
             }

@@ -58,6 +58,13 @@ pub struct Metrics {
     pub check_up: Family<CheckLabels, Gauge>,
     pub check_results: Family<CheckResultLabels, Counter>,
     pub notify_runs: Family<CheckResultLabels, Counter>,
+    /// Kubernetes mode: one gauge per aspect of the controller's view.
+    pub kube: Family<KubeLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KubeLabels {
+    pub what: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -102,6 +109,7 @@ impl Metrics {
             check_up: Family::default(),
             check_results: Family::default(),
             notify_runs: Family::default(),
+            kube: Family::default(),
         };
         r.register(
             "instance_state",
@@ -159,6 +167,11 @@ impl Metrics {
             "notify_runs",
             "Notify hook runs by result (check = the hook's state)",
             m.notify_runs.clone(),
+        );
+        r.register(
+            "kubernetes",
+            "Kubernetes mode: synced (0/1), edge_nodes, instances, rejected_entries, warnings, load_balancers, watch_errors, rebuilds, last_rebuild_us",
+            m.kube.clone(),
         );
         Metrics {
             registry: Arc::new(r),
@@ -225,6 +238,12 @@ impl Metrics {
             instance: instance.into(),
             check: check.into(),
         });
+    }
+
+    pub fn set_kube(&self, what: &str, v: i64) {
+        self.kube
+            .get_or_create(&KubeLabels { what: what.into() })
+            .set(v);
     }
 
     /// Forgets a removed instance's series.

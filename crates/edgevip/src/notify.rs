@@ -61,3 +61,43 @@ pub fn spawn(cfg: &Instance, family: &str, from: &str, to: &str, metrics: &Metri
             .inc();
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_hook_gets_the_state_in_its_environment() {
+        let out = std::env::temp_dir().join(format!("edgevip-notify-{}", std::process::id()));
+        let mut cfg = edgevip_config::parse(
+            "instances: [{name: web, interface: eth0, vrid: 7, vips: [192.0.2.5/24]}]",
+        )
+        .unwrap()
+        .instances
+        .remove(0);
+        cfg.notify = vec![
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "echo \"$EDGEVIP_INSTANCE $EDGEVIP_FAMILY $EDGEVIP_PREVIOUS_STATE $EDGEVIP_STATE $EDGEVIP_VRID $EDGEVIP_VIPS\" > {}",
+                out.display()
+            ),
+        ];
+        let m = Metrics::new();
+        spawn(&cfg, "ipv4", "backup", "master", &m);
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = std::fs::read_to_string(&out).unwrap_or_default();
+            if !text.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = std::fs::remove_file(&out);
+        assert_eq!(text.trim(), "web ipv4 backup master 7 192.0.2.5/24");
+        cfg.notify = vec!["/nonexistent/hook".into()];
+        spawn(&cfg, "ipv4", "master", "backup", &m);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(m.encode().contains("result=\"failed\""), "{}", m.encode());
+    }
+}

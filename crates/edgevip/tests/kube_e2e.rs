@@ -154,6 +154,14 @@ fn configmap_drives_the_vip_ingress_failure_moves_it_api_loss_changes_nothing() 
     let st: Value = serde_json::from_str(&k.cluster.status_json(n, API)).unwrap();
     assert_eq!(st["kubernetes"]["synced"], true, "{st:#}");
     assert_eq!(st["kubernetes"]["interface"], "eth0");
+    let (_, metrics) = k.cluster.http_get(n, "/metrics");
+    for want in [
+        "edgevip_kubernetes{what=\"synced\"} 1",
+        "edgevip_kubernetes{what=\"edge_nodes\"} 3",
+        "edgevip_health_check_up{instance=\"vips\",check=\"ingress\"} 1",
+    ] {
+        assert!(metrics.contains(want), "{want} missing:\n{metrics}");
+    }
     // Back healthy, the old master does not take the VIP back (no preempt by default).
     k.restart_ingress(m);
     k.cluster.assert_stays(VIP4, n, Duration::from_secs(1));
