@@ -114,9 +114,24 @@ pub struct KubeArgs {
     /// `192.0.2.200-192.0.2.250,2001:db8::/120`.
     #[arg(long, default_value = "")]
     pub address_pool: String,
+    /// Forward `NAT` / `PROXY` entries to their Service's ready endpoints (needs list/watch
+    /// on services and endpointslices).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub forwarding: bool,
+    /// PROXY protocol header sent to the backends of `:PROXY` entries.
+    #[arg(long, value_enum, default_value_t = ProxyProtocol::V1)]
+    pub proxy_protocol: ProxyProtocol,
     /// VRID of the instance that carries the LoadBalancer VIPs.
     #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u8).range(1..=255))]
     pub lb_vrid: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyProtocol {
+    V1,
+    V2,
+    /// A plain TCP proxy (the backend sees the node's address).
+    None,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -88,6 +88,12 @@ pub async fn run(args: KubeArgs) -> ExitCode {
             preempt: args.preempt,
             ingress_check,
             lb,
+            forwarding: args.forwarding,
+            proxy_header: match args.proxy_protocol {
+                crate::cli::ProxyProtocol::V1 => edgevip_forward::ProxyHeader::V1,
+                crate::cli::ProxyProtocol::V2 => edgevip_forward::ProxyHeader::V2,
+                crate::cli::ProxyProtocol::None => edgevip_forward::ProxyHeader::None,
+            },
         },
         configmap_namespace: ns.into(),
         configmap_name: name.into(),
@@ -102,6 +108,7 @@ pub async fn run(args: KubeArgs) -> ExitCode {
         return code;
     }
     let mut engine = Engine::new(shared.clone());
+    let mut forwarder = Forwarder::new(shared.metrics.proxy.clone());
     let mut transitions = shared.transitions.subscribe();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tracing::info!(node = %node_name, configmap = %format!("{ns}/{name}"), selector = %args.node_selector, "edgevip running in Kubernetes mode");
@@ -115,6 +122,7 @@ pub async fn run(args: KubeArgs) -> ExitCode {
                 }
                 let desired = handle.desired.borrow_and_update().clone();
                 if let Some(d) = desired {
+                    forwarder.apply(&d.forward).await;
                     let cfg = Config {
                         api: None,
                         log: Log { format: LogFormat::Text, level: String::new() },
@@ -155,8 +163,64 @@ pub async fn run(args: KubeArgs) -> ExitCode {
     }
     tracing::info!("shutting down: handing over VIPs");
     engine.shutdown().await;
+    forwarder.remove().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// NAT rules and proxies, kept on every edge node so a new master forwards at once.
+struct Forwarder {
+    nat: edgevip_forward::nat::Nat,
+    proxies: edgevip_forward::proxy::Proxies,
+    current: edgevip_forward::Spec,
+}
+
+impl Forwarder {
+    fn new(metrics: edgevip_forward::proxy::ProxyMetrics) -> Forwarder {
+        Forwarder {
+            nat: Default::default(),
+            proxies: edgevip_forward::proxy::Proxies::new(metrics),
+            current: Default::default(),
+        }
+    }
+
+    async fn apply(&mut self, spec: &edgevip_forward::Spec) {
+        if *spec == self.current {
+            return;
+        }
+        let started = std::time::Instant::now();
+        if !spec.nat.is_empty() || !self.current.nat.is_empty() {
+            match self.nat.apply(&spec.nat).await {
+                Ok(true) => {
+                    tracing::info!(services = spec.nat.len(), took = ?started.elapsed(), "NAT rules replaced")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "NAT rules not applied: keeping the previous ones")
+                }
+            }
+            if spec.nat.iter().any(|n| n.vip.is_ipv4())
+                && std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                    .is_ok_and(|v| v.trim() == "0")
+            {
+                tracing::warn!(
+                    "net.ipv4.ip_forward is 0: NATed traffic to other nodes' endpoints is dropped"
+                );
+            }
+        }
+        for e in self.proxies.update(&spec.proxy) {
+            tracing::error!(error = %e, "proxy");
+        }
+        self.current = spec.clone();
+    }
+
+    async fn remove(&mut self) {
+        if !self.current.nat.is_empty()
+            && let Err(e) = self.nat.remove().await
+        {
+            tracing::warn!(error = %e, "NAT table not removed");
+        }
+    }
 }
 
 /// An Event on this node's Node object for every change into or out of master.

@@ -60,6 +60,7 @@ pub struct Metrics {
     pub notify_runs: Family<CheckResultLabels, Counter>,
     /// Kubernetes mode: one gauge per aspect of the controller's view.
     pub kube: Family<KubeLabels, Gauge>,
+    pub proxy: edgevip_forward::proxy::ProxyMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -110,7 +111,9 @@ impl Metrics {
             check_results: Family::default(),
             notify_runs: Family::default(),
             kube: Family::default(),
+            proxy: Default::default(),
         };
+        m.proxy.register(&mut r);
         r.register(
             "instance_state",
             "1 for the current state of each virtual router",

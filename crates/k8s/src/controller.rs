@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -23,6 +24,7 @@ use tokio::sync::watch;
 use crate::Reject;
 use crate::desired::{Builder, Desired, Settings, Source};
 use crate::events::{Events, Kind};
+use crate::forwarding::{self, Slice, SvcPorts};
 use crate::nodes::NodeInfo;
 use crate::services::SvcInfo;
 
@@ -59,6 +61,8 @@ pub struct KubeStatus {
     pub load_balancer_problems: BTreeMap<String, String>,
     /// This node records allocations in Service status.
     pub status_writer: bool,
+    /// Forwarding: `VIP:port/proto (nat|proxy) -> N endpoints`.
+    pub forwarded: Vec<String>,
     /// Time the last rebuild of the desired state took, in microseconds.
     pub last_rebuild_us: u64,
     pub rebuilds: u64,
@@ -80,6 +84,7 @@ enum Ev {
     Svc(Box<Result<Event<Service>, watcher::Error>>),
     /// A status write failed: rebuild to write again.
     Retry,
+    Slice(Box<Result<Event<EndpointSlice>, watcher::Error>>),
 }
 
 pub fn start(client: Client, opts: Options, resolver: Resolver, events: Option<Events>) -> Handle {
@@ -116,6 +121,15 @@ struct State {
     in_flight: BTreeMap<String, IpAddr>,
     published_lb: BTreeMap<String, String>,
     rebuilds: u64,
+    /// Ports of every Service and the EndpointSlices of every Service (a few fields each),
+    /// so a ConfigMap edit naming another Service needs no new watch.
+    ports: BTreeMap<String, SvcPorts>,
+    ports_buf: Option<BTreeMap<String, SvcPorts>>,
+    slices: BTreeMap<String, Slice>,
+    slices_buf: Option<BTreeMap<String, Slice>>,
+    slices_synced: bool,
+    /// Services the ConfigMap forwards to: only their changes cause a rebuild.
+    referenced: BTreeSet<String>,
 }
 
 async fn run(
@@ -139,9 +153,18 @@ async fn run(
     .default_backoff()
     .map(|e| Ev::Map(Box::new(e)));
     let mut streams: Vec<BoxStream<'static, Ev>> = vec![nodes.boxed(), maps.boxed()];
-    if opts.settings.lb.is_some() {
-        // Only LoadBalancer Services matter; the API cannot select on spec.type, so the
-        // watch sees all Services and keeps a few fields of each (`SvcInfo`), not objects.
+    if opts.settings.forwarding {
+        let slices = watcher::watcher(
+            Api::<EndpointSlice>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(|e| Ev::Slice(Box::new(e)));
+        streams.push(slices.boxed());
+    }
+    if opts.settings.lb.is_some() || opts.settings.forwarding {
+        // The API cannot select on spec.type, so the watch sees all Services and keeps a
+        // few fields of each (`SvcInfo` of LoadBalancers, ports), not the objects.
         let svcs = watcher::watcher(
             Api::<Service>::all(client.clone()),
             watcher::Config::default(),
@@ -170,10 +193,16 @@ async fn run(
         watch_errors: 0,
         services: BTreeMap::new(),
         svc_buf: None,
-        services_synced: opts.settings.lb.is_none(),
+        services_synced: opts.settings.lb.is_none() && !opts.settings.forwarding,
         in_flight: BTreeMap::new(),
         published_lb: BTreeMap::new(),
         rebuilds: 0,
+        ports: BTreeMap::new(),
+        ports_buf: None,
+        slices: BTreeMap::new(),
+        slices_buf: None,
+        slices_synced: !opts.settings.forwarding,
+        referenced: BTreeSet::new(),
     };
     let mut builder = Builder::default();
     // Failed status writes come back here, so they are retried.
@@ -194,6 +223,14 @@ async fn run(
         };
         match ev {
             Some(Ev::Retry) => {}
+            Some(Ev::Slice(r)) => match *r {
+                Ok(e) => {
+                    if !slice_event(&mut st, e) {
+                        continue;
+                    }
+                }
+                Err(e) => watch_error(&mut st, "endpointslices", &e),
+            },
             Some(Ev::Node(r)) => match *r {
                 Ok(e) => node_event(&mut st, e),
                 Err(e) => watch_error(&mut st, "nodes", &e),
@@ -218,7 +255,7 @@ async fn run(
                 st.map = None;
             }
         }
-        if !(st.nodes_synced && st.map_synced && st.services_synced) {
+        if !(st.nodes_synced && st.map_synced && st.services_synced && st.slices_synced) {
             stx.send_modify(|s| s.watch_errors = st.watch_errors);
             continue;
         }
@@ -246,6 +283,28 @@ async fn run(
             st.map.as_ref(),
             &svc_list,
         );
+        let mut d = d;
+        if opts.settings.forwarding {
+            let (spec, problems) = forwarding::spec(
+                &d.services,
+                &st.ports,
+                &st.slices,
+                opts.settings.proxy_header,
+            );
+            d.forward = spec;
+            for (vip, why) in problems {
+                d.warnings.push(Reject {
+                    object: object.clone(),
+                    field: format!("data[\"{vip}\"]"),
+                    message: format!("{why}: nothing is forwarded for it yet"),
+                });
+            }
+        }
+        st.referenced = d
+            .services
+            .iter()
+            .map(|(_, r)| format!("{}/{}", r.namespace, r.name))
+            .collect();
         let took = started.elapsed();
         st.rebuilds += 1;
         if let Some(ev) = &events {
@@ -268,11 +327,34 @@ async fn run(
             load_balancers: d.lb.serving.clone(),
             load_balancer_problems: d.lb.problems.clone(),
             status_writer: d.writer,
+            forwarded: d
+                .forward
+                .nat
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} {}/{} nat -> {} endpoints",
+                        std::net::SocketAddr::new(n.vip, n.port),
+                        n.proto.as_str(),
+                        n.port,
+                        n.backends.len()
+                    )
+                })
+                .chain(d.forward.proxy.iter().map(|p| {
+                    format!(
+                        "{} tcp proxy -> {} endpoints",
+                        std::net::SocketAddr::new(p.vip, p.port),
+                        p.backends.len()
+                    )
+                }))
+                .collect(),
             last_rebuild_us: took.as_micros() as u64,
             rebuilds: st.rebuilds,
         });
         dtx.send_if_modified(|cur| {
-            let same = cur.as_ref().is_some_and(|c| c.instances == d.instances);
+            let same = cur
+                .as_ref()
+                .is_some_and(|c| c.instances == d.instances && c.forward == d.forward);
             *cur = Some(d);
             !same
         });
@@ -323,18 +405,32 @@ fn service_event(st: &mut State, e: Event<Service>) -> bool {
     match e {
         Event::Apply(s) => {
             let i = info(&s);
-            if !i.load_balancer {
-                return st.services.remove(&i.key()).is_some();
-            }
-            st.services.insert(i.key(), i.clone()) != Some(i)
+            let key = i.key();
+            let ports = SvcPorts::from_service(&s);
+            let ports_moved = st.ports.insert(key.clone(), ports.clone()) != Some(ports)
+                && st.referenced.contains(&key);
+            let lb_moved = if !i.load_balancer {
+                st.services.remove(&key).is_some()
+            } else {
+                st.services.insert(key, i.clone()) != Some(i)
+            };
+            lb_moved || ports_moved
         }
-        Event::Delete(s) => st.services.remove(&info(&s).key()).is_some(),
+        Event::Delete(s) => {
+            let key = info(&s).key();
+            let was_ref = st.ports.remove(&key).is_some() && st.referenced.contains(&key);
+            st.services.remove(&key).is_some() || was_ref
+        }
         Event::Init => {
             st.svc_buf = Some(BTreeMap::new());
+            st.ports_buf = Some(BTreeMap::new());
             false
         }
         Event::InitApply(s) => {
             let i = info(&s);
+            st.ports_buf
+                .get_or_insert_default()
+                .insert(i.key(), SvcPorts::from_service(&s));
             if i.load_balancer {
                 st.svc_buf.get_or_insert_default().insert(i.key(), i);
             }
@@ -342,7 +438,53 @@ fn service_event(st: &mut State, e: Event<Service>) -> bool {
         }
         Event::InitDone => {
             st.services = st.svc_buf.take().unwrap_or_default();
+            st.ports = st.ports_buf.take().unwrap_or_default();
             st.services_synced = true;
+            true
+        }
+    }
+}
+
+/// Applies an EndpointSlice event; false when no forwarded Service is concerned.
+fn slice_event(st: &mut State, e: Event<EndpointSlice>) -> bool {
+    let key = |s: &EndpointSlice| {
+        format!(
+            "{}/{}",
+            s.metadata.namespace.as_deref().unwrap_or(""),
+            s.metadata.name.as_deref().unwrap_or("")
+        )
+    };
+    match e {
+        Event::Apply(s) => {
+            let k = key(&s);
+            let new = Slice::from_slice(&s);
+            let old = match &new {
+                Some(n) => st.slices.insert(k, n.clone()),
+                None => st.slices.remove(&k),
+            };
+            let touched = |x: &Option<Slice>| {
+                x.as_ref()
+                    .is_some_and(|x| st.referenced.contains(&x.service))
+            };
+            old != new && (touched(&old) || touched(&new))
+        }
+        Event::Delete(s) => {
+            let old = st.slices.remove(&key(&s));
+            old.is_some_and(|o| st.referenced.contains(&o.service))
+        }
+        Event::Init => {
+            st.slices_buf = Some(BTreeMap::new());
+            false
+        }
+        Event::InitApply(s) => {
+            if let Some(n) = Slice::from_slice(&s) {
+                st.slices_buf.get_or_insert_default().insert(key(&s), n);
+            }
+            false
+        }
+        Event::InitDone => {
+            st.slices = st.slices_buf.take().unwrap_or_default();
+            st.slices_synced = true;
             true
         }
     }

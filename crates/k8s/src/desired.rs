@@ -35,6 +35,9 @@ pub struct Settings {
     pub ingress_check: Option<HealthCheck>,
     /// LoadBalancer Services mode, when enabled.
     pub lb: Option<LbSettings>,
+    /// Forward `NAT` / `PROXY` entries to their Service's endpoints.
+    pub forwarding: bool,
+    pub proxy_header: edgevip_forward::ProxyHeader,
 }
 
 /// The ConfigMap as read.
@@ -58,6 +61,8 @@ pub struct Desired {
     pub lb: Plan,
     /// This node writes Service status.
     pub writer: bool,
+    /// What to forward (filled in by the controller from Services and EndpointSlices).
+    pub forward: edgevip_forward::Spec,
 }
 
 /// Builds desired states, remembering each rich entry's last good form: an entry that an
@@ -132,9 +137,10 @@ impl Builder {
                         Method::Dr => {
                             "DR needs IPVS, which edgevip does not use; the VIP is served, nothing is forwarded for it"
                         }
-                        Method::Nat | Method::Proxy => {
-                            "forwarding to the Service is not available in this version; the VIP is served and reaches what listens on the node (e.g. an ingress with hostNetwork)"
+                        Method::Nat | Method::Proxy if !s.forwarding => {
+                            "forwarding is off (--forwarding=false); the VIP is served and reaches what listens on the node"
                         }
+                        Method::Nat | Method::Proxy => continue,
                     };
                     d.warnings.push(Reject {
                         object: obj.clone(),

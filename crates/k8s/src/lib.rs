@@ -11,6 +11,7 @@ pub mod compat;
 pub mod controller;
 pub mod desired;
 pub mod events;
+pub mod forwarding;
 pub mod nodes;
 pub mod rich;
 pub mod services;

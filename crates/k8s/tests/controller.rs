@@ -40,6 +40,8 @@ fn options(grace: Duration) -> Options {
             preempt: false,
             ingress_check: None,
             lb: None,
+            forwarding: false,
+            proxy_header: edgevip_forward::ProxyHeader::V1,
         },
         configmap_namespace: NS.into(),
         configmap_name: CM.into(),

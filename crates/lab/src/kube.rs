@@ -24,7 +24,12 @@ pub struct KubeLab {
     ingresses: Vec<Option<tokio::task::JoinHandle<()>>>,
     pub kubeconfig: PathBuf,
     pub nodes: usize,
+    pods: Vec<Option<Vec<tokio::task::JoinHandle<()>>>>,
 }
+
+/// Port of the pods' TCP server (answers `podK <client address>`) and UDP echo (`podK`).
+pub const POD_TCP: u16 = 8080;
+pub const POD_UDP: u16 = 5353;
 
 impl KubeLab {
     /// `nodes` edge nodes (hosts 0..nodes) and a control plane (host `nodes`). `None` when
@@ -67,6 +72,7 @@ impl KubeLab {
             ingresses: Vec::new(),
             kubeconfig,
             nodes,
+            pods: Vec::new(),
         };
         for i in 0..nodes {
             k.api.apply(k.node_object(i, true));
@@ -163,6 +169,158 @@ impl KubeLab {
         self.ingresses[i] = Some(h);
     }
 
+    /// A pod network (198.51.100.0/24): nodes get .11, .12, … on a second bridge, `n` pods
+    /// .101, .102, … each serving TCP `POD_TCP` and UDP `POD_UDP`.
+    pub fn add_pods(&mut self, n: usize) {
+        let names = self
+            .cluster
+            .lab
+            .add_pod_network(
+                n,
+                |i| format!("198.51.100.{}/24", 11 + i),
+                |k| format!("198.51.100.{}/24", 101 + k),
+            )
+            .expect("pod network");
+        for (k, ns) in names.iter().enumerate() {
+            let h = self.start_pod(k, ns);
+            self.pods.push(Some(h));
+        }
+    }
+
+    pub fn pod_ip(k: usize) -> IpAddr {
+        format!("198.51.100.{}", 101 + k).parse().expect("address")
+    }
+
+    fn start_pod(&self, k: usize, ns: &str) -> Vec<tokio::task::JoinHandle<()>> {
+        let (t, u) = crate::in_netns(ns, || {
+            (
+                std::net::TcpListener::bind(("0.0.0.0", POD_TCP)),
+                std::net::UdpSocket::bind(("0.0.0.0", POD_UDP)),
+            )
+        })
+        .expect("enter pod")
+        .join()
+        .expect("thread")
+        .expect("entered");
+        let (t, u) = (t.expect("pod tcp"), u.expect("pod udp"));
+        t.set_nonblocking(true).expect("nonblocking");
+        u.set_nonblocking(true).expect("nonblocking");
+        let name = format!("pod{k}");
+        let tcp = self.rt.spawn({
+            let name = name.clone();
+            async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let l = tokio::net::TcpListener::from_std(t).expect("listener");
+                while let Ok((mut c, peer)) = l.accept().await {
+                    let name = name.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 512];
+                        let mut n = 0;
+                        // Read the request line (after a PROXY header, if any).
+                        while n < buf.len() && !buf[..n].ends_with(b"\n") {
+                            match tokio::time::timeout(
+                                Duration::from_secs(2),
+                                c.read(&mut buf[n..]),
+                            )
+                            .await
+                            {
+                                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                                Ok(Ok(m)) => n += m,
+                            }
+                        }
+                        let client = edgevip_forward::proxy_header::decode(&buf[..n])
+                            .map_or(peer, |(c, _)| c);
+                        let _ = c.write_all(format!("{name} {client}\n").as_bytes()).await;
+                    });
+                }
+            }
+        });
+        let udp = self.rt.spawn(async move {
+            let s = tokio::net::UdpSocket::from_std(u).expect("udp");
+            let mut buf = [0u8; 512];
+            while let Ok((_, peer)) = s.recv_from(&mut buf).await {
+                let _ = s.send_to(name.as_bytes(), peer).await;
+            }
+        });
+        vec![tcp, udp]
+    }
+
+    /// Stops pod `k`'s servers (its address stays: connections are refused).
+    pub fn stop_pod(&mut self, k: usize) {
+        for h in self.pods[k].take().into_iter().flatten() {
+            h.abort();
+        }
+    }
+
+    /// One TCP request from the client namespace: the answer line, or `None`.
+    pub fn tcp_request(&self, target: std::net::SocketAddr) -> Option<String> {
+        use std::io::{Read, Write};
+        crate::in_netns(
+            self.cluster.lab.client_ns(),
+            move || -> std::io::Result<String> {
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&target, Duration::from_millis(500))?;
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.write_all(b"hello\n")?;
+                let mut out = String::new();
+                s.read_to_string(&mut out)?;
+                Ok(out.trim().to_string())
+            },
+        )
+        .expect("enter client")
+        .join()
+        .expect("thread")
+        .expect("entered")
+        .ok()
+        .filter(|s| !s.is_empty())
+    }
+
+    /// One UDP request from the client namespace.
+    pub fn udp_request(&self, target: std::net::SocketAddr) -> Option<String> {
+        crate::in_netns(
+            self.cluster.lab.client_ns(),
+            move || -> std::io::Result<String> {
+                let s = std::net::UdpSocket::bind(("0.0.0.0", 0))?;
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                s.send_to(b"ping", target)?;
+                let mut buf = [0u8; 512];
+                let (n, _) = s.recv_from(&mut buf)?;
+                Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+            },
+        )
+        .expect("enter client")
+        .join()
+        .expect("thread")
+        .expect("entered")
+        .ok()
+    }
+
+    /// An EndpointSlice of `ns/service` listing `pods` (all ready) on the pod ports.
+    pub fn set_endpoints(&self, ns: &str, service: &str, pods: &[usize]) {
+        let endpoints: Vec<Value> = pods
+            .iter()
+            .map(|k| json!({"addresses": [Self::pod_ip(*k).to_string()], "conditions": {"ready": true}}))
+            .collect();
+        self.api.apply(
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("{service}-abc"), "namespace": ns,
+                "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{"name": "http", "port": POD_TCP, "protocol": "TCP"},
+                      {"name": "dns", "port": POD_UDP, "protocol": "UDP"}]}),
+        );
+    }
+
+    /// A Service `ns/service` with ports 80/TCP (http) and 53/UDP (dns).
+    pub fn set_service(&self, ns: &str, service: &str) {
+        self.api.apply(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": service, "namespace": ns},
+            "spec": {"type": "ClusterIP", "ports": [
+                {"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"},
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"}]}}));
+    }
+
     /// Takes the API server away: open watches break, new connections are refused.
     pub fn stop_api(&mut self) {
         if let Some(s) = self.server.take() {
@@ -201,6 +359,9 @@ impl Drop for KubeLab {
     fn drop(&mut self) {
         self.stop_api();
         for h in self.ingresses.iter_mut().filter_map(Option::take) {
+            h.abort();
+        }
+        for h in self.pods.iter_mut().filter_map(Option::take).flatten() {
             h.abort();
         }
     }

@@ -30,6 +30,7 @@ pub struct Host {
 }
 
 pub struct Lab {
+    prefix: String,
     hosts: Vec<Host>,
     client: Host,
     switch: String,
@@ -133,6 +134,7 @@ impl Lab {
         }
         let client = hosts.pop().expect("client");
         Ok(Lab {
+            prefix,
             hosts,
             client,
             switch,
@@ -160,6 +162,65 @@ impl Lab {
 
     pub fn switch_ns(&self) -> &str {
         &self.switch
+    }
+
+    /// A second LAN: bridge `br1` in the switch namespace, an `eth1` on it in every host
+    /// with `host_addr(i)`, and `pods` namespaces ("pods") with `pod_addr(k)` on it.
+    /// Returns the pods' namespace names. Hosts forward between their two LANs.
+    pub fn add_pod_network(
+        &mut self,
+        pods: usize,
+        host_addr: impl Fn(usize) -> String,
+        pod_addr: impl Fn(usize) -> String,
+    ) -> io::Result<Vec<String>> {
+        let sw = self.switch.clone();
+        ip(&[
+            "-n",
+            &sw,
+            "link",
+            "add",
+            "br1",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ])?;
+        ip(&["-n", &sw, "link", "set", "br1", "up"])?;
+        let attach = |ns: &str, port: &str, addr: &str| -> io::Result<()> {
+            ip(&[
+                "link", "add", "eth1", "netns", ns, "type", "veth", "peer", "name", port, "netns",
+                &sw,
+            ])?;
+            ip(&["-n", &sw, "link", "set", port, "master", "br1", "up"])?;
+            ip(&["-n", ns, "link", "set", "eth1", "up"])?;
+            ip(&["-n", ns, "addr", "add", addr, "dev", "eth1"])
+        };
+        for i in 0..self.hosts.len() {
+            let ns = self.hosts[i].ns.clone();
+            attach(&ns, &format!("{}p{i}", self.prefix), &host_addr(i))?;
+            let _ = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    "net.ipv4.ip_forward=1",
+                ])
+                .output();
+        }
+        let mut names = Vec::new();
+        for k in 0..pods {
+            let ns = Netns::create(format!("{}-pod{k}", self.prefix))?;
+            let name = ns.name.clone();
+            self._namespaces.push(ns);
+            attach(&name, &format!("{}q{k}", self.prefix), &pod_addr(k))?;
+            names.push(name);
+        }
+        Ok(names)
     }
 
     /// Takes host `i`'s bridge port down: its `eth0` loses carrier, like a pulled cable.

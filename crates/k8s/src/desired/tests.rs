@@ -44,6 +44,8 @@ fn settings(me: &str) -> Settings {
             weight: None,
         }),
         lb: None,
+        forwarding: false,
+        proxy_header: edgevip_forward::ProxyHeader::V1,
     }
 }
 
