@@ -1,23 +1,25 @@
-# edgevip container image: one Rust binary on a minimal runtime.
+# edgevip container image: one Rust binary on a slim Debian runtime.
 #
 #   docker build -t ghcr.io/edgevip/edgevip:0.1.0 .
 #
-# Runtime base: gcr.io/distroless/cc-debian12. edgevip is a single binary linked against
-# glibc and libgcc_s; in Kubernetes mode it needs no shell, no iproute2, no keepalived, no
-# modprobe: VIPs, ARP/NA and VRRP all go through its own netlink and raw sockets, the
-# ingress check is an HTTP request. distroless/cc holds just glibc, libgcc, CA certificates
-# and tzdata: about a third of debian:bookworm-slim's size, with no package manager or
-# shell for an intruder to use. Same Debian release (12) in both stages, so the binary runs
-# on the glibc it was linked against.
-# Exec health checks and notify hooks (argv, no shell) need their programs in the image:
-# build with --build-arg RUNTIME_IMAGE=debian:bookworm-slim, or derive from this image.
-# The :nonroot variant is not used: the DaemonSet runs as uid 0 with only NET_ADMIN +
-# NET_RAW (see deploy/05-daemonset.yaml for why); Kubernetes sets the user anyway, and uid 0
-# as the default lets `docker run --network host --cap-drop ALL --cap-add NET_ADMIN
-# --cap-add NET_RAW` work as well.
+# Runtime base: debian:bookworm-slim plus Debian's nftables package and CA certificates.
+# Not distroless, because of NAT: forwarding is on by default, and `:NAT` entries get their
+# rules by edgevip running `nft -j -f -` (the nft program, JSON on stdin); distroless has
+# no nft and no package manager to add it, so NAT failed in the default image. Exec health
+# checks and notify hooks (argv, run without a shell) get a shell too: /bin/sh and
+# coreutils are here, so `["/bin/sh", "-c", "..."]` works, and a derived image can
+# apt-get install more. Everything else still goes through edgevip's own sockets: VIPs
+# over rtnetlink, ARP/NA and VRRP over raw sockets, the ingress check as an HTTP request;
+# no iproute2, keepalived or modprobe.
+# Kept small: --no-install-recommends, and the apt lists removed in the same layer (about
+# 11 MB over bookworm-slim, most of it libssl3 for ca-certificates). Same Debian release
+# (12) in both stages, so the binary runs on the glibc it was linked against.
+# uid 0 by default: the DaemonSet runs as uid 0 with only NET_ADMIN, NET_RAW and
+# NET_BIND_SERVICE (see deploy/05-daemonset.yaml for why); Kubernetes sets the user anyway,
+# and uid 0 as the default lets `docker run --network host --cap-drop ALL --cap-add
+# NET_ADMIN --cap-add NET_RAW --cap-add NET_BIND_SERVICE` work as well.
 
 ARG RUST_IMAGE=rust:1.95-bookworm
-ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12
 
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
@@ -29,7 +31,15 @@ COPY crates ./crates
 RUN cargo build --release --locked -p edgevip \
  && install -D -m 0755 target/release/edgevip /out/edgevip
 
-FROM ${RUNTIME_IMAGE}
+FROM debian:bookworm-slim
+# nftables: /usr/sbin/nft (with libnftables' JSON support) for NAT forwarding.
+# ca-certificates: the system trust store (distroless/cc had it too), which the kube
+# client's rustls loads next to the cluster CA.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      nftables ca-certificates \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/*
 LABEL org.opencontainers.image.title="edgevip" \
       org.opencontainers.image.description="Keeps a Kubernetes edge reachable at one virtual IP (VRRP)" \
       org.opencontainers.image.version="0.1.0" \

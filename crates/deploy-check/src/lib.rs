@@ -1,6 +1,7 @@
 //! Small, dependency-free helpers for the deployment checks in `tests/manifests.rs`:
 //! locating the repository, splitting multi-document YAML, recognising kube-keepalived-vip
-//! ConfigMap values and scanning Helm templates for `.Values` references.
+//! ConfigMap values, scanning Helm templates for `.Values` references and reading the
+//! Dockerfile's stages and shell commands.
 
 use std::path::PathBuf;
 
@@ -200,6 +201,128 @@ pub fn commented_list_items(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// One Dockerfile instruction: the keyword (upper-cased) and its arguments, continuation
+/// lines joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    pub keyword: String,
+    pub args: String,
+}
+
+/// One build stage: `FROM <image> [AS <name>]` and the instructions up to the next `FROM`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub image: String,
+    pub name: Option<String>,
+    pub instructions: Vec<Instruction>,
+}
+
+impl Stage {
+    /// The arguments of every instruction with this keyword, in order.
+    pub fn args_of(&self, keyword: &str) -> Vec<&str> {
+        self.instructions
+            .iter()
+            .filter(|i| i.keyword.eq_ignore_ascii_case(keyword))
+            .map(|i| i.args.as_str())
+            .collect()
+    }
+}
+
+/// A Dockerfile's instructions, as the builder reads them: comment and blank lines
+/// dropped (also between continuation lines), lines ending in `\` joined with the next.
+/// Parser directives (`# syntax=…`) count as comments. The default escape character only.
+pub fn dockerfile_instructions(text: &str) -> Vec<Instruction> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let (part, more) = match line.trim_end().strip_suffix('\\') {
+            Some(p) => (p, true),
+            None => (line.trim_end(), false),
+        };
+        let joined = match current.take() {
+            Some(mut c) => {
+                c.push(' ');
+                c.push_str(part.trim());
+                c
+            }
+            None => part.trim().to_string(),
+        };
+        if more {
+            current = Some(joined);
+        } else {
+            out.extend(instruction(&joined));
+        }
+    }
+    if let Some(c) = current {
+        out.extend(instruction(&c));
+    }
+    out
+}
+
+fn instruction(line: &str) -> Option<Instruction> {
+    let line = line.trim();
+    let (keyword, args) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    (!keyword.is_empty()).then(|| Instruction {
+        keyword: keyword.to_ascii_uppercase(),
+        args: args.trim().to_string(),
+    })
+}
+
+/// The instructions before the first `FROM` (global `ARG`s) and the build stages.
+pub fn dockerfile_stages(text: &str) -> (Vec<Instruction>, Vec<Stage>) {
+    let mut global = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    for ins in dockerfile_instructions(text) {
+        if ins.keyword == "FROM" {
+            let mut words = ins.args.split_whitespace().filter(|w| !w.starts_with("--"));
+            let image = words.next().unwrap_or_default().to_string();
+            let name = match (words.next(), words.next()) {
+                (Some(a), Some(n)) if a.eq_ignore_ascii_case("as") => Some(n.to_string()),
+                _ => None,
+            };
+            stages.push(Stage {
+                image,
+                name,
+                instructions: Vec::new(),
+            });
+        } else if let Some(stage) = stages.last_mut() {
+            stage.instructions.push(ins);
+        } else {
+            global.push(ins);
+        }
+    }
+    (global, stages)
+}
+
+/// The simple commands of a shell-form `RUN`: words split at whitespace, commands at
+/// `&&`, `||` and `;`. No quoting, expansion or redirection: enough for a Dockerfile that
+/// keeps its commands plain (the check fails rather than misreads anything fancier).
+pub fn shell_commands(run: &str) -> Vec<Vec<String>> {
+    let mut out = vec![Vec::new()];
+    for word in run.split_whitespace() {
+        if matches!(word, "&&" | "||") {
+            out.push(Vec::new());
+            continue;
+        }
+        let (word, ends) = match word.strip_suffix(';') {
+            Some(w) => (w, true),
+            None => (word, false),
+        };
+        if !word.is_empty() {
+            out.last_mut().expect("never empty").push(word.to_string());
+        }
+        if ends {
+            out.push(Vec::new());
+        }
+    }
+    out.retain(|c| !c.is_empty());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +416,41 @@ mod tests {
                 ""
             ]
         );
+    }
+
+    #[test]
+    fn reads_dockerfile_stages() {
+        let t = "# syntax=docker/dockerfile:1\nARG BASE=rust:1\n\nFROM ${BASE} AS build\nRUN a \\\n # inside\n\n  && b\nfrom --platform=linux/amd64 debian:12-slim\ncopy --from=build /x /x\nCMD [\"run\"]\n";
+        let (global, stages) = dockerfile_stages(t);
+        assert_eq!(
+            global,
+            vec![Instruction {
+                keyword: "ARG".into(),
+                args: "BASE=rust:1".into()
+            }]
+        );
+        assert_eq!(stages.len(), 2);
+        assert_eq!(stages[0].image, "${BASE}");
+        assert_eq!(stages[0].name.as_deref(), Some("build"));
+        assert_eq!(stages[0].args_of("RUN"), vec!["a && b"]);
+        assert_eq!(stages[1].image, "debian:12-slim");
+        assert_eq!(stages[1].name, None);
+        assert_eq!(stages[1].args_of("COPY"), vec!["--from=build /x /x"]);
+        assert_eq!(stages[1].args_of("cmd"), vec!["[\"run\"]"]);
+    }
+
+    #[test]
+    fn splits_shell_commands() {
+        let w = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            shell_commands("apt-get update && X=1 apt-get install -y a b; rm -rf /l || true"),
+            vec![
+                w(&["apt-get", "update"]),
+                w(&["X=1", "apt-get", "install", "-y", "a", "b"]),
+                w(&["rm", "-rf", "/l"]),
+                w(&["true"]),
+            ]
+        );
+        assert_eq!(shell_commands(" && ; "), Vec::<Vec<String>>::new());
     }
 }

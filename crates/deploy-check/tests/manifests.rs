@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgevip_deploy_check::{
-    commented_list_items, flag_tokens, helm_block, is_dns1123_label, is_vip_target, repo_root,
-    split_documents, values_references,
+    Stage, commented_list_items, dockerfile_stages, flag_tokens, helm_block, is_dns1123_label,
+    is_vip_target, repo_root, shell_commands, split_documents, values_references,
 };
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -57,6 +57,8 @@ const KNOWN_FLAGS: &[&str] = &[
     "--default-load-balancer-class",
     "--address-pool",
     "--lb-vrid",
+    "--forwarding",
+    "--proxy-protocol",
 ];
 /// Flags that take no value.
 const SWITCHES: &[&str] = &[
@@ -76,6 +78,11 @@ const LB_FLAGS: &[&str] = &[
 const DEFAULT_VRID: u8 = 50;
 const DEFAULT_LB_VRID: u8 = 51;
 const DEFAULT_LB_CLASS: &str = "edgevip.io/vip";
+/// `--proxy-protocol`: the header sent to the backends of `:PROXY` entries.
+const PROXY_PROTOCOLS: &[&str] = &["v1", "v2", "none"];
+const DEFAULT_PROXY_PROTOCOL: &str = "v1";
+/// Forwarding's flags (forwarding is on by default: `--forwarding=false` turns it off).
+const FORWARDING_FLAGS: &[&str] = &["--forwarding", "--proxy-protocol"];
 
 // ---------------------------------------------------------------------------------------
 // Parsing
@@ -629,13 +636,16 @@ fn check_daemonset(ds: &DaemonSet, configmap_ref: &str, sa: &str) -> Vec<String>
             }
             let caps = sc.capabilities.clone().unwrap_or_default();
             let add: BTreeSet<String> = caps.add.unwrap_or_default().into_iter().collect();
-            let want_add: BTreeSet<String> = ["NET_ADMIN", "NET_RAW"]
+            // NET_ADMIN: VIPs over rtnetlink, VRRP multicast, the NAT rules (nft). NET_RAW:
+            // the raw VRRP and ARP sockets. NET_BIND_SERVICE: PROXY-mode listeners on
+            // VIP:port below 1024 (80, 443) in the node's network namespace.
+            let want_add: BTreeSet<String> = ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
             if add != want_add {
                 p.push(format!(
-                    "capabilities.add {add:?}, want exactly NET_ADMIN, NET_RAW"
+                    "capabilities.add {add:?}, want exactly NET_ADMIN, NET_RAW, NET_BIND_SERVICE"
                 ));
             }
             if caps.drop != Some(vec!["ALL".to_string()]) {
@@ -709,6 +719,26 @@ fn check_daemonset(ds: &DaemonSet, configmap_ref: &str, sa: &str) -> Vec<String>
         && v != "false"
     {
         p.push(format!("--unicast={v}: want true or false"));
+    }
+    // Forwarding: on unless `--forwarding=false`; the PROXY header matters only when on.
+    let forwarding = flag("--forwarding");
+    if let Some(v) = forwarding
+        && v != "true"
+        && v != "false"
+    {
+        p.push(format!("--forwarding={v}: want true or false"));
+    }
+    if let Some(v) = flag("--proxy-protocol") {
+        if !PROXY_PROTOCOLS.contains(&v) {
+            p.push(format!(
+                "--proxy-protocol {v:?}: want one of {PROXY_PROTOCOLS:?}"
+            ));
+        }
+        if forwarding == Some("false") {
+            p.push(format!(
+                "--proxy-protocol {v} with --forwarding=false: forwarding is off, it does nothing"
+            ));
+        }
     }
     // LoadBalancer mode: its settings only with the switch, a VRID of its own.
     let lb_on = flag("--load-balancers").is_some();
@@ -870,6 +900,18 @@ fn check_rules(origin: &str, cluster: bool, rules: &[PolicyRule]) -> Vec<String>
             if res == "configmaps" && cluster {
                 p.push(format!(
                     "{at}: configmaps through a ClusterRole (use the namespaced Role)"
+                ));
+            }
+            // Forwarding follows Services of any namespace: a Role would not do.
+            if matches!(res.as_str(), "services" | "endpointslices") && !cluster {
+                p.push(format!(
+                    "{at}: {res} through a namespaced Role (the Services may live in any \
+                     namespace: use the ClusterRole)"
+                ));
+            }
+            if res == "endpointslices" && groups.iter().any(|g| g != "discovery.k8s.io") {
+                p.push(format!(
+                    "{at}: endpointslices are in apiGroup discovery.k8s.io, not {groups:?}"
                 ));
             }
         }
@@ -1034,12 +1076,15 @@ fn every_manifest_parses_as_its_api_type() {
     let want_opt: BTreeSet<_> = [
         key("ClusterRole", "", "edgevip-loadbalancer"),
         key("ClusterRoleBinding", "", "edgevip-loadbalancer"),
-        key("ClusterRole", "", "edgevip-forwarding"),
-        key("ClusterRoleBinding", "", "edgevip-forwarding"),
     ]
     .into_iter()
     .collect();
     assert_eq!(opt, want_opt, "deploy/optional objects");
+    // Forwarding is on by default: its grants are in the base ClusterRole, no optional file.
+    assert!(
+        !deploy_dir().join("optional/forwarding-rbac.yaml").exists(),
+        "deploy/optional/forwarding-rbac.yaml is gone: forwarding's RBAC is in 02-clusterrole.yaml"
+    );
 
     let ex: Vec<_> = examples().iter().map(|d| d.obj.kind()).collect();
     for k in ["ConfigMap", "Namespace", "Service", "Ingress"] {
@@ -1147,6 +1192,15 @@ fn daemonset_check_catches_violations() {
                 .unwrap()
                 .push("SYS_ADMIN".into());
         }),
+        ("no NET_BIND_SERVICE", |p| {
+            let sc = p.containers[0].security_context.as_mut().unwrap();
+            let add = sc.capabilities.as_mut().unwrap().add.as_mut().unwrap();
+            add.retain(|c| c != "NET_BIND_SERVICE");
+        }),
+        ("drop not ALL", |p| {
+            let sc = p.containers[0].security_context.as_mut().unwrap();
+            sc.capabilities.as_mut().unwrap().drop = Some(vec!["SYS_ADMIN".into()]);
+        }),
         ("hostNetwork", |p| p.host_network = Some(false)),
         ("nodeSelector", |p| p.node_selector = None),
         ("readiness", |p| {
@@ -1238,7 +1292,16 @@ fn rbac_grants_only_what_the_daemon_uses() {
             .map(|r| rule_table(&r.3))
             .unwrap_or_else(|| panic!("no {} {name}", if cluster { "ClusterRole" } else { "Role" }))
     };
-    let mut want = table(&[("", "nodes", &["get", "list", "watch"])]);
+    // Forwarding is on by default: Services and EndpointSlices, read-only, cluster-wide.
+    let mut want = table(&[
+        ("", "nodes", &["get", "list", "watch"]),
+        ("", "services", &["get", "list", "watch"]),
+        (
+            "discovery.k8s.io",
+            "endpointslices",
+            &["get", "list", "watch"],
+        ),
+    ]);
     want.extend(table(events));
     assert_eq!(by_name(&docs, true, "edgevip"), want, "ClusterRole edgevip");
     let mut want = table(&[("", "configmaps", &["get", "list", "watch"])]);
@@ -1246,12 +1309,10 @@ fn rbac_grants_only_what_the_daemon_uses() {
     assert_eq!(by_name(&docs, false, "edgevip"), want, "Role edgevip");
 
     let opt = optional();
+    // LoadBalancer mode adds only the status patch: reading Services is in the base.
     assert_eq!(
         by_name(&opt, true, "edgevip-loadbalancer"),
-        table(&[
-            ("", "services", &["get", "list", "watch"]),
-            ("", "services/status", &["patch"]),
-        ])
+        table(&[("", "services/status", &["patch"])])
     );
     // No Role at all besides the ConfigMap's: nothing namespaced beyond deploy/03-role.yaml.
     assert!(
@@ -1273,14 +1334,18 @@ fn rbac_grants_only_what_the_daemon_uses() {
         verbs.is_subset(&allowed),
         "verbs {verbs:?}: only get/list/watch/create/patch"
     );
-    assert_eq!(
-        by_name(&opt, true, "edgevip-forwarding"),
-        table(&[(
-            "discovery.k8s.io",
-            "endpointslices",
-            &["get", "list", "watch"]
-        )])
-    );
+    // Services and EndpointSlices: only in the base ClusterRole, nowhere else.
+    for (d, cluster, name, rules) in roles(&docs).into_iter().chain(roles(&opt)) {
+        let t = rule_table(&rules);
+        let has = |g: &str, r: &str| t.contains_key(&(g.to_string(), r.to_string()));
+        if !(cluster && name == "edgevip") {
+            assert!(
+                !has("", "services") && !has("discovery.k8s.io", "endpointslices"),
+                "{}: {name} grants services/endpointslices (the base ClusterRole has them)",
+                d.origin
+            );
+        }
+    }
 }
 
 #[test]
@@ -1313,6 +1378,25 @@ fn rbac_check_catches_violations() {
         (false, rule("", "events", &["update"])),
         (false, rule("", "configmaps", &["create"])),
         (true, rule("", "nodes", &["update"])),
+        (false, rule("", "services", &["get", "list", "watch"])),
+        (
+            false,
+            rule(
+                "discovery.k8s.io",
+                "endpointslices",
+                &["get", "list", "watch"],
+            ),
+        ),
+        (true, rule("", "endpointslices", &["get", "list", "watch"])),
+        (true, rule("discovery.k8s.io", "endpointslices", &["patch"])),
+        (
+            true,
+            rule("discovery.k8s.io", "endpointslices", &["create"]),
+        ),
+        (
+            true,
+            rule("discovery.k8s.io", "endpointslices", &["update"]),
+        ),
     ];
     for (cluster, r) in bad {
         assert!(
@@ -1323,6 +1407,14 @@ fn rbac_check_catches_violations() {
     // The grants the daemon needs pass.
     let good = [
         (true, rule("", "services", &["get", "list", "watch"])),
+        (
+            true,
+            rule(
+                "discovery.k8s.io",
+                "endpointslices",
+                &["get", "list", "watch"],
+            ),
+        ),
         (true, rule("", "services/status", &["patch"])),
         (true, rule("events.k8s.io", "events", &["create", "patch"])),
         (false, rule("", "configmaps", &["get", "list", "watch"])),
@@ -1605,16 +1697,13 @@ fn versions_and_image_agree() {
         "Chart.yaml appVersion = crate version"
     );
     let docker = read(&repo_root().join("Dockerfile"));
-    for needle in [
-        "rust:1.95-bookworm",
-        "cargo build --release --locked -p edgevip",
-        "target/release/edgevip",
-        r#"ENTRYPOINT ["/edgevip"]"#,
-        r#"CMD ["run", "--kubernetes"]"#,
-        &format!(r#"org.opencontainers.image.version="{version}""#),
-    ] {
-        assert!(docker.contains(needle), "Dockerfile lacks {needle:?}");
-    }
+    let (_, stages) = dockerfile_stages(&docker);
+    let label = stages.last().expect("a stage").args_of("LABEL").join(" ");
+    let want = format!(r#"org.opencontainers.image.version="{version}""#);
+    assert!(
+        label.contains(&want),
+        "the final stage's LABEL lacks {want}"
+    );
     let ignore = read(&repo_root().join(".dockerignore"));
     let lines: BTreeSet<&str> = ignore.lines().map(str::trim).collect();
     for must in ["target/", "**/target/", "fuzz/", ".git/"] {
@@ -1624,6 +1713,243 @@ fn versions_and_image_agree() {
         assert!(
             !lines.contains(keep),
             ".dockerignore must not exclude {keep}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The Dockerfile
+
+/// The `RUN` commands of a stage, each split into its simple commands (env assignments in
+/// front of a command dropped).
+fn run_commands(stage: &Stage) -> Vec<Vec<Vec<String>>> {
+    stage
+        .args_of("RUN")
+        .into_iter()
+        .map(|r| {
+            shell_commands(r)
+                .into_iter()
+                .map(|c| c.into_iter().skip_while(|w| is_env_assignment(w)).collect())
+                .collect()
+        })
+        .collect()
+}
+
+fn is_env_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
+/// The image: the binary built in a Rust stage, run on debian:bookworm-slim with Debian's
+/// nftables (NAT forwarding runs `nft -j -f -`) and nothing else worth mentioning.
+fn check_dockerfile(text: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    let (global, stages) = dockerfile_stages(text);
+    let global_args: Vec<&str> = global
+        .iter()
+        .filter(|i| i.keyword == "ARG")
+        .map(|i| i.args.as_str())
+        .collect();
+    if global_args != ["RUST_IMAGE=rust:1.95-bookworm"] {
+        p.push(format!(
+            "global ARGs {global_args:?}, want only RUST_IMAGE=rust:1.95-bookworm (no \
+             RUNTIME_IMAGE: the runtime stage installs packages with apt-get)"
+        ));
+    }
+    if stages.len() != 2 {
+        p.push(format!("{} stages, want builder + runtime", stages.len()));
+        return p;
+    }
+    let (builder, runtime) = (&stages[0], &stages[1]);
+    if builder.image != "${RUST_IMAGE}" || builder.name.as_deref() != Some("builder") {
+        p.push(format!(
+            "first stage FROM {} AS {:?}, want ${{RUST_IMAGE}} AS builder",
+            builder.image, builder.name
+        ));
+    }
+    let build = run_commands(builder).concat();
+    let has = |cmds: &[Vec<String>], want: &[&str]| cmds.iter().any(|c| c == want);
+    if !has(
+        &build,
+        &["cargo", "build", "--release", "--locked", "-p", "edgevip"],
+    ) {
+        p.push("builder lacks `cargo build --release --locked -p edgevip`".into());
+    }
+    if !has(
+        &build,
+        &[
+            "install",
+            "-D",
+            "-m",
+            "0755",
+            "target/release/edgevip",
+            "/out/edgevip",
+        ],
+    ) {
+        p.push("builder does not install target/release/edgevip as /out/edgevip".into());
+    }
+
+    // The runtime: debian:bookworm-slim, the same Debian release as rust:*-bookworm.
+    if runtime.image != "debian:bookworm-slim" {
+        p.push(format!(
+            "final stage FROM {}, want debian:bookworm-slim (distroless has no nft)",
+            runtime.image
+        ));
+    }
+    // One RUN: apt-get update, install nftables + ca-certificates without recommends,
+    // remove the apt lists, all in the same layer.
+    let runs = run_commands(runtime);
+    let apt: Vec<&Vec<Vec<String>>> = runs
+        .iter()
+        .filter(|r| r.iter().any(|c| c.first().is_some_and(|w| w == "apt-get")))
+        .collect();
+    match apt.as_slice() {
+        [run] => {
+            let pos = |pred: &dyn Fn(&Vec<String>) -> bool| run.iter().position(pred);
+            let update = pos(&|c| c[..] == ["apt-get", "update"]);
+            let install = pos(&|c| c.len() > 1 && c[0] == "apt-get" && c[1] == "install");
+            let clean = pos(&|c| c[..] == ["rm", "-rf", "/var/lib/apt/lists/*"]);
+            match install {
+                None => p.push("the final stage's RUN has no apt-get install".into()),
+                Some(i) => {
+                    let words = &run[i][2..];
+                    let (opts, pkgs): (Vec<&String>, Vec<&String>) =
+                        words.iter().partition(|w| w.starts_with('-'));
+                    let pkgs: BTreeSet<&str> = pkgs.into_iter().map(String::as_str).collect();
+                    if pkgs != BTreeSet::from(["nftables", "ca-certificates"]) {
+                        p.push(format!(
+                            "apt-get install {pkgs:?}, want exactly nftables, ca-certificates"
+                        ));
+                    }
+                    for o in ["-y", "--no-install-recommends"] {
+                        if !opts.iter().any(|x| *x == o) {
+                            p.push(format!("apt-get install without {o}"));
+                        }
+                    }
+                    if update.is_none_or(|u| u > i) {
+                        p.push("apt-get update must run before apt-get install".into());
+                    }
+                    if clean.is_none_or(|c| c < i) {
+                        p.push(
+                            "the apt lists must be removed after the install, in the same RUN \
+                             (rm -rf /var/lib/apt/lists/*)"
+                                .into(),
+                        );
+                    }
+                }
+            }
+        }
+        _ => p.push(format!(
+            "{} RUNs with apt-get in the final stage, want exactly one",
+            apt.len()
+        )),
+    }
+    let copies = runtime.args_of("COPY");
+    if copies != ["--from=builder /out/edgevip /edgevip"] {
+        p.push(format!(
+            "final stage COPY {copies:?}, want only the binary: --from=builder /out/edgevip /edgevip"
+        ));
+    }
+    // The packages first: a new binary does not redo the apt layer.
+    let order: Vec<&str> = runtime
+        .instructions
+        .iter()
+        .map(|i| i.keyword.as_str())
+        .filter(|k| matches!(*k, "RUN" | "COPY"))
+        .collect();
+    if order != ["RUN", "COPY"] {
+        p.push(format!(
+            "final stage RUN/COPY order {order:?}, want the apt-get RUN before the COPY"
+        ));
+    }
+    let one = |k: &str| runtime.args_of(k);
+    for (k, want) in [
+        ("ENTRYPOINT", r#"["/edgevip"]"#),
+        ("CMD", r#"["run", "--kubernetes"]"#),
+        ("USER", "0"),
+        ("EXPOSE", "9180"),
+    ] {
+        if one(k) != [want] {
+            p.push(format!("final stage {k} {:?}, want {want}", one(k)));
+        }
+    }
+    let all = stages.iter().flat_map(|s| {
+        std::iter::once(s.image.as_str()).chain(s.instructions.iter().map(|i| i.args.as_str()))
+    });
+    for a in all {
+        if a.contains("distroless") || a.contains("RUNTIME_IMAGE") {
+            p.push(format!(
+                "{a:?}: no distroless runtime or RUNTIME_IMAGE alternative"
+            ));
+        }
+    }
+    p
+}
+
+#[test]
+fn dockerfile_runs_the_binary_on_bookworm_slim_with_nft() {
+    let docker = read(&repo_root().join("Dockerfile"));
+    assert_no_problems("Dockerfile", check_dockerfile(&docker));
+    // The explanation stays with it.
+    for why in ["nft -j -f -", "shell"] {
+        assert!(
+            docker.contains(why),
+            "Dockerfile's comment lacks {why:?} (why not distroless)"
+        );
+    }
+}
+
+#[test]
+fn dockerfile_check_catches_violations() {
+    let good = read(&repo_root().join("Dockerfile"));
+    let bad: &[(&str, &str, &str)] = &[
+        (
+            "distroless runtime",
+            "FROM debian:bookworm-slim",
+            "FROM gcr.io/distroless/cc-debian12",
+        ),
+        (
+            "RUNTIME_IMAGE build-arg",
+            "FROM debian:bookworm-slim",
+            "ARG RUNTIME_IMAGE=debian:bookworm-slim\nFROM ${RUNTIME_IMAGE}",
+        ),
+        ("no nftables", "nftables ca-certificates", "ca-certificates"),
+        (
+            "extra package",
+            "nftables ca-certificates",
+            "nftables ca-certificates iproute2",
+        ),
+        (
+            "recommends",
+            "install -y --no-install-recommends",
+            "install -y",
+        ),
+        ("apt lists kept", "rm -rf /var/lib/apt/lists/*", "true"),
+        (
+            "nftables only in an earlier stage",
+            "COPY --from=builder /out/edgevip /edgevip",
+            "FROM debian:bookworm-slim\nCOPY --from=builder /out/edgevip /edgevip",
+        ),
+        (
+            "binary path",
+            "COPY --from=builder /out/edgevip /edgevip",
+            "COPY --from=builder /out/edgevip /usr/local/bin/edgevip",
+        ),
+        (
+            "entrypoint",
+            r#"ENTRYPOINT ["/edgevip"]"#,
+            r#"ENTRYPOINT ["/bin/sh", "-c", "/edgevip"]"#,
+        ),
+        ("cmd", r#"CMD ["run", "--kubernetes"]"#, r#"CMD ["run"]"#),
+        ("not locked", "--release --locked", "--release"),
+    ];
+    for (what, from, to) in bad {
+        let text = good.replacen(from, to, 1);
+        assert_ne!(text, good, "{what}: the replacement did not apply");
+        assert!(
+            !check_dockerfile(&text).is_empty(),
+            "check_dockerfile accepted the {what} violation"
         );
     }
 }
@@ -1705,9 +2031,21 @@ fn helm_chart_metadata_and_values_parse() {
     );
     assert_eq!(
         value_at(&v, &["forwarding", "enabled"]),
-        &Value::Bool(false)
+        &Value::Bool(true),
+        "forwarding is on by default, as in the daemon"
+    );
+    assert_eq!(
+        value_at(&v, &["forwarding", "proxyProtocol"]).as_str(),
+        Some(DEFAULT_PROXY_PROTOCOL)
     );
     let flags = parse_args(c.args.as_ref().unwrap()).unwrap();
+    // deploy/ takes the daemon's forwarding defaults (on, v1), as the chart's defaults do.
+    for f in FORWARDING_FLAGS {
+        assert!(
+            !flags.contains_key(*f),
+            "deploy/05-daemonset.yaml passes {f}: the defaults need no flag"
+        );
+    }
     let flag = |f: &str| flags.get(f).cloned().unwrap_or_default();
     assert_eq!(value_at(&v, &["vrid"]).to_string(), flag("--vrid"));
     assert_eq!(value_at(&v, &["unicast"]).to_string(), flag("--unicast"));
@@ -1873,8 +2211,8 @@ fn helm_template_renders_the_same_objects() {
     want.retain(|k| k.0 != "Namespace");
     assert_eq!(keys(&helm_template(&[])), want);
 
-    // Optional RBAC behind the switches.
-    let all = helm_template(&["loadBalancer.enabled=true", "forwarding.enabled=true"]);
+    // Optional RBAC behind the switch (forwarding's is in the base ClusterRole).
+    let all = helm_template(&["loadBalancer.enabled=true"]);
     let opt = optional();
     let mut want = want.clone();
     want.extend(keys(&opt));
@@ -1969,6 +2307,154 @@ fn helm_template_renders_the_same_objects() {
     let rich = helm_template(&["rich=spread: false\ninstances: []"]);
     let data = configmaps(&rich)[0].data.clone().unwrap();
     assert!(data.contains_key("edgevip.yaml") && data.contains_key("192.0.2.100"));
+}
+
+/// (apiGroup, resource) -> verbs of the named ClusterRole of a rendered stream.
+fn cluster_role_table(
+    docs: &[Doc],
+    name: &str,
+) -> Option<BTreeMap<(String, String), BTreeSet<String>>> {
+    roles(docs)
+        .into_iter()
+        .find(|r| r.1 && r.2 == name)
+        .map(|r| rule_table(&r.3))
+}
+
+#[test]
+fn helm_template_forwarding_switches() {
+    if !tool("helm") {
+        println!("helm not installed: skipped rendering the forwarding switches");
+        return;
+    }
+    let plain_docs = plain();
+    let plain_args = container_args(the_daemonset(&plain_docs));
+    let base = cluster_role_table(&plain_docs, "edgevip").unwrap();
+    let without = |t: &BTreeMap<(String, String), BTreeSet<String>>, drop: &[(&str, &str)]| {
+        let mut t = t.clone();
+        for (g, r) in drop {
+            assert!(
+                t.remove(&(g.to_string(), r.to_string())).is_some(),
+                "{g}/{r}"
+            );
+        }
+        t
+    };
+    let svc = ("", "services");
+    let eps = ("discovery.k8s.io", "endpointslices");
+    let cm = format!("{NS}/{CONFIGMAP}");
+    let lb_vrid = DEFAULT_LB_VRID.to_string();
+
+    // (--set, extra args after deploy/'s, the base ClusterRole, LoadBalancer role too)
+    let cases: Vec<(Vec<&str>, Vec<&str>, _, bool)> = vec![
+        (vec![], vec![], base.clone(), false),
+        (vec!["forwarding.enabled=true"], vec![], base.clone(), false),
+        (
+            vec!["forwarding.proxyProtocol=v1"],
+            vec![],
+            base.clone(),
+            false,
+        ),
+        (
+            vec!["forwarding.proxyProtocol=v2"],
+            vec!["--proxy-protocol", "v2"],
+            base.clone(),
+            false,
+        ),
+        (
+            vec!["forwarding.proxyProtocol=none"],
+            vec!["--proxy-protocol", "none"],
+            base.clone(),
+            false,
+        ),
+        // Off: the flag, and neither Services nor EndpointSlices.
+        (
+            vec!["forwarding.enabled=false"],
+            vec!["--forwarding=false"],
+            without(&base, &[svc, eps]),
+            false,
+        ),
+        // Off: the header setting changes nothing.
+        (
+            vec!["forwarding.enabled=false", "forwarding.proxyProtocol=v2"],
+            vec!["--forwarding=false"],
+            without(&base, &[svc, eps]),
+            false,
+        ),
+        // Off, LoadBalancer on: Services still readable, no EndpointSlices.
+        (
+            vec!["forwarding.enabled=false", "loadBalancer.enabled=true"],
+            vec![
+                "--forwarding=false",
+                "--load-balancers",
+                "--load-balancer-class",
+                DEFAULT_LB_CLASS,
+                "--lb-vrid",
+                &lb_vrid,
+            ],
+            without(&base, &[eps]),
+            true,
+        ),
+        (
+            vec!["loadBalancer.enabled=true", "forwarding.proxyProtocol=v2"],
+            vec![
+                "--proxy-protocol",
+                "v2",
+                "--load-balancers",
+                "--load-balancer-class",
+                DEFAULT_LB_CLASS,
+                "--lb-vrid",
+                &lb_vrid,
+            ],
+            base.clone(),
+            true,
+        ),
+    ];
+    for (set, extra, want_base, lb) in cases {
+        let docs = helm_template(&set);
+        let ds = the_daemonset(&docs);
+        let mut want_args = plain_args.clone();
+        want_args.extend(extra.iter().map(|s| s.to_string()));
+        assert_eq!(container_args(ds), want_args, "helm {set:?}: args");
+        assert_no_problems(&format!("helm {set:?}"), check_daemonset(ds, &cm, SA));
+        assert_eq!(
+            cluster_role_table(&docs, "edgevip").as_ref(),
+            Some(&want_base),
+            "helm {set:?}: ClusterRole edgevip"
+        );
+        let lb_table = cluster_role_table(&docs, "edgevip-loadbalancer");
+        if lb {
+            assert_eq!(
+                lb_table,
+                Some(table(&[("", "services/status", &["patch"])])),
+                "helm {set:?}: ClusterRole edgevip-loadbalancer"
+            );
+        } else {
+            assert_eq!(lb_table, None, "helm {set:?}: no LoadBalancer role");
+        }
+        let names: Vec<&str> = roles(&docs).iter().map(|r| r.2).collect();
+        assert!(
+            names.iter().all(|n| !n.contains("forwarding")),
+            "helm {set:?}: no separate forwarding role: {names:?}"
+        );
+        let mut problems = Vec::new();
+        for (d, cluster, _, r) in roles(&docs) {
+            problems.extend(check_rules(&d.origin, cluster, &r));
+        }
+        problems.extend(check_bindings(&docs, SA, NS));
+        assert_no_problems(&format!("helm {set:?} RBAC"), problems);
+        check_binary_accepts(&format!("helm {set:?}"), &container_args(ds));
+    }
+
+    // The chart refuses a header the daemon does not know.
+    for bad in ["v3", "V1", "proxy"] {
+        let set = format!("forwarding.proxyProtocol={bad}");
+        let r = try_helm_template(&[&set]);
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.contains("forwarding.proxyProtocol must be v1, v2 or none")),
+            "{set} rendered: {r:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2304,21 +2790,18 @@ fn helm_loadbalancer_values_and_blocks() {
         "the chart refuses loadBalancer.vrid = vrid"
     );
 
-    // rbac.yaml: Services only inside the block, read + status patch, nothing else.
+    // rbac.yaml: the block adds the status patch only (reading Services is in the base
+    // ClusterRole, for forwarding or LoadBalancer mode: see helm_forwarding_values_and_blocks).
     let rbac = read(&chart_dir().join("templates/rbac.yaml"));
     let rblock = helm_block(&rbac, "if .Values.loadBalancer.enabled")
         .expect("rbac.yaml: an `if .Values.loadBalancer.enabled` block");
-    assert!(!rbac.replacen(rblock, "", 1).contains("services"));
-    assert!(rblock.contains(r#"resources: ["services"]"#));
+    assert!(!code_lines(&rbac.replacen(rblock, "", 1)).contains("services/status"));
+    assert!(!rblock.contains(r#"resources: ["services"]"#));
     assert!(rblock.contains(r#"resources: ["services/status"]"#));
     assert!(rblock.contains(r#"verbs: ["patch"]"#));
     assert_eq!(rblock.matches("\nkind: ClusterRole\n").count(), 1);
     assert_eq!(rblock.matches("\nkind: ClusterRoleBinding\n").count(), 1);
-    let rcode: String = rblock
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let rcode = code_lines(rblock);
     for no in [
         "kind: Role\n",
         "kind: RoleBinding\n",
@@ -2330,6 +2813,232 @@ fn helm_loadbalancer_values_and_blocks() {
             !rcode.contains(no),
             "rbac.yaml's LoadBalancer block has {no:?}"
         );
+    }
+}
+
+/// A YAML template without its comment lines.
+fn code_lines(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Forwarding (on by default): the values, the flags and the grants
+
+#[test]
+fn helm_forwarding_values_and_blocks() {
+    let v = values();
+    let fw = value_at(&v, &["forwarding"]);
+    let keys: BTreeSet<&str> = fw.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["enabled", "proxyProtocol"]),
+        "values.forwarding keys"
+    );
+    assert_eq!(
+        fw["enabled"],
+        Value::Bool(true),
+        "forwarding is on by default"
+    );
+    assert_eq!(fw["proxyProtocol"].as_str(), Some(DEFAULT_PROXY_PROTOCOL));
+    assert!(PROXY_PROTOCOLS.contains(&DEFAULT_PROXY_PROTOCOL));
+
+    // daemonset.yaml: the forwarding flags only inside `if .Values.forwarding.enabled`
+    // (`--proxy-protocol` when it is not v1, `--forwarding=false` in the else branch);
+    // proxyProtocol checked against v1, v2, none.
+    let ds = read(&chart_dir().join("templates/daemonset.yaml"));
+    let block = helm_block(&ds, "if .Values.forwarding.enabled")
+        .expect("daemonset.yaml: an `if .Values.forwarding.enabled` block");
+    let outside = ds.replacen(block, "", 1);
+    for f in FORWARDING_FLAGS {
+        assert!(
+            flag_tokens(block).iter().any(|t| t == f),
+            "{f} not in the block"
+        );
+        assert!(
+            !flag_tokens(&outside).iter().any(|t| t == f),
+            "{f} outside the block"
+        );
+    }
+    let (then, otherwise) = block
+        .split_once("{{- else }}")
+        .expect("the forwarding block has an else branch");
+    assert_eq!(
+        flag_tokens(otherwise),
+        vec!["--forwarding"],
+        "only --forwarding=false when disabled"
+    );
+    assert!(otherwise.contains("- --forwarding=false"));
+    let pp = helm_block(then, r#"if ne $proxyProtocol "v1""#)
+        .expect("--proxy-protocol only when forwarding.proxyProtocol is not v1");
+    assert_eq!(flag_tokens(pp), vec!["--proxy-protocol"]);
+    assert_eq!(flag_tokens(then), vec!["--proxy-protocol"]);
+    assert!(
+        outside.contains(r#"has $proxyProtocol (list "v1" "v2" "none")"#)
+            && outside.contains("fail"),
+        "the chart refuses a forwarding.proxyProtocol other than v1, v2, none"
+    );
+    assert!(
+        values_references(&ds)
+            .iter()
+            .any(|p| p.join(".") == "forwarding.proxyProtocol"),
+        "daemonset.yaml ignores forwarding.proxyProtocol"
+    );
+
+    // rbac.yaml: Services when forwarding or LoadBalancer mode is on, EndpointSlices when
+    // forwarding is; both in the release's ClusterRole, read-only; no -forwarding role.
+    let rbac = read(&chart_dir().join("templates/rbac.yaml"));
+    let svc = helm_block(
+        &rbac,
+        "if or .Values.forwarding.enabled .Values.loadBalancer.enabled",
+    )
+    .expect(
+        "rbac.yaml: Services under `if or .Values.forwarding.enabled .Values.loadBalancer.enabled`",
+    );
+    let eps = helm_block(&rbac, "if .Values.forwarding.enabled")
+        .expect("rbac.yaml: EndpointSlices under `if .Values.forwarding.enabled`");
+    let svc_code = code_lines(svc);
+    let eps_code = code_lines(eps);
+    assert_eq!(
+        svc_code.trim(),
+        "- apiGroups: [\"\"]\n    resources: [\"services\"]\n    verbs: [\"get\", \"list\", \"watch\"]",
+        "rbac.yaml: the Services rule"
+    );
+    assert_eq!(
+        eps_code.trim(),
+        "- apiGroups: [\"discovery.k8s.io\"]\n    resources: [\"endpointslices\"]\n    verbs: [\"get\", \"list\", \"watch\"]",
+        "rbac.yaml: the EndpointSlices rule"
+    );
+    let rest = code_lines(&rbac.replacen(svc, "", 1).replacen(eps, "", 1));
+    assert!(
+        !rest.contains(r#"resources: ["services"]"#) && !rest.contains("endpointslices"),
+        "rbac.yaml grants Services/EndpointSlices outside their switches"
+    );
+    assert!(
+        !rbac.contains("-forwarding"),
+        "rbac.yaml: no separate forwarding ClusterRole (it is part of the base)"
+    );
+    // Both rules sit in the base ClusterRole: before its first `---`.
+    let first_doc = rbac.split("\n---").next().unwrap();
+    assert!(
+        first_doc.contains("kind: ClusterRole\n")
+            && first_doc.contains(svc)
+            && first_doc.contains(eps),
+        "rbac.yaml: the Services/EndpointSlices rules belong to the base ClusterRole"
+    );
+}
+
+#[test]
+fn forwarding_is_documented_in_the_plain_manifests() {
+    let docs = plain();
+    let flags = parse_args(&container_args(the_daemonset(&docs))).unwrap();
+    for f in FORWARDING_FLAGS {
+        assert!(
+            !flags.contains_key(*f),
+            "05-daemonset.yaml: forwarding on with the v1 header is the default, no {f}"
+        );
+    }
+    // The args' comment: on by default, how to turn it off or change the header, and the
+    // node's ip_forward (which Kubernetes nodes have: no sysctl, no init container).
+    let ds_text = read(&deploy_dir().join("05-daemonset.yaml"));
+    for needle in [
+        "--forwarding=false",
+        "--proxy-protocol v2",
+        "--proxy-protocol none",
+        "net.ipv4.ip_forward=1",
+        "kube-proxy",
+    ] {
+        assert!(
+            ds_text.contains(needle),
+            "05-daemonset.yaml does not mention {needle}"
+        );
+    }
+    let args_at = ds_text.find("          args:").expect("args");
+    let env_at = ds_text.find("          env:").expect("env");
+    let ip_forward_at = ds_text.find("net.ipv4.ip_forward").unwrap();
+    assert!(
+        (args_at..env_at).contains(&ip_forward_at),
+        "the ip_forward note sits next to the args"
+    );
+    // No file still calls forwarding optional or points at the removed RBAC file.
+    let mut files = Vec::new();
+    for sub in ["", "optional", "examples"] {
+        files.extend(yaml_files(&deploy_dir().join(sub)));
+    }
+    let tdir = chart_dir().join("templates");
+    files.extend(std::fs::read_dir(&tdir).unwrap().map(|e| e.unwrap().path()));
+    files.push(chart_dir().join("values.yaml"));
+    for f in &files {
+        let text = read(f);
+        for stale in [
+            "forwarding-rbac",
+            "forwarding.enabled=true",
+            "edgevip-forwarding",
+        ] {
+            assert!(
+                !text.contains(stale),
+                "{}: mentions {stale:?}: forwarding is on by default, its RBAC in the base",
+                f.display()
+            );
+        }
+    }
+    let cm = read(&deploy_dir().join("04-configmap.yaml"));
+    assert!(
+        !cm.contains("deploy/optional"),
+        "04-configmap.yaml: forwarding needs no optional file"
+    );
+}
+
+#[test]
+fn daemonset_check_catches_forwarding_mistakes() {
+    let docs = plain();
+    let good = the_daemonset(&docs).clone();
+    let cm = format!("{NS}/{CONFIGMAP}");
+    let with = |extra: &[&str]| {
+        let mut ds = good.clone();
+        let c = &mut ds
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0];
+        c.args
+            .as_mut()
+            .unwrap()
+            .extend(extra.iter().map(|s| s.to_string()));
+        check_daemonset(&ds, &cm, SA)
+    };
+    for ok in [
+        &["--forwarding=false"][..],
+        &["--forwarding", "false"],
+        &["--forwarding=true"],
+        &["--forwarding=true", "--proxy-protocol", "v2"],
+        &["--proxy-protocol", "v1"],
+        &["--proxy-protocol=v2"],
+        &["--proxy-protocol", "none"],
+    ] {
+        assert_no_problems(&format!("{ok:?}"), with(ok));
+    }
+    for bad in [
+        &["--forwarding"][..],
+        &["--forwarding=yes"],
+        &["--forwarding", "1"],
+        &["--forwarding=False"],
+        &["--proxy-protocol", "v3"],
+        &["--proxy-protocol", "V1"],
+        &["--proxy-protocol", "proxy"],
+        &["--proxy-protocol="],
+        &["--proxy-protocol"],
+        &["--forwarding=false", "--proxy-protocol", "v2"],
+        &["--forwarding=false", "--forwarding=true"],
+        &["--forwardnig=false"],
+    ] {
+        assert!(!with(bad).is_empty(), "check_daemonset accepted {bad:?}");
     }
 }
 
@@ -2481,6 +3190,18 @@ fn the_binary_accepts_the_daemonset_args() {
     check_binary_accepts("05-daemonset.yaml + its LoadBalancer args", &lb);
     lb.push("--default-load-balancer-class".into());
     check_binary_accepts("... + --default-load-balancer-class", &lb);
+    // Forwarding's settings, as the comment next to the args shows them.
+    for extra in [
+        &["--forwarding=false"][..],
+        &["--forwarding", "true"],
+        &["--proxy-protocol", "v2"],
+        &["--proxy-protocol", "none"],
+        &["--proxy-protocol", "v1"],
+    ] {
+        let mut a = args.clone();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        check_binary_accepts(&format!("05-daemonset.yaml + {extra:?}"), &a);
+    }
 }
 
 #[test]
@@ -2510,6 +3231,10 @@ fn the_binary_check_catches_rejected_args() {
             &["--load-balancers", "--address-pool", "pool-a"],
             "--address-pool",
         ),
+        (&["--forwarding", "yes"], "error: invalid value"),
+        (&["--forwarding"], "error: a value is required"),
+        (&["--proxy-protocol", "v3"], "error: invalid value"),
+        (&["--proxy-protocol", "V2"], "error: invalid value"),
     ] {
         let run = with(extra);
         assert_eq!(
@@ -2614,6 +3339,8 @@ fn known_flags_are_the_binarys() {
         ("--load-balancer-class", &["loadBalancer", "class"]),
         ("--address-pool", &["loadBalancer", "addressPool"]),
         ("--lb-vrid", &["loadBalancer", "vrid"]),
+        ("--forwarding", &["forwarding", "enabled"]),
+        ("--proxy-protocol", &["forwarding", "proxyProtocol"]),
     ] {
         assert_eq!(
             default(flag),
@@ -2625,6 +3352,28 @@ fn known_flags_are_the_binarys() {
     assert_eq!(default("--vrid"), DEFAULT_VRID.to_string());
     assert_eq!(default("--lb-vrid"), DEFAULT_LB_VRID.to_string());
     assert_eq!(default("--load-balancer-class"), DEFAULT_LB_CLASS);
+    assert_eq!(
+        default("--forwarding"),
+        "true",
+        "forwarding is on by default"
+    );
+    assert_eq!(default("--proxy-protocol"), DEFAULT_PROXY_PROTOCOL);
+    // The header values the checks accept are the binary's.
+    let pp_help = run
+        .stdout
+        .split_once("--proxy-protocol")
+        .map(|x| x.1)
+        .and_then(|rest| rest.split("\n      --").next())
+        .unwrap_or("");
+    let words: BTreeSet<&str> = pp_help
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .collect();
+    for v in PROXY_PROTOCOLS {
+        assert!(
+            words.contains(v),
+            "--proxy-protocol does not list {v}{stale}:\n{pp_help}"
+        );
+    }
     assert_eq!(default("--api-listen"), format!("0.0.0.0:{API_PORT}"));
     assert_eq!(
         default("--node-selector"),

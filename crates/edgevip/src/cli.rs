@@ -101,7 +101,7 @@ pub struct KubeArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub release_grace: Duration,
     /// Serve Services of `type: LoadBalancer` with our `spec.loadBalancerClass` (needs the
-    /// optional RBAC: list/watch services, patch services/status).
+    /// optional RBAC: patch services/status).
     #[arg(long)]
     pub load_balancers: bool,
     /// The loadBalancerClass that selects Services for edgevip.

@@ -25,6 +25,20 @@ use crate::spec::{ProxyHeader, ProxyService};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Proxied traffic runs on its own threads: a busy proxy must never delay VRRP adverts on
+/// the daemon's event loop, and it can use both cores.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("edgevip-proxy")
+            .enable_all()
+            .build()
+            .expect("proxy runtime")
+    })
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BackendLabels {
     pub frontend: String,
@@ -119,11 +133,16 @@ impl Proxies {
                 *f.backends.write().expect("backends lock") = new;
                 continue;
             }
-            match listen(addr) {
+            let rt = runtime();
+            let bound = {
+                let _g = rt.enter();
+                listen(addr)
+            };
+            match bound {
                 Ok(l) => {
                     let backends = Arc::new(RwLock::new(new));
                     let task =
-                        tokio::spawn(accept_loop(l, addr, backends.clone(), self.metrics.clone()));
+                        rt.spawn(accept_loop(l, addr, backends.clone(), self.metrics.clone()));
                     self.frontends.insert(addr, Frontend { backends, task });
                 }
                 Err(e) => errors.push(format!("listen on {addr}: {e}")),

@@ -15,7 +15,7 @@ pub use cluster::{API, Cluster, Node, PORT, VIP4, VIP6};
 pub use keepalived::{KeepalivedConf, keepalived_available, render_config};
 pub use kube::KubeLab;
 pub use lab::{Host, Lab, LabChild, LabSpec};
-pub use netns::{in_netns, unique_prefix};
+pub use netns::{cleanup_on_panic, in_netns, unique_prefix};
 pub use probe::{ProbeReport, Prober};
 
 use std::time::{Duration, Instant};

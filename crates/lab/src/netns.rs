@@ -9,6 +9,38 @@ use nix::sched::{CloneFlags, setns};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// Namespaces alive in this process, for the panic hook of binaries built with
+/// `panic = "abort"` (no unwinding, so no Drop).
+static LIVE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes a panic remove this process's namespaces (and kill what runs in them) before the
+/// process aborts. For the demo and benchmark binaries; tests unwind and use Drop.
+pub fn cleanup_on_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        let names = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
+        for n in names.iter().rev() {
+            remove(n);
+        }
+    }));
+}
+
+fn remove(name: &str) {
+    // Processes still inside would keep it alive: kill them first.
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            if let Ok(p) = pid.parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+    let _ = ip(&["netns", "del", name]);
+}
+
 /// A short prefix unique to this process and call (interface names derive from it and
 /// must stay within 15 bytes).
 pub fn unique_prefix() -> String {
@@ -61,6 +93,9 @@ pub(crate) struct Netns {
 impl Netns {
     pub fn create(name: String) -> io::Result<Netns> {
         ip(&["netns", "add", &name])?;
+        if let Ok(mut l) = LIVE.lock() {
+            l.push(name.clone());
+        }
         let ns = Netns { name };
         ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
         Ok(ns)
@@ -69,20 +104,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        // Processes still inside would keep it alive: kill them first.
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                if let Ok(p) = pid.parse::<i32>() {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(p),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
+        remove(&self.name);
+        if let Ok(mut l) = LIVE.lock() {
+            l.retain(|n| *n != self.name);
         }
-        let _ = ip(&["netns", "del", &self.name]);
     }
 }

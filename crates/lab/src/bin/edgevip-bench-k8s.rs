@@ -14,6 +14,7 @@ use edgevip_lab::{KubeLab, VIP4};
 use serde_json::{Value, json};
 
 fn main() {
+    edgevip_lab::cleanup_on_panic();
     let mut bin: PathBuf = std::env::current_exe()
         .expect("own path")
         .with_file_name("edgevip");
@@ -106,8 +107,8 @@ fn main() {
         ms(moves[rounds - 1])
     );
 
-    // 3. Scale: 5,000 Services (100 of them LoadBalancers of ours) and 5,000 Endpoints of
-    // 10 addresses each in the API.
+    // 3. Scale: 5,000 Services (100 of them LoadBalancers of ours) and 5,000 EndpointSlices
+    // of 10 endpoints each in the API, all watched (forwarding is on by default).
     let rss_before: Vec<f64> = (0..3).map(|i| rss(&k, i)).collect();
     let t = Instant::now();
     for s in 0..5000u32 {
@@ -120,12 +121,19 @@ fn main() {
         k.api.apply(json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": format!("svc-{s}"), "namespace": ns.clone(), "labels": {"app": format!("app-{s}")}},
             "spec": spec}));
-        let addrs: Vec<Value> = (0..10)
-            .map(|e| json!({"ip": format!("10.{}.{}.{}", s / 250, s % 250, e + 1), "nodeName": "edge-0"}))
+        let eps: Vec<Value> = (0..10)
+            .map(|e| {
+                json!({"addresses": [format!("10.{}.{}.{}", s / 250, s % 250, e + 1)],
+                "conditions": {"ready": true}, "nodeName": "edge-0"})
+            })
             .collect();
-        k.api.apply(json!({"apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": format!("svc-{s}"), "namespace": ns},
-            "subsets": [{"addresses": addrs, "ports": [{"port": 8080, "name": "http"}]}]}));
+        k.api.apply(
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("svc-{s}-x1"), "namespace": ns,
+                "labels": {"kubernetes.io/service-name": format!("svc-{s}")}},
+            "addressType": "IPv4", "endpoints": eps,
+            "ports": [{"port": 8080, "name": "http", "protocol": "TCP"}]}),
+        );
     }
     let load = t.elapsed();
     // Wait until every node serves the 100 LoadBalancer VIPs (allocated, recorded, seen).
@@ -160,9 +168,14 @@ fn main() {
     let trans_before: Vec<u64> = (0..3).map(|i| transitions(&k, i)).collect();
     let rebuilds_before: Vec<u64> = (0..3).map(|i| rebuilds(&k, i)).collect();
     let reqs_before = k.api.requests().len();
-    k.api.apply(json!({"apiVersion": "v1", "kind": "Endpoints",
-        "metadata": {"name": "svc-7", "namespace": "ns-7"},
-        "subsets": [{"addresses": [{"ip": "10.0.7.99"}], "ports": [{"port": 8080}]}]}));
+    k.api.apply(
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "svc-7-x1", "namespace": "ns-7",
+            "labels": {"kubernetes.io/service-name": "svc-7"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.7.99"], "conditions": {"ready": true}}],
+        "ports": [{"port": 8080, "name": "http", "protocol": "TCP"}]}),
+    );
     k.api.apply(json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "svc-7", "namespace": "ns-7", "labels": {"app": "changed"}},
         "spec": {"type": "ClusterIP", "ports": [{"port": 81}]}}));
@@ -170,7 +183,7 @@ fn main() {
     let rebuilt: u64 = (0..3).map(|i| rebuilds(&k, i) - rebuilds_before[i]).sum();
     let moved: u64 = (0..3).map(|i| transitions(&k, i) - trans_before[i]).sum();
     println!(
-        "| unrelated Endpoints + Service change: rebuilds / VRRP transitions on 3 nodes | {rebuilt} / {moved} | 0 VRRP changes |"
+        "| unrelated EndpointSlice + Service change: rebuilds / VRRP transitions on 3 nodes | {rebuilt} / {moved} | 0 VRRP changes |"
     );
     // What a rebuild costs when one is needed: a LoadBalancer Service changes.
     k.api.apply(json!({"apiVersion": "v1", "kind": "Service",
@@ -184,9 +197,8 @@ fn main() {
         *us.iter().max().unwrap() as f64 / 1000.0
     );
     println!(
-        "\n(5,000 Services + 5,000 Endpoints written to the fake API in {:.1} s; Endpoints are not\n\
-         watched in this mode, Services are watched and only LoadBalancers kept; API requests\n\
-         during the unrelated change: {})",
+        "\n(5,000 Services + 5,000 EndpointSlices written to the fake API in {:.1} s; every node\n\
+         watches both and keeps a few fields of each; API requests during the unrelated change: {})",
         load.as_secs_f64(),
         k.api.requests().len() - reqs_before
     );

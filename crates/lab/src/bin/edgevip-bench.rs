@@ -43,6 +43,7 @@ struct Proto {
 const PRIOS: [u8; 3] = [150, 140, 130];
 
 fn main() {
+    edgevip_lab::cleanup_on_panic();
     let mut bin: PathBuf = std::env::current_exe()
         .expect("own path")
         .with_file_name("edgevip");

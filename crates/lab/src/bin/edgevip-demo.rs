@@ -20,6 +20,7 @@ fn edgevip_path() -> PathBuf {
 }
 
 fn main() {
+    edgevip_lab::cleanup_on_panic();
     let bin = edgevip_path();
     assert!(
         bin.exists(),
