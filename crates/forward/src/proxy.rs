@@ -25,17 +25,31 @@ use crate::spec::{ProxyHeader, ProxyService};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Proxied traffic runs on its own threads: a busy proxy must never delay VRRP adverts on
-/// the daemon's event loop, and it can use both cores.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+/// Proxied traffic runs on its own threads, one single-threaded runtime each with its own
+/// SO_REUSEPORT listener per frontend (the kernel spreads connections; no cross-thread
+/// wakeups): a busy proxy never delays VRRP adverts on the daemon's event loop.
+const THREADS: usize = 2;
+
+fn runtimes() -> &'static [tokio::runtime::Handle] {
+    static RT: std::sync::OnceLock<Vec<tokio::runtime::Handle>> = std::sync::OnceLock::new();
     RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("edgevip-proxy")
-            .enable_all()
-            .build()
-            .expect("proxy runtime")
+        (0..THREADS)
+            .map(|i| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::Builder::new()
+                    .name(format!("edgevip-proxy-{i}"))
+                    .spawn(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("proxy runtime");
+                        let _ = tx.send(rt.handle().clone());
+                        rt.block_on(std::future::pending::<()>());
+                    })
+                    .expect("proxy thread");
+                rx.recv().expect("proxy runtime handle")
+            })
+            .collect()
     })
 }
 
@@ -92,7 +106,7 @@ struct Backends {
 
 struct Frontend {
     backends: Arc<RwLock<Backends>>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// The running proxies, one per VIP:port.
@@ -119,7 +133,7 @@ impl Proxies {
         self.frontends.retain(|addr, f| {
             let keep = wanted.contains_key(addr);
             if !keep {
-                f.task.abort();
+                f.tasks.iter().for_each(JoinHandle::abort);
             }
             keep
         });
@@ -133,19 +147,32 @@ impl Proxies {
                 *f.backends.write().expect("backends lock") = new;
                 continue;
             }
-            let rt = runtime();
-            let bound = {
-                let _g = rt.enter();
-                listen(addr)
-            };
-            match bound {
-                Ok(l) => {
-                    let backends = Arc::new(RwLock::new(new));
-                    let task =
-                        rt.spawn(accept_loop(l, addr, backends.clone(), self.metrics.clone()));
-                    self.frontends.insert(addr, Frontend { backends, task });
+            let backends = Arc::new(RwLock::new(new));
+            let next = Arc::new(AtomicUsize::new(0));
+            let mut tasks = Vec::new();
+            for rt in runtimes() {
+                let bound = {
+                    let _g = rt.enter();
+                    listen(addr)
+                };
+                match bound {
+                    Ok(l) => tasks.push(rt.spawn(accept_loop(
+                        l,
+                        addr,
+                        backends.clone(),
+                        next.clone(),
+                        self.metrics.clone(),
+                    ))),
+                    Err(e) => {
+                        errors.push(format!("listen on {addr}: {e}"));
+                        break;
+                    }
                 }
-                Err(e) => errors.push(format!("listen on {addr}: {e}")),
+            }
+            if tasks.len() == THREADS {
+                self.frontends.insert(addr, Frontend { backends, tasks });
+            } else {
+                tasks.iter().for_each(JoinHandle::abort);
             }
         }
         errors
@@ -155,7 +182,7 @@ impl Proxies {
 impl Drop for Proxies {
     fn drop(&mut self) {
         for (_, f) in self.frontends.drain() {
-            f.task.abort();
+            f.tasks.iter().for_each(JoinHandle::abort);
         }
     }
 }
@@ -165,6 +192,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
     match addr.ip() {
         IpAddr::V4(_) => s.set_freebind_v4(true)?,
         IpAddr::V6(_) => {
@@ -182,9 +210,9 @@ async fn accept_loop(
     l: TcpListener,
     front: SocketAddr,
     backends: Arc<RwLock<Backends>>,
+    next: Arc<AtomicUsize>,
     m: ProxyMetrics,
 ) {
-    let next = Arc::new(AtomicUsize::new(0));
     loop {
         match l.accept().await {
             Ok((c, peer)) => {
