@@ -271,24 +271,7 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
                 format!("{tname:?} is not a Linux interface name"),
             );
         }
-        let weight = match t.weight {
-            None => None,
-            Some(w) if !(-254..=254).contains(&w) || w == 0 => {
-                e.push(
-                    format!("{path}.weight"),
-                    format!("{w} is out of range -254..254 (and not 0)"),
-                );
-                None
-            }
-            Some(_) if priority == 255 => {
-                e.push(
-                    format!("{path}.weight"),
-                    "the address owner (priority 255) never changes priority; omit the weight to fault instead",
-                );
-                None
-            }
-            Some(w) => Some(w as i16),
-        };
+        let weight = weight(e, &path, t.weight, priority);
         track_interfaces.push(Track {
             name: tname,
             weight,
@@ -382,6 +365,29 @@ pub fn cross_errors(instances: &[Instance]) -> Vec<FieldError> {
     e.0
 }
 
+/// A tracking weight (interface or health check): non-zero, within ±254, and none for the
+/// address owner, whose priority never changes.
+fn weight(e: &mut Errs, path: &str, w: Option<i64>, priority: u8) -> Option<i16> {
+    match w {
+        None => None,
+        Some(w) if !(-254..=254).contains(&w) || w == 0 => {
+            e.push(
+                format!("{path}.weight"),
+                format!("{w} is out of range -254..254 (and not 0)"),
+            );
+            None
+        }
+        Some(_) if priority == 255 => {
+            e.push(
+                format!("{path}.weight"),
+                "the address owner (priority 255) never changes priority; omit the weight to fault instead",
+            );
+            None
+        }
+        Some(w) => Some(w as i16),
+    }
+}
+
 fn health_checks(
     p: &str,
     checks: Vec<raw::HealthCheck>,
@@ -461,24 +467,7 @@ fn health_checks(
         }
         let rise = range(e, format!("{path}.rise"), c.rise, Some(3), 1, 100) as u32;
         let fall = range(e, format!("{path}.fall"), c.fall, Some(2), 1, 100) as u32;
-        let weight = match c.weight {
-            None => None,
-            Some(w) if !(-254..=254).contains(&w) || w == 0 => {
-                e.push(
-                    format!("{path}.weight"),
-                    format!("{w} is out of range -254..254 (and not 0)"),
-                );
-                None
-            }
-            Some(_) if priority == 255 => {
-                e.push(
-                    format!("{path}.weight"),
-                    "the address owner (priority 255) never changes priority; omit the weight to fault instead",
-                );
-                None
-            }
-            Some(w) => Some(w as i16),
-        };
+        let weight = weight(e, &path, c.weight, priority);
         out.push(HealthCheck {
             name,
             probe,

@@ -25,25 +25,6 @@ fn lab(test: &str) -> Option<KubeLab> {
     Some(k)
 }
 
-fn single_holder(k: &KubeLab) -> usize {
-    let start = Instant::now();
-    loop {
-        let h = k.cluster.holders(VIP4);
-        if h.len() == 1 {
-            std::thread::sleep(Duration::from_millis(300));
-            if k.cluster.holders(VIP4) == h {
-                return h[0];
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "holders {h:?}\n{}",
-            k.cluster.logs()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// `n` TCP requests to VIP:80; the set of pods that answered and the client addresses
 /// they saw.
 fn spread(k: &KubeLab, n: usize) -> (BTreeSet<String>, BTreeSet<String>, usize) {
@@ -70,7 +51,7 @@ fn nat_spreads_over_ready_endpoints_follows_them_and_survives_failover() {
         return;
     };
     k.set_configmap(json!({VIP4: "web/front"}));
-    let m = single_holder(&k);
+    let m = k.cluster.single_holder(VIP4, None, Duration::from_secs(5));
 
     let (pods, clients, failed) = spread(&k, 30);
     assert_eq!(failed, 0, "{}", k.cluster.logs());
@@ -118,7 +99,9 @@ fn nat_spreads_over_ready_endpoints_follows_them_and_survives_failover() {
         "gap {longest:?}\n{}",
         k.cluster.logs()
     );
-    let n = single_holder(&k);
+    let n = k
+        .cluster
+        .single_holder(VIP4, Some(m), Duration::from_secs(5));
     assert_ne!(n, m);
     let st: serde_json::Value =
         serde_json::from_str(&k.cluster.status_json(n, common::API)).unwrap();
@@ -135,7 +118,7 @@ fn proxy_mode_shows_the_client_and_skips_dead_backends() {
         return;
     };
     k.set_configmap(json!({VIP4: "web/front:PROXY"}));
-    single_holder(&k);
+    k.cluster.single_holder(VIP4, None, Duration::from_secs(5));
     let (pods, clients, failed) = spread(&k, 30);
     assert_eq!(failed, 0, "{}", k.cluster.logs());
     assert_eq!(pods.len(), 3, "round robin over 3: {pods:?}");

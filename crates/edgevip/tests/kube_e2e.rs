@@ -16,28 +16,6 @@ fn lab(test: &str, nodes: usize) -> Option<KubeLab> {
     KubeLab::new(test, nodes, env!("CARGO_BIN_EXE_edgevip"))
 }
 
-/// Waits until exactly one node holds `vip`; returns it. (Without preemption, which node
-/// wins a simultaneous start is decided by milliseconds: the tests do not presume it.)
-fn single_holder(k: &KubeLab, vip: &str, not: Option<usize>) -> usize {
-    let start = Instant::now();
-    loop {
-        let h = k.cluster.holders(vip);
-        if h.len() == 1 && Some(h[0]) != not {
-            // Stable for a moment: not a transient during an election.
-            std::thread::sleep(Duration::from_millis(300));
-            if k.cluster.holders(vip) == h {
-                return h[0];
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{vip}: holders {h:?}\n{}",
-            k.cluster.logs()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn transitions(k: &KubeLab, i: usize) -> u64 {
     common::status(&k.cluster, i)
         .instances
@@ -80,7 +58,7 @@ fn configmap_drives_the_vip_ingress_failure_moves_it_api_loss_changes_nothing() 
     // Creating the ConfigMap brings the VIP up on one node.
     let t = Instant::now();
     k.set_configmap(json!({VIP4: ""}));
-    let m = single_holder(&k, VIP4, None);
+    let m = k.cluster.single_holder(VIP4, None, Duration::from_secs(5));
     eprintln!("ConfigMap create -> VIP on edge-{m}: {:?}", t.elapsed());
     let before = transitions(&k, m);
 
@@ -183,8 +161,10 @@ fn edge_nodes_join_live_and_bad_entries_are_rejected_alone() {
         k.start_node(i, &["--advert-interval", "100ms"]);
     }
     k.wait_ready(Duration::from_secs(15));
-    let m = single_holder(&k, VIP4, None);
-    let w = single_holder(&k, "198.51.100.10", None);
+    let m = k.cluster.single_holder(VIP4, None, Duration::from_secs(5));
+    let w = k
+        .cluster
+        .single_holder("198.51.100.10", None, Duration::from_secs(5));
     assert!(m < 2 && w < 2);
     let s2 = common::status(&k.cluster, 2);
     assert!(s2.instances.is_empty(), "not an edge node: serves nothing");

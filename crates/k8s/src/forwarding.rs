@@ -12,6 +12,15 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::compat::{Method, ServiceRef};
 
+/// TCP (the API's default) or UDP; SCTP is not forwarded.
+fn proto(p: Option<&str>) -> Option<Proto> {
+    match p.unwrap_or("TCP") {
+        "TCP" => Some(Proto::Tcp),
+        "UDP" => Some(Proto::Udp),
+        _ => None,
+    }
+}
+
 /// A Service's ports: (name, port, protocol).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SvcPorts {
@@ -27,11 +36,7 @@ impl SvcPorts {
             .into_iter()
             .flatten()
             .filter_map(|p| {
-                let proto = match p.protocol.as_deref().unwrap_or("TCP") {
-                    "TCP" => Proto::Tcp,
-                    "UDP" => Proto::Udp,
-                    _ => return None,
-                };
+                let proto = proto(p.protocol.as_deref())?;
                 Some((
                     p.name.clone().unwrap_or_default(),
                     u16::try_from(p.port).ok()?,
@@ -69,11 +74,7 @@ impl Slice {
             .iter()
             .flatten()
             .filter_map(|p| {
-                let proto = match p.protocol.as_deref().unwrap_or("TCP") {
-                    "TCP" => Proto::Tcp,
-                    "UDP" => Proto::Udp,
-                    _ => return None,
-                };
+                let proto = proto(p.protocol.as_deref())?;
                 Some((
                     p.name.clone().unwrap_or_default(),
                     u16::try_from(p.port?).ok()?,

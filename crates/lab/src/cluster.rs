@@ -124,6 +124,29 @@ impl Cluster {
         self.lab.vip_holders(vip.parse().unwrap())
     }
 
+    /// Waits until exactly one host other than `not` holds `vip`, stably for 300 ms (not a
+    /// transient of an election); returns it, or panics with the logs after `timeout`.
+    /// Without preemption, which node wins a simultaneous start is decided by milliseconds:
+    /// callers do not presume it.
+    pub fn single_holder(&self, vip: &str, not: Option<usize>, timeout: Duration) -> usize {
+        let start = Instant::now();
+        loop {
+            let h = self.holders(vip);
+            if h.len() == 1 && Some(h[0]) != not {
+                std::thread::sleep(Duration::from_millis(300));
+                if self.holders(vip) == h {
+                    return h[0];
+                }
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{vip}: holders {h:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits until exactly `host` holds `vip`; panics with the logs otherwise.
     pub fn wait_holder(&self, vip: &str, host: usize, timeout: Duration) {
         let start = Instant::now();

@@ -46,3 +46,30 @@ pub fn wait_until(timeout: Duration, poll: Duration, mut cond: impl FnMut() -> b
         std::thread::sleep(poll);
     }
 }
+
+/// The benchmark binaries' command line: `[--edgevip PATH] [--quick]`. The default binary
+/// is the `edgevip` next to the benchmark's own executable.
+pub struct BenchArgs {
+    pub bin: std::path::PathBuf,
+    pub quick: bool,
+}
+
+impl BenchArgs {
+    pub fn parse() -> BenchArgs {
+        let mut out = BenchArgs {
+            bin: std::env::current_exe()
+                .expect("own path")
+                .with_file_name("edgevip"),
+            quick: false,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--edgevip" => out.bin = args.next().expect("--edgevip PATH").into(),
+                "--quick" => out.quick = true,
+                other => panic!("unknown argument {other}"),
+            }
+        }
+        out
+    }
+}

@@ -7,7 +7,6 @@
 //! Usage: edgevip-bench-forward [--edgevip PATH] [--quick]   (as root; `bench/forwarding`)
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -21,18 +20,7 @@ const HTTP_PORT: u16 = 8090;
 
 fn main() {
     edgevip_lab::cleanup_on_panic();
-    let mut bin: PathBuf = std::env::current_exe()
-        .expect("own path")
-        .with_file_name("edgevip");
-    let mut quick = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--edgevip" => bin = args.next().expect("--edgevip PATH").into(),
-            "--quick" => quick = true,
-            other => panic!("unknown argument {other}"),
-        }
-    }
+    let edgevip_lab::BenchArgs { bin, quick } = edgevip_lab::BenchArgs::parse();
     for tool in ["wrk", "haproxy", "nft"] {
         if Command::new("which")
             .arg(tool)
@@ -60,8 +48,11 @@ fn main() {
     }
     k.wait_ready(Duration::from_secs(20));
     k.set_configmap(json!({VIP_NAT: "web/front", VIP_PROXY: "web/front:PROXY"}));
-    let m = wait_single(&k, VIP_NAT);
-    wait_single(&k, VIP_PROXY);
+    let m = k
+        .cluster
+        .single_holder(VIP_NAT, None, Duration::from_secs(10));
+    k.cluster
+        .single_holder(VIP_PROXY, None, Duration::from_secs(10));
     // Straight to the pod: the client routes the pod network through the master, the pod
     // routes the client network back through it.
     let node = k.cluster.lab.host(m).clone();
@@ -294,19 +285,4 @@ fn http_server(k: &KubeLab, pod: usize) {
             });
         }
     });
-}
-
-fn wait_single(k: &KubeLab, vip: &str) -> usize {
-    let start = Instant::now();
-    loop {
-        let h = k.cluster.holders(vip);
-        if h.len() == 1 {
-            std::thread::sleep(Duration::from_millis(500));
-            if k.cluster.holders(vip) == h {
-                return h[0];
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "{vip}: {h:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

@@ -7,7 +7,6 @@
 //! Usage: edgevip-bench-k8s [--edgevip PATH] [--quick]   (as root; `bench/kubernetes`)
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use edgevip_lab::{KubeLab, VIP4};
@@ -15,18 +14,7 @@ use serde_json::{Value, json};
 
 fn main() {
     edgevip_lab::cleanup_on_panic();
-    let mut bin: PathBuf = std::env::current_exe()
-        .expect("own path")
-        .with_file_name("edgevip");
-    let mut quick = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--edgevip" => bin = args.next().expect("--edgevip PATH").into(),
-            "--quick" => quick = true,
-            other => panic!("unknown argument {other}"),
-        }
-    }
+    let edgevip_lab::BenchArgs { bin, quick } = edgevip_lab::BenchArgs::parse();
     let Some(mut k) = KubeLab::new("bench-k8s", 3, &bin) else {
         std::process::exit(1);
     };
@@ -39,7 +27,7 @@ fn main() {
     let mut data = serde_json::Map::new();
     data.insert(VIP4.into(), json!(""));
     k.set_configmap(Value::Object(data.clone()));
-    let master = wait_single(&k, VIP4);
+    let master = k.cluster.single_holder(VIP4, None, Duration::from_secs(10));
     println!("3 edge nodes, default settings (adverts 200 ms, ingress check 200 ms x fall 2)\n");
     println!("| measurement | result | target |");
     println!("|---|---|---|");
@@ -206,21 +194,6 @@ fn main() {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn wait_single(k: &KubeLab, vip: &str) -> usize {
-    let start = Instant::now();
-    loop {
-        let h = k.cluster.holders(vip);
-        if h.len() == 1 {
-            std::thread::sleep(Duration::from_millis(500));
-            if k.cluster.holders(vip) == h {
-                return h[0];
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "{vip}: {h:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn status(k: &KubeLab, i: usize) -> Value {

@@ -4,7 +4,6 @@
 //!
 //! Usage: edgevip-bench [--edgevip PATH] [--quick]   (as root; `bench/failover` wraps it)
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use edgevip_lab::{Cluster, KeepalivedConf, Node, VIP4};
@@ -44,18 +43,7 @@ const PRIOS: [u8; 3] = [150, 140, 130];
 
 fn main() {
     edgevip_lab::cleanup_on_panic();
-    let mut bin: PathBuf = std::env::current_exe()
-        .expect("own path")
-        .with_file_name("edgevip");
-    let mut quick = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--edgevip" => bin = args.next().expect("--edgevip PATH").into(),
-            "--quick" => quick = true,
-            other => panic!("unknown argument {other}"),
-        }
-    }
+    let edgevip_lab::BenchArgs { bin, quick } = edgevip_lab::BenchArgs::parse();
     assert!(
         bin.exists(),
         "{} not found: cargo build --release",
@@ -170,7 +158,7 @@ fn start(c: &mut Cluster, which: Impl, p: Proto, i: usize) {
 }
 
 /// One scenario on a fresh lab; returns the prober's longest gap.
-fn run(bin: &PathBuf, which: Impl, p: Proto, s: Scenario) -> Duration {
+fn run(bin: &std::path::Path, which: Impl, p: Proto, s: Scenario) -> Duration {
     let mut c = Cluster::new("bench", 3, false, bin).expect("lab");
     for i in 0..3 {
         start(&mut c, which, p, i);
@@ -214,7 +202,7 @@ fn run(bin: &PathBuf, which: Impl, p: Proto, s: Scenario) -> Duration {
 
 /// (RSS MiB, CPU seconds per minute) of host 0 running 50 instances, with a second host
 /// running the same 50 at lower priority as backups.
-fn resources(bin: &PathBuf, which: Impl, secs: u64) -> (f64, f64) {
+fn resources(bin: &std::path::Path, which: Impl, secs: u64) -> (f64, f64) {
     let mut c = Cluster::new("bench-res", 2, false, bin).expect("lab");
     for host in 0..2 {
         let prio = [150u8, 100][host];
