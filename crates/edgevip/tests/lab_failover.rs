@@ -415,3 +415,44 @@ fn api_serves_health_status_and_metrics() {
         "{m1}"
     );
 }
+
+/// IPv6 adverts come from the link-local address (RFC 5798 §5.1.2.1) while operators (and
+/// Kubernetes mode) list the peers' global addresses: unicast must still elect one master.
+#[test]
+fn ipv6_unicast_peers_by_global_address() {
+    let Some(mut c) = common::cluster("unicast6", 3, true) else {
+        return;
+    };
+    let ips: Vec<String> = (0..3).map(|i| c.lab.host(i).ip6.to_string()).collect();
+    let peers: Vec<Vec<String>> = (0..3)
+        .map(|i| {
+            ips.iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, s)| s.clone())
+                .collect()
+        })
+        .collect();
+    for i in 0..3 {
+        let n = Node {
+            priority: PRIOS[i],
+            peers: &peers[i],
+            vips: &["2001:db8::100/64"],
+            ..Node::default()
+        };
+        c.start(i, &n.yaml());
+    }
+    c.wait_holder(VIP6, 0, SETTLE);
+    c.assert_stays(VIP6, 0, Duration::from_secs(1));
+    c.kill(0);
+    c.lab.cut_link(0).unwrap();
+    c.wait_holder_any(VIP6, 1);
+    // Host 0 was killed with its VIP on a dead link; among the living only host 1 holds it.
+    std::thread::sleep(Duration::from_millis(500));
+    let h = c.holders(VIP6);
+    assert!(
+        h.contains(&1) && !h.contains(&2),
+        "holders {h:?}\n{}",
+        c.logs()
+    );
+}

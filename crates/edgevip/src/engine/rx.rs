@@ -23,6 +23,13 @@ pub struct Expect<'a> {
 /// Result of a packet for another VRID sharing the link: not an error, just not ours.
 pub const OTHER_VRID: &str = "other_vrid";
 
+/// IPv6 adverts come from the sender's link-local address (RFC 5798 §5.1.2.1), while unicast
+/// peers are listed by their global addresses (Kubernetes gives InternalIPs). A link-local
+/// source with hop limit 255 was sent on this very link: as trustworthy as multicast.
+fn on_link_v6(src: IpAddr, ttl: u8) -> bool {
+    matches!(src, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80) && ttl == 255
+}
+
 /// Validates one received packet. `Err` carries the drop reason, a metric label.
 pub fn accept(
     e: &Expect<'_>,
@@ -40,7 +47,7 @@ pub fn accept(
     if ttl < min_ttl {
         return Err("ttl");
     }
-    if e.unicast && !e.peers.contains(&src) {
+    if e.unicast && !e.peers.contains(&src) && !on_link_v6(src, ttl) {
         return Err("not_a_peer");
     }
     let decoded = packet::decode(payload, src, dst).map_err(decode_reason)?;
@@ -167,5 +174,35 @@ mod tests {
         };
         assert!(accept(&e, SRC, ME, 251, &uni).is_ok());
         assert_eq!(accept(&e, SRC, ME, 249, &uni), Err("ttl"));
+    }
+
+    #[test]
+    fn ipv6_unicast_accepts_link_local_sources_only_at_hop_limit_255() {
+        let none = Auth::None;
+        let global: IpAddr = "2001:db8::12".parse().unwrap();
+        let peers = [global];
+        let mut e = expect(Version::V3, &none, &peers);
+        e.own = &[];
+        e.unicast_min_ttl = 250;
+        let ll: IpAddr = "fe80::12".parse().unwrap();
+        let me: IpAddr = "2001:db8::11".parse().unwrap();
+        let a = Advert {
+            version: Version::V3,
+            vrid: 51,
+            priority: 100,
+            interval_cs: 100,
+            addresses: vec!["2001:db8::100".parse().unwrap()],
+            auth: Auth::None,
+        };
+        let p = packet::encode(&a, ll, me, ChecksumForm::PseudoHeader).unwrap();
+        assert!(accept(&e, ll, me, 255, &p).is_ok(), "from the link");
+        assert_eq!(
+            accept(&e, ll, me, 251, &p),
+            Err("not_a_peer"),
+            "routed: must be a listed peer"
+        );
+        let stranger: IpAddr = "2001:db8::99".parse().unwrap();
+        let q = packet::encode(&a, stranger, me, ChecksumForm::PseudoHeader).unwrap();
+        assert_eq!(accept(&e, stranger, me, 255, &q), Err("not_a_peer"));
     }
 }
