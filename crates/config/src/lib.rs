@@ -150,6 +150,30 @@ pub struct HealthCheck {
     pub weight: Option<i16>,
 }
 
+impl HealthCheck {
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(200);
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(300);
+    pub const DEFAULT_RISE: u32 = 3;
+    pub const DEFAULT_FALL: u32 = 2;
+
+    /// `GET url` expecting 200, with the default timing; failing = fault. What a YAML
+    /// entry `{name, http: {url}}` gives.
+    pub fn http(name: &str, url: &str) -> HealthCheck {
+        HealthCheck {
+            name: name.into(),
+            probe: Probe::Http {
+                url: url.into(),
+                expect_status: 200,
+            },
+            interval: Self::DEFAULT_INTERVAL,
+            timeout: Self::DEFAULT_TIMEOUT,
+            rise: Self::DEFAULT_RISE,
+            fall: Self::DEFAULT_FALL,
+            weight: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Probe {

@@ -449,13 +449,13 @@ fn health_checks(
             e,
             format!("{path}.interval"),
             c.interval,
-            Duration::from_millis(200),
+            HealthCheck::DEFAULT_INTERVAL,
         );
         let timeout = duration(
             e,
             format!("{path}.timeout"),
             c.timeout,
-            Duration::from_millis(300),
+            HealthCheck::DEFAULT_TIMEOUT,
         );
         for (field, d) in [("interval", interval), ("timeout", timeout)] {
             if d < Duration::from_millis(10) || d > Duration::from_secs(300) {
@@ -465,8 +465,22 @@ fn health_checks(
                 );
             }
         }
-        let rise = range(e, format!("{path}.rise"), c.rise, Some(3), 1, 100) as u32;
-        let fall = range(e, format!("{path}.fall"), c.fall, Some(2), 1, 100) as u32;
+        let rise = range(
+            e,
+            format!("{path}.rise"),
+            c.rise,
+            Some(i64::from(HealthCheck::DEFAULT_RISE)),
+            1,
+            100,
+        ) as u32;
+        let fall = range(
+            e,
+            format!("{path}.fall"),
+            c.fall,
+            Some(i64::from(HealthCheck::DEFAULT_FALL)),
+            1,
+            100,
+        ) as u32;
         let weight = weight(e, &path, c.weight, priority);
         out.push(HealthCheck {
             name,

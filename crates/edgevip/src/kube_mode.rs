@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgevip_config::{Config, HealthCheck, Log, LogFormat, Probe};
+use edgevip_config::{Config, HealthCheck, Log, LogFormat};
 use edgevip_k8s::controller::{self, Options, Resolver};
 use edgevip_k8s::desired::Settings;
 use edgevip_k8s::events::{Events, Kind};
@@ -251,18 +251,7 @@ fn ingress_check(spec: &str) -> Result<Option<HealthCheck>, String> {
     if !spec.starts_with("http://") {
         return Err(format!("{spec:?} is neither an http:// URL nor `none`"));
     }
-    Ok(Some(HealthCheck {
-        name: "ingress".into(),
-        probe: Probe::Http {
-            url: spec.into(),
-            expect_status: 200,
-        },
-        interval: Duration::from_millis(200),
-        timeout: Duration::from_millis(300),
-        rise: 3,
-        fall: 2,
-        weight: None,
-    }))
+    Ok(Some(HealthCheck::http("ingress", spec)))
 }
 
 async fn client(args: &KubeArgs) -> Result<kube::Client, String> {

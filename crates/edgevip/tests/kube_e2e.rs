@@ -86,18 +86,7 @@ fn configmap_drives_the_vip_ingress_failure_moves_it_api_loss_changes_nothing() 
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
     k.stop_ingress(m);
-    let n = loop {
-        let h = k.cluster.holders(VIP4);
-        if h.len() == 1 && h[0] != m {
-            break h[0];
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(3),
-            "holders {h:?}\n{}",
-            k.cluster.logs()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let n = k.cluster.sole_holder(VIP4, Some(m), Duration::from_secs(3));
     let moved = t.elapsed();
     k.cluster.wait_holder(VIP2, n, Duration::from_secs(1));
     std::thread::sleep(Duration::from_millis(200));

@@ -211,13 +211,9 @@ fn dual_stack_instance_moves_both_families() {
     c.wait_holder(VIP6, 1, Duration::from_secs(1));
 }
 
-#[test]
-fn unicast_peers_elect_and_fail_over() {
-    let Some(mut c) = common::cluster("unicast", 3, false) else {
-        return;
-    };
-    let ips: Vec<String> = (0..3).map(|i| c.lab.host(i).ip4.to_string()).collect();
-    let peers: Vec<Vec<String>> = (0..3)
+/// For each host, the others' addresses: its unicast peers.
+fn peers_of(ips: &[String]) -> Vec<Vec<String>> {
+    (0..ips.len())
         .map(|i| {
             ips.iter()
                 .enumerate()
@@ -225,7 +221,19 @@ fn unicast_peers_elect_and_fail_over() {
                 .map(|(_, s)| s.clone())
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn unicast_peers_elect_and_fail_over() {
+    let Some(mut c) = common::cluster("unicast", 3, false) else {
+        return;
+    };
+    let peers = peers_of(
+        &(0..3)
+            .map(|i| c.lab.host(i).ip4.to_string())
+            .collect::<Vec<_>>(),
+    );
     for i in 0..3 {
         let n = Node {
             priority: PRIOS[i],
@@ -423,16 +431,11 @@ fn ipv6_unicast_peers_by_global_address() {
     let Some(mut c) = common::cluster("unicast6", 3, true) else {
         return;
     };
-    let ips: Vec<String> = (0..3).map(|i| c.lab.host(i).ip6.to_string()).collect();
-    let peers: Vec<Vec<String>> = (0..3)
-        .map(|i| {
-            ips.iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, s)| s.clone())
-                .collect()
-        })
-        .collect();
+    let peers = peers_of(
+        &(0..3)
+            .map(|i| c.lab.host(i).ip6.to_string())
+            .collect::<Vec<_>>(),
+    );
     for i in 0..3 {
         let n = Node {
             priority: PRIOS[i],

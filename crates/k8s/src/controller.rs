@@ -276,14 +276,13 @@ async fn run(
                 ..s.clone()
             })
             .collect();
-        let d = builder.build(
+        let mut d = builder.build(
             &opts.settings,
             &node_list,
             st.interface.as_deref(),
             st.map.as_ref(),
             &svc_list,
         );
-        let mut d = d;
         if opts.settings.forwarding {
             let (spec, problems) = forwarding::spec(
                 &d.services,

@@ -206,7 +206,6 @@ impl Builder {
             ));
         }
 
-        let mut present = BTreeSet::new();
         for (index, (path, value, fallback)) in candidates.into_iter().enumerate() {
             let spread = doc.spread && path.starts_with(rich::KEY);
             let built = ctx.instance(&path, &value, index, spread);
@@ -250,7 +249,6 @@ impl Builder {
                 );
                 continue;
             }
-            present.insert(inst.name.clone());
             d.instances.push(inst);
         }
         // Entries gone from the document lose their last good form too.

@@ -131,19 +131,30 @@ impl Cluster {
     pub fn single_holder(&self, vip: &str, not: Option<usize>, timeout: Duration) -> usize {
         let start = Instant::now();
         loop {
+            let left = timeout.saturating_sub(start.elapsed());
+            let h = self.sole_holder(vip, not, left);
+            std::thread::sleep(Duration::from_millis(300));
+            if self.holders(vip) == [h] {
+                return h;
+            }
+        }
+    }
+
+    /// The first moment exactly one host other than `not` holds `vip` (polled every few
+    /// ms, for timing a failover); panics with the logs after `timeout`.
+    pub fn sole_holder(&self, vip: &str, not: Option<usize>, timeout: Duration) -> usize {
+        let start = Instant::now();
+        loop {
             let h = self.holders(vip);
             if h.len() == 1 && Some(h[0]) != not {
-                std::thread::sleep(Duration::from_millis(300));
-                if self.holders(vip) == h {
-                    return h[0];
-                }
+                return h[0];
             }
             assert!(
                 start.elapsed() < timeout,
                 "{vip}: holders {h:?}\n{}",
                 self.logs()
             );
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 

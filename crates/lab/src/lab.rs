@@ -86,12 +86,7 @@ impl Lab {
                     .args(["netns", "exec", &name, "sysctl", "-q", "-w", k])
                     .output();
             }
-            ip(&[
-                "link", "add", "eth0", "netns", &name, "type", "veth", "peer", "name", &port,
-                "netns", &switch,
-            ])?;
-            ip(&["-n", &switch, "link", "set", &port, "master", "br0", "up"])?;
-            ip(&["-n", &name, "link", "set", "eth0", "up"])?;
+            plug(&switch, "br0", &name, "eth0", &port)?;
             let ip4 = Ipv4Addr::new(192, 0, 2, last);
             let ip6 = Ipv6Addr::new(
                 0x2001,
@@ -189,12 +184,7 @@ impl Lab {
         ])?;
         ip(&["-n", &sw, "link", "set", "br1", "up"])?;
         let attach = |ns: &str, port: &str, addr: &str| -> io::Result<()> {
-            ip(&[
-                "link", "add", "eth1", "netns", ns, "type", "veth", "peer", "name", port, "netns",
-                &sw,
-            ])?;
-            ip(&["-n", &sw, "link", "set", port, "master", "br1", "up"])?;
-            ip(&["-n", ns, "link", "set", "eth1", "up"])?;
+            plug(&sw, "br1", ns, "eth1", port)?;
             ip(&["-n", ns, "addr", "add", addr, "dev", "eth1"])
         };
         for i in 0..self.hosts.len() {
@@ -301,6 +291,16 @@ impl Lab {
             .map(|(i, _)| i)
             .collect()
     }
+}
+
+/// A veth from `ns` (named `ifname` there) to port `port` of `bridge` in the switch
+/// namespace, both ends up.
+fn plug(switch: &str, bridge: &str, ns: &str, ifname: &str, port: &str) -> io::Result<()> {
+    ip(&[
+        "link", "add", ifname, "netns", ns, "type", "veth", "peer", "name", port, "netns", switch,
+    ])?;
+    ip(&["-n", switch, "link", "set", port, "master", bridge, "up"])?;
+    ip(&["-n", ns, "link", "set", ifname, "up"])
 }
 
 impl Drop for Lab {

@@ -624,18 +624,13 @@ impl Task {
     }
 
     fn track_state(&self, links: &super::links::LinkMap) -> (i32, bool) {
-        let mut weight = 0i32;
-        let mut fault = false;
-        for t in &self.cfg.track_interfaces {
-            // An interface we cannot see counts as down: tracking must fail safe.
-            let up = links.get(&t.name).copied().unwrap_or(false);
-            if !up {
-                match t.weight {
-                    Some(w) => weight += i32::from(w),
-                    None => fault = true,
-                }
-            }
-        }
+        // An interface we cannot see counts as down: tracking must fail safe.
+        let (weight, fault) = health::tally(
+            self.cfg
+                .track_interfaces
+                .iter()
+                .map(|t| (links.get(&t.name).copied().unwrap_or(false), t.weight)),
+        );
         let (w, f) = health::weight_and_fault(&self.cfg.health_checks, &self.checks.current());
         (weight + w, fault || f)
     }

@@ -95,11 +95,21 @@ impl Drop for Checks {
 
 /// Sum of weights of failed checks, and whether a weightless one failed.
 pub fn weight_and_fault(checks: &[HealthCheck], verdicts: &CheckMap) -> (i32, bool) {
+    tally(
+        checks
+            .iter()
+            .map(|c| (verdicts.get(&c.name).copied().unwrap_or(false), c.weight)),
+    )
+}
+
+/// Tracked things as (up, weight): the sum of the weights of those down, and whether one
+/// without a weight is down (a fault). Shared by tracked interfaces and health checks.
+pub fn tally(items: impl IntoIterator<Item = (bool, Option<i16>)>) -> (i32, bool) {
     let mut weight = 0;
     let mut fault = false;
-    for c in checks {
-        if !verdicts.get(&c.name).copied().unwrap_or(false) {
-            match c.weight {
+    for (up, w) in items {
+        if !up {
+            match w {
                 Some(w) => weight += i32::from(w),
                 None => fault = true,
             }

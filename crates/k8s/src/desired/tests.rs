@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use edgevip_config::{HealthCheck, Probe};
+use edgevip_config::HealthCheck;
 use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus};
 
 use super::*;
@@ -31,18 +31,10 @@ fn settings(me: &str) -> Settings {
         unicast: true,
         advert_interval: Duration::from_millis(200),
         preempt: false,
-        ingress_check: Some(HealthCheck {
-            name: "ingress".into(),
-            probe: Probe::Http {
-                url: "http://127.0.0.1:10254/healthz".into(),
-                expect_status: 200,
-            },
-            interval: Duration::from_millis(200),
-            timeout: Duration::from_millis(300),
-            rise: 3,
-            fall: 2,
-            weight: None,
-        }),
+        ingress_check: Some(HealthCheck::http(
+            "ingress",
+            "http://127.0.0.1:10254/healthz",
+        )),
         lb: None,
         forwarding: false,
         proxy_header: edgevip_forward::ProxyHeader::V1,

@@ -66,14 +66,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(500));
         let t = Instant::now();
         k.stop_ingress(m);
-        let n = loop {
-            let h = k.cluster.holders(VIP4);
-            if h.len() == 1 && h[0] != m {
-                break h[0];
-            }
-            assert!(t.elapsed() < Duration::from_secs(5), "no failover: {h:?}");
-            std::thread::sleep(Duration::from_millis(2));
-        };
+        let n = k.cluster.sole_holder(VIP4, Some(m), Duration::from_secs(5));
         moves.push(t.elapsed());
         std::thread::sleep(Duration::from_millis(500));
         let report = k.cluster.stop_probe();
