@@ -28,6 +28,8 @@ WORKDIR /src
 # syntax directive), so the classic builder, BuildKit, podman and buildah all build it.
 COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates
+# Test-support crates (lab, fake API server, manifest checks) are workspace members too.
+COPY testing ./testing
 RUN cargo build --release --locked -p edgevip \
  && install -D -m 0755 target/release/edgevip /out/edgevip
 

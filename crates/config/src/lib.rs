@@ -32,6 +32,7 @@
 //!
 //! Every problem is reported, each with its path and value, e.g.
 //! `instances[0].vrid: 0 is out of range 1..255`.
+#![forbid(unsafe_code)]
 
 mod duration;
 pub mod raw;

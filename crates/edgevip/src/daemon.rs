@@ -105,7 +105,7 @@ pub async fn run(path: PathBuf) -> ExitCode {
         return code;
     }
     let mut engine = Engine::new(shared.clone());
-    engine.apply(&cfg).await;
+    engine.apply(&cfg.instances).await;
     ready_tx.send_replace(true);
     tracing::info!(config = %path.display(), instances = cfg.instances.len(), "edgevip running");
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -128,7 +128,7 @@ async fn reload(path: &Path, engine: &mut Engine, metrics: &Metrics) {
     match edgevip_config::load(path) {
         Ok(cfg) => {
             tracing::info!(config = %path.display(), "reloading");
-            engine.apply(&cfg).await;
+            engine.apply(&cfg.instances).await;
             metrics
                 .reloads
                 .get_or_create(&ReloadLabels {

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgevip_config::{Config, HealthCheck, Log, LogFormat};
+use edgevip_config::HealthCheck;
 use edgevip_k8s::controller::{self, Options, Resolver};
 use edgevip_k8s::desired::Settings;
 use edgevip_k8s::events::{Events, Kind};
 use tokio::sync::watch;
+use vrrp::router::State;
 
 use crate::cli::KubeArgs;
 use crate::daemon::Base;
@@ -123,14 +124,9 @@ pub async fn run(args: KubeArgs) -> ExitCode {
                 let desired = handle.desired.borrow_and_update().clone();
                 if let Some(d) = desired {
                     forwarder.apply(&d.forward).await;
-                    let cfg = Config {
-                        api: None,
-                        log: Log { format: LogFormat::Text, level: String::new() },
-                        instances: d.instances,
-                    };
                     let started = std::time::Instant::now();
-                    engine.apply(&cfg).await;
-                    tracing::info!(instances = cfg.instances.len(), took = ?started.elapsed(), "desired state applied");
+                    engine.apply(&d.instances).await;
+                    tracing::info!(instances = d.instances.len(), took = ?started.elapsed(), "desired state applied");
                     ready_tx.send_replace(true);
                 }
             }
@@ -225,12 +221,12 @@ impl Forwarder {
 
 /// An Event on this node's Node object for every change into or out of master.
 fn tell_transition(events: &Events, node: &str, t: &crate::engine::Transition) {
-    if t.from != "master" && t.to != "master" {
+    if t.from != State::Master && t.to != State::Master {
         return;
     }
     let (kind, reason) = match t.to {
-        "master" => (Kind::Normal, "BecameMaster"),
-        "fault" => (Kind::Warning, "Fault"),
+        State::Master => (Kind::Normal, "BecameMaster"),
+        State::Fault => (Kind::Warning, "Fault"),
         _ => (Kind::Normal, "LeftMaster"),
     };
     events.on_node(

@@ -1,5 +1,6 @@
 //! edgevip: the daemon around the pure `vrrp` core. `engine` runs the instances, `api`
 //! serves status and metrics, `daemon` wires them to the config file and signals.
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod cli;

@@ -2,6 +2,7 @@
 //! kube-keepalived-vip offered without its IPVS and HAProxy: `nat` (nftables DNAT + SNAT
 //! in a table of our own, replaced atomically) and `proxy` (a userspace TCP proxy that
 //! can prepend a PROXY protocol header). `spec` is what both are told to do.
+#![forbid(unsafe_code)]
 
 pub mod nat;
 pub mod proxy;

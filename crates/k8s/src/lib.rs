@@ -6,6 +6,7 @@
 //!   entry, so one bad entry is rejected alone and a once-good entry keeps its last good form.
 //! - `controller` follows the API with watches and hands each new desired state over;
 //!   `events` tells the cluster what happened.
+#![forbid(unsafe_code)]
 
 pub mod compat;
 pub mod controller;

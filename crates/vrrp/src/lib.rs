@@ -1,6 +1,7 @@
 //! Pure VRRP: the wire codec, the RFC 5798 / RFC 9568 state machine of one virtual router,
 //! and a deterministic multi-router simulator. Nothing here touches a socket or a clock:
 //! time is always an input, so the same inputs always give the same actions.
+#![forbid(unsafe_code)]
 
 pub mod checksum;
 #[doc(hidden)]

@@ -397,9 +397,9 @@ impl Task {
                         instance: self.cfg.name.clone(),
                         family: f.label,
                         vrid: self.cfg.vrid,
-                        from: from.as_str(),
-                        to: to.as_str(),
-                        reason: reason.to_string(),
+                        from,
+                        to,
+                        reason,
                     });
                     let m = &self.sh.metrics;
                     m.transitions

@@ -10,10 +10,11 @@ mod rx;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use edgevip_config::{Config, Instance};
+use edgevip_config::Instance;
 use edgevip_netio::Netlink;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use vrrp::router::{Reason, State};
 
 pub use clock::Clock;
 pub use links::Links;
@@ -35,14 +36,16 @@ pub struct Shared {
     pub transitions: tokio::sync::broadcast::Sender<Transition>,
 }
 
+/// One state change of one virtual router, as the core reported it.
 #[derive(Debug, Clone)]
 pub struct Transition {
     pub instance: String,
+    /// "ipv4" or "ipv6": the metric and log label of the router's family.
     pub family: &'static str,
     pub vrid: u8,
-    pub from: &'static str,
-    pub to: &'static str,
-    pub reason: String,
+    pub from: State,
+    pub to: State,
+    pub reason: Reason,
 }
 
 enum Cmd {
@@ -77,9 +80,8 @@ impl Engine {
     /// Brings the running instances in line with `cfg`, touching only what changed:
     /// unchanged instances keep their state and VIPs, changed ones are updated in place
     /// when possible (else restarted with a handoff), removed ones release their VIPs.
-    pub async fn apply(&mut self, cfg: &Config) {
-        let names: Vec<String> = cfg
-            .instances
+    pub async fn apply(&mut self, instances: &[Instance]) {
+        let names: Vec<String> = instances
             .iter()
             .flat_map(|i| {
                 std::iter::once(i.interface.clone())
@@ -88,7 +90,7 @@ impl Engine {
             .collect();
         self.shared.links.ensure(&self.shared.netlink, &names).await;
         let wanted: HashMap<&str, &Instance> =
-            cfg.instances.iter().map(|i| (i.name.as_str(), i)).collect();
+            instances.iter().map(|i| (i.name.as_str(), i)).collect();
         let gone: Vec<String> = self
             .instances
             .keys()
@@ -99,7 +101,7 @@ impl Engine {
             tracing::info!(instance = %name, "instance removed from config: releasing");
             self.stop(&name).await;
         }
-        for inst in &cfg.instances {
+        for inst in instances {
             match self.instances.get_mut(&inst.name) {
                 Some(h) if h.cfg == *inst => {}
                 Some(h) if instance::soft_change(&h.cfg, inst) => {

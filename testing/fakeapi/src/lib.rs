@@ -13,6 +13,7 @@
 //! println!("{}", server.url());
 //! # Ok(()) }
 //! ```
+#![forbid(unsafe_code)]
 
 mod list;
 mod patch;

@@ -2,6 +2,7 @@
 //! locating the repository, splitting multi-document YAML, recognising kube-keepalived-vip
 //! ConfigMap values, scanning Helm templates for `.Values` references and reading the
 //! Dockerfile's stages and shell commands.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 
