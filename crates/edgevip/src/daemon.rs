@@ -38,6 +38,7 @@ impl Base {
             clock: Clock::new(),
             links,
             heartbeat: Heartbeat::default(),
+            receivers: Default::default(),
             transitions: tokio::sync::broadcast::channel(256).0,
         };
         match (

@@ -30,6 +30,13 @@ pub struct DropLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RxDropLabels {
+    pub interface: String,
+    pub family: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VipOpLabels {
     pub instance: String,
     pub op: String,
@@ -51,6 +58,8 @@ pub struct Metrics {
     pub adverts_sent: Family<RouterLabels, Counter>,
     pub adverts_received: Family<RouterLabels, Counter>,
     pub dropped: Family<DropLabels, Counter>,
+    /// Datagrams a shared receive path dropped before any instance saw them.
+    pub rx_dropped: Family<RxDropLabels, Counter>,
     pub vip_errors: Family<VipOpLabels, Counter>,
     pub announcements: Family<RouterLabels, Counter>,
     pub checksum_forms: Family<ChecksumLabels, Counter>,
@@ -103,6 +112,7 @@ impl Metrics {
             adverts_sent: Family::default(),
             adverts_received: Family::default(),
             dropped: Family::default(),
+            rx_dropped: Family::default(),
             vip_errors: Family::default(),
             announcements: Family::default(),
             checksum_forms: Family::default(),
@@ -135,6 +145,11 @@ impl Metrics {
             "packets_dropped",
             "Received VRRP packets dropped, by reason",
             m.dropped.clone(),
+        );
+        r.register(
+            "rx_dropped",
+            "Datagrams a shared receive path dropped before any instance saw them (oversize, unknown_vrid, queue_full, ...)",
+            m.rx_dropped.clone(),
         );
         r.register(
             "vip_errors",
@@ -199,6 +214,16 @@ impl Metrics {
         self.dropped
             .get_or_create(&DropLabels {
                 instance: instance.into(),
+                family: family.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    pub fn rx_drop(&self, interface: &str, family: &str, reason: &str) {
+        self.rx_dropped
+            .get_or_create(&RxDropLabels {
+                interface: interface.into(),
                 family: family.into(),
                 reason: reason.into(),
             })

@@ -22,7 +22,8 @@ pub struct RouterStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InstanceStatus {
     pub name: String,
-    /// init | backup | master | fault (of the instance's first family).
+    /// init | backup | master | fault (of the instance's first family), or failed (could
+    /// not start; see `error`).
     pub state: String,
     pub priority: u8,
     pub effective_priority: u8,
@@ -36,6 +37,9 @@ pub struct InstanceStatus {
     pub vrid: u8,
     pub version: u8,
     pub routers: Vec<RouterStatus>,
+    /// Why the instance is not running (state `failed`): it is retried with backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -10,4 +10,4 @@ mod socket;
 pub use addr::{AddrInfo, Family, LinkInfo, Netlink, NetlinkError};
 pub use announce::{Announcer, arp_announcement, unsolicited_na};
 pub use links::{LinkEvent, link_watch};
-pub use socket::{Mode, Received, VrrpSocket};
+pub use socket::{BadDatagram, RECV_BUF, Received, RecvError, VrrpSocket};

@@ -1,4 +1,7 @@
-//! Raw IP sockets for protocol 112, one per instance and family, bound to the interface.
+//! Raw IP sockets for protocol 112, one per interface and family, bound to the interface and
+//! shared by every virtual router on it: the kernel hands each raw socket every VRRP packet
+//! on the link, so one socket per router would make a backup's work grow with the square of
+//! the number of routers. The caller routes datagrams by VRID.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
@@ -13,17 +16,41 @@ use tokio::io::unix::AsyncFd;
 
 use crate::addr::Family;
 
-pub const IPPROTO_VRRP: i32 = 112;
-const MCAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
-const MCAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
-/// Larger than any valid advert (255 IPv6 addresses: 4 KiB + headers): longer datagrams are
-/// reported truncated and dropped by the decoder's length checks.
-const BUF: usize = 4200;
+use vrrp::wire::{IPPROTO_VRRP, MCAST_V4, MCAST_V6, TTL};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Multicast,
-    Unicast,
+/// Larger than any valid advert (255 IPv6 addresses: 4 KiB + headers). Longer datagrams
+/// (reassembled fragments from anyone who can route to us) come back truncated: dropped.
+pub const RECV_BUF: usize = 4200;
+
+/// A datagram that could not be handed on. Not a socket failure: the next one may be fine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadDatagram {
+    #[error("datagram longer than {RECV_BUF} bytes")]
+    Oversize,
+    #[error("IPv4 header: {0}")]
+    BadIpHeader(&'static str),
+    #[error("no source address, destination or hop limit in the ancillary data")]
+    MissingInfo,
+}
+
+impl BadDatagram {
+    /// The metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BadDatagram::Oversize => "oversize",
+            BadDatagram::BadIpHeader(_) => "bad_ip_header",
+            BadDatagram::MissingInfo => "missing_info",
+        }
+    }
+}
+
+/// What a receive gave: a datagram, a datagram to count and drop, or a socket error.
+#[derive(Debug, thiserror::Error)]
+pub enum RecvError {
+    #[error(transparent)]
+    Bad(#[from] BadDatagram),
+    #[error(transparent)]
+    Io(#[from] io::Error),
 }
 
 /// One received datagram with what the checks need from its IP header.
@@ -41,21 +68,14 @@ pub struct VrrpSocket {
     fd: AsyncFd<Socket>,
     family: Family,
     ifindex: u32,
-    /// Source of our adverts: the interface's primary IPv4 or link-local IPv6 address.
-    source: IpAddr,
 }
 
 impl VrrpSocket {
-    /// Opens the socket on `ifname`. Multicast mode joins 224.0.0.18 / ff02::12 on that
-    /// interface only. TTL / hop limit 255 on send (RFC 5798 §5.1.1.3), and multicast loop
-    /// off so we never hear ourselves.
-    pub fn open(
-        family: Family,
-        ifindex: u32,
-        ifname: &str,
-        source: IpAddr,
-        mode: Mode,
-    ) -> io::Result<Self> {
+    /// Opens the socket on `ifname`, joined to 224.0.0.18 / ff02::12 on that interface only
+    /// (unicast routers share it; adverts to the group are theirs to refuse). TTL / hop
+    /// limit 255 on send (RFC 5798 §5.1.1.3), and multicast loop off so we never hear
+    /// ourselves.
+    pub fn open(family: Family, ifindex: u32, ifname: &str) -> io::Result<Self> {
         let domain = match family {
             Family::V4 => Domain::IPV4,
             Family::V6 => Domain::IPV6,
@@ -63,28 +83,24 @@ impl VrrpSocket {
         let s = Socket::new(
             domain,
             Type::RAW.nonblocking(),
-            Some(Protocol::from(IPPROTO_VRRP)),
+            Some(Protocol::from(i32::from(IPPROTO_VRRP))),
         )?;
         s.bind_device(Some(ifname.as_bytes()))?;
         match family {
             Family::V4 => {
-                s.set_ttl_v4(255)?;
-                s.set_multicast_ttl_v4(255)?;
+                s.set_ttl_v4(u32::from(TTL))?;
+                s.set_multicast_ttl_v4(u32::from(TTL))?;
                 s.set_multicast_loop_v4(false)?;
-                if mode == Mode::Multicast {
-                    s.join_multicast_v4_n(&MCAST_V4, &InterfaceIndexOrAddress::Index(ifindex))?;
-                }
+                s.join_multicast_v4_n(&MCAST_V4, &InterfaceIndexOrAddress::Index(ifindex))?;
             }
             Family::V6 => {
-                s.set_unicast_hops_v6(255)?;
-                s.set_multicast_hops_v6(255)?;
+                s.set_unicast_hops_v6(u32::from(TTL))?;
+                s.set_multicast_hops_v6(u32::from(TTL))?;
                 s.set_multicast_loop_v6(false)?;
                 s.set_multicast_if_v6(ifindex)?;
                 setsockopt(&s, sockopt::Ipv6RecvHopLimit, &true).map_err(io::Error::from)?;
                 setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true).map_err(io::Error::from)?;
-                if mode == Mode::Multicast {
-                    s.join_multicast_v6(&MCAST_V6, ifindex)?;
-                }
+                s.join_multicast_v6(&MCAST_V6, ifindex)?;
             }
         }
         // SAFETY: `Socket` owns its descriptor for its whole life and the AsyncFd owns the
@@ -94,29 +110,24 @@ impl VrrpSocket {
             fd,
             family,
             ifindex,
-            source,
         })
     }
 
-    pub fn source(&self) -> IpAddr {
-        self.source
-    }
-
-    /// Sends one VRRP message to `dst`, from our source address on our interface (set per
-    /// packet, so a VIP in another subnet never becomes the source).
-    pub async fn send_to(&self, payload: &[u8], dst: IpAddr) -> io::Result<usize> {
+    /// Sends one VRRP message from `source` to `dst` on our interface (the source is set
+    /// per packet, so a VIP in another subnet never becomes it).
+    pub async fn send_to(&self, payload: &[u8], source: IpAddr, dst: IpAddr) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.writable().await?;
-            match guard.try_io(|s| self.send_now(s.get_ref().as_raw_fd(), payload, dst)) {
+            match guard.try_io(|s| self.send_now(s.get_ref().as_raw_fd(), payload, source, dst)) {
                 Ok(r) => return r,
                 Err(_would_block) => continue,
             }
         }
     }
 
-    fn send_now(&self, fd: i32, payload: &[u8], dst: IpAddr) -> io::Result<usize> {
+    fn send_now(&self, fd: i32, payload: &[u8], source: IpAddr, dst: IpAddr) -> io::Result<usize> {
         let iov = [IoSlice::new(payload)];
-        let r = match (self.source, dst) {
+        let r = match (source, dst) {
             (IpAddr::V4(src), IpAddr::V4(d)) => {
                 let info = libc::in_pktinfo {
                     ipi_ifindex: self.ifindex as i32,
@@ -161,22 +172,23 @@ impl VrrpSocket {
         r.map_err(io::Error::from)
     }
 
-    /// Waits for the next datagram.
-    pub async fn recv(&self) -> io::Result<Received> {
+    /// Waits for the next datagram, read into `buf` (at least `RECV_BUF` long, reused by
+    /// the caller so a flood allocates nothing but the small payload it hands on).
+    pub async fn recv(&self, buf: &mut [u8]) -> Result<Received, RecvError> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|s| self.recv_now(s.get_ref().as_raw_fd())) {
-                Ok(r) => return r,
+            match guard.try_io(|s| Ok(self.recv_now(s.get_ref().as_raw_fd(), buf))) {
+                Ok(Ok(r)) => return r,
+                Ok(Err(e)) => return Err(e.into()),
                 Err(_would_block) => continue,
             }
         }
     }
 
-    fn recv_now(&self, fd: i32) -> io::Result<Received> {
-        let mut buf = vec![0u8; BUF];
+    fn recv_now(&self, fd: i32, buf: &mut [u8]) -> Result<Received, RecvError> {
         let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
         let (n, truncated, from, ttl, dst) = {
-            let mut iov = [IoSliceMut::new(&mut buf)];
+            let mut iov = [IoSliceMut::new(buf)];
             let m = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())
                 .map_err(io::Error::from)?;
             let mut ttl = None;
@@ -204,16 +216,12 @@ impl VrrpSocket {
             )
         };
         if truncated {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "datagram truncated",
-            ));
+            return Err(BadDatagram::Oversize.into());
         }
-        buf.truncate(n);
+        let buf = &buf[..n];
         match self.family {
             Family::V4 => {
-                let h =
-                    parse_ipv4(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                let h = parse_ipv4(buf).map_err(BadDatagram::BadIpHeader)?;
                 Ok(Received {
                     src: IpAddr::V4(h.src),
                     dst: IpAddr::V4(h.dst),
@@ -221,16 +229,16 @@ impl VrrpSocket {
                     payload: buf[h.header_len..h.total_len].to_vec(),
                 })
             }
-            Family::V6 => Ok(Received {
-                src: from.ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidData, "no source address")
-                })?,
-                dst: dst
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no IPV6_PKTINFO"))?,
-                // Without the hop limit we cannot prove the sender is on-link: treat as 0.
-                ttl: ttl.unwrap_or(0),
-                payload: buf,
-            }),
+            Family::V6 => match (from, dst, ttl) {
+                (Some(src), Some(dst), Some(ttl)) => Ok(Received {
+                    src,
+                    dst,
+                    ttl,
+                    payload: buf.to_vec(),
+                }),
+                // Without the hop limit we cannot prove the sender is on-link.
+                _ => Err(BadDatagram::MissingInfo.into()),
+            },
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::packet::IPPROTO_VRRP;
+use crate::wire::IPPROTO_VRRP;
 
 /// One's-complement sum, fed in pieces. Pieces of odd length are only allowed last.
 #[derive(Debug, Default, Clone, Copy)]

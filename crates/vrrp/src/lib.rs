@@ -8,9 +8,12 @@ pub mod checksum;
 pub mod fuzz;
 pub mod packet;
 pub mod time;
+pub mod wire;
 
 pub use packet::{Advert, Auth, ChecksumForm, DecodeError, Decoded, Version};
 pub use time::Instant;
 pub mod router;
 pub mod sim;
-pub use router::{Action, Config, DropReason, Heard, Input, Reason, Router, State};
+pub use router::{
+    Accepted, Action, Config, Datagram, DropReason, Heard, Input, Link, Reason, Router, State,
+};

@@ -76,8 +76,24 @@ pub enum DecodeError {
     BadAuthType(u8),
     #[error("source and destination address families differ")]
     FamilyMismatch,
-    #[error("IPv4 header: {0}")]
-    BadIpHeader(&'static str),
+}
+
+impl DecodeError {
+    /// The metric label of this error (a drop reason).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DecodeError::Truncated { .. } => "truncated",
+            DecodeError::BadVersion(_) => "bad_version",
+            DecodeError::V2OverIpv6 => "v2_over_ipv6",
+            DecodeError::BadType(_) => "bad_type",
+            DecodeError::VridZero => "vrid_zero",
+            DecodeError::IntervalZero => "interval_zero",
+            DecodeError::CountMismatch { .. } => "bad_length",
+            DecodeError::BadChecksum { .. } => "bad_checksum",
+            DecodeError::BadAuthType(_) => "bad_auth_type",
+            DecodeError::FamilyMismatch => "family_mismatch",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,8 +110,6 @@ pub enum EncodeError {
     V2OverIpv6,
 }
 
-/// IP protocol number of VRRP.
-pub const IPPROTO_VRRP: u8 = 112;
 const HEADER: usize = 8;
 const AUTH_DATA: usize = 8;
 

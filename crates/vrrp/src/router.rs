@@ -16,8 +16,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::packet::Version;
+use crate::packet::{Auth, Version};
 use crate::time::Instant;
+
+mod accept;
+pub use accept::{Accepted, Datagram, DropReason, Link};
 
 /// The priority of the address owner, which takes over at once and never changes.
 pub const OWNER_PRIORITY: u8 = 255;
@@ -39,6 +42,8 @@ pub struct Config {
     pub primary: IpAddr,
     /// Make-before-break on graceful shutdown.
     pub handoff: bool,
+    /// VRRPv2 authentication (`Auth::None` for v3): adverts must carry the same.
+    pub auth: Auth,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,28 +119,7 @@ impl std::fmt::Display for Reason {
     }
 }
 
-/// Why a received advert was ignored; the caller counts these per reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// The advert carries our own primary address as source (a loop).
-    OwnAddress,
-    /// Another VRRP version than ours.
-    VersionMismatch,
-    /// VRRPv2 requires every router of a VRID to use the same interval (RFC 3768 §7.1).
-    IntervalMismatch,
-}
-
-impl DropReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::OwnAddress => "own_address",
-            DropReason::VersionMismatch => "version_mismatch",
-            DropReason::IntervalMismatch => "interval_mismatch",
-        }
-    }
-}
-
-/// The parts of a received, already validated advert that the state machine needs.
+/// The parts of an accepted advert (see `Router::accept`) that the state machine needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heard {
     pub src: IpAddr,
@@ -177,7 +161,6 @@ pub enum Action {
         to: State,
         reason: Reason,
     },
-    Dropped(DropReason),
 }
 
 /// One virtual router.
@@ -271,11 +254,8 @@ impl Router {
         self.master_interval * 3 + self.skew_time()
     }
 
-    /// Bound of a graceful handoff: the longest Master_Down_Interval any backup of ours can
-    /// have (skew < one interval), so a backup that missed our priority 0 still takes over
-    /// before we release.
     fn handoff_bound(&self) -> Duration {
-        cs(self.cfg.advert_interval_cs) * 4
+        handoff_bound(self.cfg.advert_interval_cs)
     }
 
     fn own_interval(&self) -> Duration {
@@ -285,6 +265,7 @@ impl Router {
     /// Whether `new` can replace the running configuration without leaving the current
     /// state: everything but the identity of the virtual router (VRID, version, interval,
     /// primary address) and ownership (priority 255 behaves differently from the start).
+    /// Authentication, priority, preemption and handoff change in place.
     pub fn can_reconfigure(&self, new: &Config) -> bool {
         let old = &self.cfg;
         old.vrid == new.vrid
@@ -396,19 +377,8 @@ impl Router {
         self.set_timer(None, out);
     }
 
+    /// `heard` passed `accept` (or comes from the simulator, which sends only such adverts).
     fn on_advert(&mut self, heard: Heard, now: Instant, out: &mut Vec<Action>) {
-        if heard.src == self.cfg.primary {
-            out.push(Action::Dropped(DropReason::OwnAddress));
-            return;
-        }
-        if heard.version != self.cfg.version {
-            out.push(Action::Dropped(DropReason::VersionMismatch));
-            return;
-        }
-        if self.cfg.version == Version::V2 && heard.interval_cs != self.cfg.advert_interval_cs {
-            out.push(Action::Dropped(DropReason::IntervalMismatch));
-            return;
-        }
         match self.state {
             State::Backup => self.backup_heard(heard, now, out),
             State::Master => self.master_heard(heard, now, out),
@@ -592,6 +562,13 @@ impl Router {
         self.deadline = at;
         out.push(Action::Timer(at));
     }
+}
+
+/// Bound of a graceful handoff at an advert interval of `interval_cs`: the longest
+/// Master_Down_Interval any backup can have (skew < one interval), so a backup that missed
+/// our priority 0 still takes over before we release. The daemon waits this plus its I/O.
+pub fn handoff_bound(interval_cs: u16) -> Duration {
+    cs(interval_cs) * 4
 }
 
 fn cs(centis: u16) -> Duration {

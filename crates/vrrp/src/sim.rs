@@ -13,7 +13,7 @@ use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use crate::packet::Version;
+use crate::packet::{Auth, Version};
 use crate::router::{Action, Config, Heard, Input, OWNER_PRIORITY, Router, State};
 use crate::time::Instant;
 
@@ -318,7 +318,7 @@ impl Sim {
                     self.nodes[i].holds_vips = false;
                     self.check_gap(i);
                 }
-                Action::Announce | Action::Dropped(_) => {}
+                Action::Announce => {}
                 Action::Timer(at) => {
                     let n = &mut self.nodes[i];
                     n.timer_generation += 1;
@@ -690,6 +690,7 @@ fn build_groups(rng: &mut Rng, sim: &mut Sim) -> Vec<Group> {
                 },
                 primary,
                 handoff: rng.chance(900),
+                auth: Auth::None,
             };
             nodes.push(sim.add_node(g, cfg));
         }

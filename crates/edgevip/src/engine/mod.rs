@@ -1,23 +1,26 @@
 //! The engine: one task per configured instance, each owning its virtual routers (one per
-//! address family), sockets and timer. The engine only starts, updates and stops them; it
-//! holds no protocol state of its own.
+//! address family) and their timers, and one shared receive path per interface and family
+//! that routes datagrams to them by VRID. The engine only starts, updates and stops
+//! instances; it holds no protocol state of its own.
 
 mod clock;
 mod instance;
 mod links;
-mod rx;
+mod receiver;
+mod translate;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use edgevip_config::Instance;
 use edgevip_netio::Netlink;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use vrrp::router::{Reason, State};
 
 pub use clock::Clock;
 pub use links::Links;
+pub use receiver::Receivers;
 
 use crate::api::Heartbeat;
 use crate::metrics::Metrics;
@@ -32,6 +35,7 @@ pub struct Shared {
     pub clock: Clock,
     pub links: Links,
     pub heartbeat: Heartbeat,
+    pub receivers: Receivers,
     /// Every state change, for Events and anyone else who listens.
     pub transitions: tokio::sync::broadcast::Sender<Transition>,
 }
@@ -49,7 +53,9 @@ pub struct Transition {
 }
 
 enum Cmd {
-    Update(Box<Instance>),
+    /// A changed config; the task answers whether it applied it in place (`false`: the
+    /// sockets or the core need a restart).
+    Update(Box<Instance>, oneshot::Sender<bool>),
     Shutdown,
 }
 
@@ -104,15 +110,17 @@ impl Engine {
         for inst in instances {
             match self.instances.get_mut(&inst.name) {
                 Some(h) if h.cfg == *inst => {}
-                Some(h) if instance::soft_change(&h.cfg, inst) => {
-                    tracing::info!(instance = %inst.name, "instance changed: updating in place");
-                    h.cfg = inst.clone();
-                    let _ = h.tx.send(Cmd::Update(Box::new(inst.clone()))).await;
-                }
-                Some(_) => {
-                    tracing::info!(instance = %inst.name, "instance identity changed: restarting it");
-                    self.stop(&inst.name).await;
-                    self.start(inst);
+                Some(h) => {
+                    let (done, applied) = oneshot::channel();
+                    let sent = h.tx.send(Cmd::Update(Box::new(inst.clone()), done)).await;
+                    if sent.is_ok() && applied.await == Ok(true) {
+                        tracing::info!(instance = %inst.name, "instance changed: updated in place");
+                        h.cfg = inst.clone();
+                    } else {
+                        tracing::info!(instance = %inst.name, "instance identity changed: restarting it");
+                        self.stop(&inst.name).await;
+                        self.start(inst);
+                    }
                 }
                 None => self.start(inst),
             }
@@ -135,7 +143,7 @@ impl Engine {
     /// Graceful stop of one instance: waits for its handoff to finish (bounded).
     async fn stop(&mut self, name: &str) {
         if let Some(h) = self.instances.remove(name) {
-            let bound = handoff_bound(&h.cfg);
+            let bound = translate::stop_bound(&h.cfg);
             let _ = h.tx.send(Cmd::Shutdown).await;
             wait_task(name, h.task, bound).await;
             self.shared.board.remove(name);
@@ -148,7 +156,7 @@ impl Engine {
         let handles: Vec<(String, Handle)> = self.instances.drain().collect();
         let mut waits = Vec::new();
         for (name, h) in handles {
-            let bound = handoff_bound(&h.cfg);
+            let bound = translate::stop_bound(&h.cfg);
             let _ = h.tx.send(Cmd::Shutdown).await;
             waits.push(tokio::spawn(async move {
                 wait_task(&name, h.task, bound).await
@@ -158,11 +166,6 @@ impl Engine {
             let _ = w.await;
         }
     }
-}
-
-/// The handoff waits at most four advert intervals; allow a margin for the I/O.
-fn handoff_bound(cfg: &Instance) -> Duration {
-    cfg.advert_interval * 4 + Duration::from_secs(2)
 }
 
 async fn wait_task(name: &str, mut task: JoinHandle<()>, bound: Duration) {

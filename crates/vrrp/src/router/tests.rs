@@ -15,6 +15,7 @@ fn cfg(priority: u8) -> Config {
         preempt_delay: Duration::ZERO,
         primary: ME,
         handoff: true,
+        auth: crate::packet::Auth::None,
     }
 }
 
@@ -117,43 +118,6 @@ fn v3_backup_learns_the_masters_interval() {
     let mdi = Duration::from_millis(300) + Duration::from_millis(100) * 156 / 256;
     assert_eq!(r.deadline(), Some(ms(50) + mdi));
     assert_eq!(r.master(), Some(HIGH));
-}
-
-#[test]
-fn v2_drops_adverts_with_another_interval() {
-    let mut c = cfg(100);
-    c.version = Version::V2;
-    let mut r = Router::new(c);
-    r.handle(Input::Startup, ms(0));
-    let before = r.deadline();
-    let a = r.handle(
-        Input::Advert(Heard {
-            src: HIGH,
-            version: Version::V2,
-            priority: 200,
-            interval_cs: 200,
-        }),
-        ms(10),
-    );
-    assert_eq!(a, vec![Action::Dropped(DropReason::IntervalMismatch)]);
-    assert_eq!(r.deadline(), before);
-}
-
-#[test]
-fn version_mismatch_and_own_address_are_dropped() {
-    let mut r = started(100);
-    let a = r.handle(
-        Input::Advert(Heard {
-            src: HIGH,
-            version: Version::V2,
-            priority: 200,
-            interval_cs: 100,
-        }),
-        ms(1),
-    );
-    assert_eq!(a, vec![Action::Dropped(DropReason::VersionMismatch)]);
-    let a = r.handle(heard(ME, 200, 100), ms(1));
-    assert_eq!(a, vec![Action::Dropped(DropReason::OwnAddress)]);
 }
 
 #[test]

@@ -14,6 +14,7 @@ fn cfg(priority: u8, last: u8) -> Config {
         preempt_delay: Duration::ZERO,
         primary: v4(last),
         handoff: true,
+        auth: crate::packet::Auth::None,
     }
 }
 
