@@ -1,8 +1,6 @@
 //! The HTTP API: `/healthz`, `/status` (JSON), `/metrics` (Prometheus text).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -11,30 +9,16 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::engine::{Clock, Heartbeat};
 use crate::metrics::Metrics;
 use crate::status::Board;
-
-/// Liveness of the event loop: the engine bumps it on every turn of its loop; `/healthz`
-/// fails when it stops moving.
-#[derive(Clone, Default)]
-pub struct Heartbeat(Arc<AtomicU64>);
-
-impl Heartbeat {
-    pub fn beat(&self, now_ms: u64) {
-        self.0.store(now_ms, Ordering::Relaxed);
-    }
-
-    pub fn last_ms(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 #[derive(Clone)]
 pub struct ApiState {
     pub board: Board,
     pub metrics: Metrics,
     pub heartbeat: Heartbeat,
-    pub clock: crate::engine::Clock,
+    pub clock: Clock,
     /// `/readyz`: true once the desired state is known (file loaded, or caches synced).
     pub ready: tokio::sync::watch::Receiver<bool>,
     /// Extra `/status` section (Kubernetes mode).

@@ -8,8 +8,8 @@ use edgevip_netio::Netlink;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::api::{self, ApiState, Heartbeat};
-use crate::engine::{Clock, Engine, Links, Shared};
+use crate::api::{self, ApiState};
+use crate::engine::{Clock, Engine, Heartbeat, Links, Shared};
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::status::Board;
 

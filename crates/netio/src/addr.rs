@@ -207,7 +207,7 @@ impl Netlink {
             .filter(|a| !exclude.contains(a))
             .find(|a| match (family, a) {
                 (Family::V4, IpAddr::V4(_)) => true,
-                (Family::V6, IpAddr::V6(v6)) => v6.segments()[0] & 0xffc0 == 0xfe80,
+                (Family::V6, IpAddr::V6(v6)) => v6.is_unicast_link_local(),
                 _ => false,
             }))
     }

@@ -243,8 +243,9 @@ impl VrrpSocket {
     }
 }
 
+/// Link-local unicast or link-scope multicast: sending there needs the interface as scope.
 fn is_link_scope(a: Ipv6Addr) -> bool {
-    a.segments()[0] & 0xffc0 == 0xfe80 || a.segments()[0] == 0xff02
+    a.is_unicast_link_local() || a == MCAST_V6 || a.segments()[0] == 0xff02
 }
 
 pub(crate) struct Ipv4Header {

@@ -1,6 +1,8 @@
 //! Maps the core's abstract time onto tokio's clock (so tests may pause it) and the wall
 //! clock (for RFC 3339 timestamps in `/status`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 #[derive(Debug, Clone, Copy)]
@@ -41,5 +43,20 @@ impl Clock {
 
     pub fn since_start(&self) -> Duration {
         self.start.elapsed()
+    }
+}
+
+/// Liveness of the event loop: the engine bumps it on every turn of its loop; `/healthz`
+/// fails when it stops moving.
+#[derive(Clone, Default)]
+pub struct Heartbeat(Arc<AtomicU64>);
+
+impl Heartbeat {
+    pub fn beat(&self, now_ms: u64) {
+        self.0.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn last_ms(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }

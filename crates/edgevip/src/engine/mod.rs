@@ -18,11 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use vrrp::router::{Reason, State};
 
-pub use clock::Clock;
+pub use clock::{Clock, Heartbeat};
 pub use links::Links;
 pub use receiver::Receivers;
 
-use crate::api::Heartbeat;
 use crate::metrics::Metrics;
 use crate::status::Board;
 
