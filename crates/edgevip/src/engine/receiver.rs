@@ -34,8 +34,12 @@ pub enum RegisterError {
     },
 }
 
+/// Queued datagrams are boxed: a channel allocates slots in blocks of 32, and a block of
+/// pointers instead of whole datagrams keeps an idle instance small.
+pub type Queued = Box<Received>;
+
 /// The routes of one receive path: VRID → the router's queue.
-type Routes = Mutex<HashMap<u8, mpsc::Sender<Received>>>;
+type Routes = Mutex<HashMap<u8, mpsc::Sender<Queued>>>;
 
 struct Path {
     socket: Arc<VrrpSocket>,
@@ -58,7 +62,7 @@ pub struct Registration {
 }
 
 /// The queue an instance receives its datagrams on (both families share it).
-pub fn queue() -> (mpsc::Sender<Received>, mpsc::Receiver<Received>) {
+pub fn queue() -> (mpsc::Sender<Queued>, mpsc::Receiver<Queued>) {
     mpsc::channel(QUEUE)
 }
 
@@ -89,7 +93,7 @@ impl Receivers {
         ifname: &str,
         family: Family,
         vrid: u8,
-        tx: mpsc::Sender<Received>,
+        tx: mpsc::Sender<Queued>,
         metrics: &Metrics,
     ) -> Result<Registration, RegisterError> {
         let key = Key { ifindex, family };
@@ -204,7 +208,7 @@ async fn read_loop(socket: Arc<VrrpSocket>, routes: Arc<Routes>, counters: RxCou
         };
         let refused = match lock(&routes).get(&vrid) {
             None => Some("unknown_vrid"),
-            Some(tx) => tx.try_send(d).err().map(|_| "queue_full"),
+            Some(tx) => tx.try_send(Box::new(d)).err().map(|_| "queue_full"),
         };
         if let Some(reason) = refused {
             counters.drop(reason);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edgevip_config::Instance;
-use edgevip_netio::{Announcer, Family, LinkInfo, Received};
+use edgevip_netio::{Announcer, Family, LinkInfo};
 use tokio::sync::mpsc;
 use vrrp::router::{Action, Datagram, Input, State};
 
@@ -57,7 +57,8 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 pub async fn run(mut cfg: Instance, sh: Shared, mut cmds: mpsc::Receiver<Cmd>) {
     let mut pause = RETRY_FIRST;
     loop {
-        match Task::open(cfg.clone(), sh.clone()).await {
+        // Boxed: opening is large (netlink) and happens once; the running task stays small.
+        match Box::pin(Task::open(cfg.clone(), sh.clone())).await {
             Ok(mut task) => return task.main(&mut cmds).await,
             Err(e) => {
                 tracing::error!(instance = %cfg.name, error = %e, retry_in = ?pause, "instance failed to start");
@@ -93,7 +94,7 @@ struct Task {
     vips: VipSet,
     vrs: Vec<Vr>,
     /// Datagrams of our VRID from the shared receive paths, both families.
-    rx: mpsc::Receiver<Received>,
+    rx: mpsc::Receiver<receiver::Queued>,
     /// Every address of this host on the interface but our VIPs: packets from them are ours.
     own: Vec<IpAddr>,
     link_up: bool,
@@ -105,7 +106,7 @@ struct Task {
 
 enum Event {
     Cmd(Option<Cmd>),
-    Rx(Option<Received>),
+    Rx(Option<receiver::Queued>),
     Timer,
     Links,
     Checks,
@@ -187,7 +188,7 @@ impl Task {
         let mut checks = self.checks.subscribe();
         checks.mark_unchanged();
 
-        self.remove_stale_vips().await;
+        Box::pin(self.remove_stale_vips()).await;
         for i in 0..self.vrs.len() {
             if !self.link_up {
                 self.feed(i, Input::InterfaceDown).await;
@@ -228,7 +229,7 @@ impl Task {
             self.sh.heartbeat.beat(self.sh.clock.now_ms());
             match ev {
                 Event::Cmd(Some(Cmd::Update(new, done))) => {
-                    let _ = done.send(self.update(*new).await);
+                    let _ = done.send(Box::pin(self.update(*new)).await);
                 }
                 Event::Cmd(Some(Cmd::Shutdown)) | Event::Cmd(None) => {
                     stopping = true;
@@ -249,12 +250,12 @@ impl Task {
                 }
                 Event::Links => {
                     let map = links.borrow_and_update().clone();
-                    self.links_changed(&map).await;
+                    Box::pin(self.links_changed(&map)).await;
                 }
                 Event::Checks => {
                     checks.mark_unchanged();
                     let map = links.borrow().clone();
-                    self.retrack(&map, "health checks changed").await;
+                    Box::pin(self.retrack(&map, "health checks changed")).await;
                 }
             }
         }
@@ -289,7 +290,7 @@ impl Task {
         self.own.retain(|a| !vips.iter().any(|v| v.addr == *a));
     }
 
-    async fn received(&mut self, d: Received) {
+    async fn received(&mut self, d: receiver::Queued) {
         let family = translate::family_of(d.src);
         let Some(i) = self.vrs.iter().position(|f| f.family == family) else {
             // Our VRID in a family we do not run: another router's business.
@@ -345,7 +346,7 @@ impl Task {
                         .iter()
                         .map(|v| v.addr)
                         .collect();
-                    vr.announcements.start(addrs, &self.cfg.announce).await;
+                    Box::pin(vr.announcements.start(addrs, &self.cfg.announce)).await;
                 }
                 Action::Timer(_) => {}
                 Action::StateChanged { from, to, reason } => {
