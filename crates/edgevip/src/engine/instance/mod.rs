@@ -205,26 +205,30 @@ impl Task {
         self.publish();
 
         let mut stopping = false;
+        // One timer, moved rather than re-created: a backup moves it on every advert.
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed = None;
         loop {
             if stopping && self.vrs.iter().all(|f| f.router.state() == State::Init) {
                 break;
             }
-            // No deadline (init, fault): nothing to wake for but events.
             let deadline = self.vrs.iter().filter_map(|f| f.router.deadline()).min();
             let wake = deadline.map(|d| self.sh.clock.to_tokio(d));
-            let timer = async move {
-                match wake {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
+            if wake != armed {
+                if let Some(at) = wake {
+                    timer.as_mut().reset(at);
                 }
-            };
-            // Unbiased: a flood on one source cannot starve the timer or the others.
+                armed = wake;
+            }
+            // Unbiased: a flood on one source cannot starve the timer or the others. No
+            // deadline (init, fault): nothing to wake for but events.
             let ev = tokio::select! {
                 c = cmds.recv(), if !stopping => Event::Cmd(c),
                 r = self.rx.recv() => Event::Rx(r),
                 _ = links.changed() => Event::Links,
                 _ = checks.changed() => Event::Checks,
-                _ = timer => Event::Timer,
+                _ = &mut timer, if armed.is_some() => Event::Timer,
             };
             self.sh.heartbeat.beat(self.sh.clock.now_ms());
             match ev {
