@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::duration::{format_duration, parse_duration};
 use crate::{
-    Announce, Api, Config, ConfigErrors, FieldError, HealthCheck, Instance, Log, LogFormat, Probe,
-    Track, Version, Vip, raw,
+    Announce, Api, Config, ConfigErrors, Defaults, FieldError, HealthCheck, Instance, Log,
+    LogFormat, Probe, Track, Version, Vip, raw,
 };
 
 struct Errs(Vec<FieldError>);
@@ -38,8 +38,9 @@ pub fn validate(f: raw::File) -> Result<Config, ConfigErrors> {
     });
     let log = log(f.log, &mut e);
     let mut instances = Vec::new();
+    let defaults = Defaults::default();
     for (i, raw) in f.instances.into_iter().enumerate() {
-        if let Some(inst) = instance(&format!("instances[{i}]"), raw, &mut e) {
+        if let Some(inst) = instance(&format!("instances[{i}]"), raw, &defaults, &mut e) {
             instances.push(inst);
         }
     }
@@ -104,7 +105,7 @@ fn duration(e: &mut Errs, path: String, v: Option<String>, default: Duration) ->
     }
 }
 
-fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
+fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Instance> {
     let before = e.0.len();
     let name = r.name.unwrap_or_default();
     if name.is_empty() {
@@ -119,7 +120,10 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
             format!("{name:?} must match [a-z0-9-]+, at most 32 characters"),
         );
     }
-    let interface = r.interface.unwrap_or_default();
+    let interface = r
+        .interface
+        .or_else(|| d.interface.clone())
+        .unwrap_or_default();
     if interface.is_empty() {
         e.push(format!("{p}.interface"), "is required");
     } else if interface.len() > 15 || interface.contains(['/', ' ', '\0']) {
@@ -129,7 +133,14 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
         );
     }
     let vrid = range(e, format!("{p}.vrid"), r.vrid, None, 1, 255) as u8;
-    let priority = range(e, format!("{p}.priority"), r.priority, Some(100), 1, 255) as u8;
+    let priority = range(
+        e,
+        format!("{p}.priority"),
+        r.priority,
+        Some(i64::from(d.priority)),
+        1,
+        255,
+    ) as u8;
     let version = match r.version.unwrap_or(3) {
         2 => Version::V2,
         3 => Version::V3,
@@ -142,7 +153,7 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
         e,
         format!("{p}.advert_interval"),
         r.advert_interval,
-        Duration::from_secs(1),
+        d.advert_interval,
     );
     let ipath = format!("{p}.advert_interval");
     let shown = format_duration(advert_interval);
@@ -215,7 +226,8 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
     }
 
     let mut unicast_peers = Vec::new();
-    for (k, s) in r.unicast_peers.iter().enumerate() {
+    let given_peers = r.unicast_peers.is_some();
+    for (k, s) in r.unicast_peers.iter().flatten().enumerate() {
         let path = format!("{p}.unicast_peers[{k}]");
         match s.trim().parse::<IpAddr>() {
             Ok(a) if a.is_multicast() || a.is_unspecified() => {
@@ -231,6 +243,17 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
     }
 
     let unicast = match r.unicast {
+        None if !given_peers => match &d.unicast_peers {
+            None => false,
+            Some(peers) => {
+                unicast_peers = peers
+                    .iter()
+                    .filter(|a| vips.iter().any(|v| v.addr.is_ipv4() == a.is_ipv4()))
+                    .copied()
+                    .collect();
+                true
+            }
+        },
         None => !unicast_peers.is_empty(),
         Some(false) if !unicast_peers.is_empty() => {
             e.push(
@@ -320,7 +343,10 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
         255,
     ) as u8;
 
-    let health_checks = health_checks(p, r.health_checks, priority, e);
+    let health_checks = match r.health_checks {
+        Some(checks) => health_checks(p, checks, priority, e),
+        None => d.health_checks.clone(),
+    };
     if r.notify.first().is_some_and(|c| c.trim().is_empty()) {
         e.push(format!("{p}.notify[0]"), "the command is empty");
     }
@@ -335,7 +361,7 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
         priority,
         version,
         advert_interval,
-        preempt: r.preempt.unwrap_or(true),
+        preempt: r.preempt.unwrap_or(d.preempt),
         preempt_delay,
         vips,
         unicast_peers,
@@ -351,9 +377,9 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
     })
 }
 
-pub fn instance_alone(p: &str, r: raw::Instance) -> Result<Instance, ConfigErrors> {
+pub fn instance_alone(p: &str, r: raw::Instance, d: &Defaults) -> Result<Instance, ConfigErrors> {
     let mut e = Errs(Vec::new());
-    match instance(p, r, &mut e) {
+    match instance(p, r, d, &mut e) {
         Some(i) if e.0.is_empty() => Ok(i),
         _ => Err(ConfigErrors(e.0)),
     }
