@@ -164,8 +164,9 @@ async fn run(
         for (key, ip) in world.writes_due(&d) {
             write_status(&client, key, ip, events.clone(), failed_tx.clone());
         }
-        let status = world.status(&d, iface.name.as_deref(), took);
-        // The desired state first: whoever sees the new status sees its state decided.
+        // The status first: whoever sees a new desired state sees the status that goes
+        // with it (readiness).
+        stx.send_replace(world.status(&d, iface.name.as_deref(), took));
         dtx.send_if_modified(|cur| {
             let same = cur
                 .as_ref()
@@ -173,7 +174,6 @@ async fn run(
             *cur = Some(d);
             !same
         });
-        stx.send_replace(status);
     }
     tracing::error!("Kubernetes watches ended: the last desired state stays in force");
 }
