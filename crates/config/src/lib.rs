@@ -157,6 +157,12 @@ impl HealthCheck {
     pub const DEFAULT_RISE: u32 = 3;
     pub const DEFAULT_FALL: u32 = 2;
 
+    /// What an `http` check's URL must be: plain `http://` and a host part.
+    pub fn is_http_url(url: &str) -> bool {
+        url.strip_prefix("http://")
+            .is_some_and(|rest| !rest.is_empty())
+    }
+
     /// `GET url` expecting 200, with the default timing; failing = fault. What a YAML
     /// entry `{name, http: {url}}` gives.
     pub fn http(name: &str, url: &str) -> HealthCheck {

@@ -431,7 +431,7 @@ fn health_checks(
         let probe = match (c.http, c.tcp, c.exec) {
             (Some(h), None, None) => {
                 let url = h.url.unwrap_or_default();
-                if !url.starts_with("http://") || url.len() <= "http://".len() {
+                if !HealthCheck::is_http_url(&url) {
                     e.push(
                         format!("{path}.http.url"),
                         format!("{url:?} is not an http:// URL"),
@@ -541,7 +541,7 @@ fn parse_vip(s: &str) -> Result<Vip, String> {
         return Err("cannot be a virtual IP (multicast, unspecified or loopback)".into());
     }
     if let IpAddr::V6(v6) = addr
-        && v6.segments()[0] & 0xffc0 == 0xfe80
+        && v6.is_unicast_link_local()
     {
         return Err(
             "is link-local; VRRPv3 uses the link-local address of the interface itself".into(),

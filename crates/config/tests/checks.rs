@@ -176,3 +176,23 @@ fn typed_defaults_fill_gaps_and_are_validated_like_the_file() {
     let e = Instance::from_raw("x", entry(""), &none).unwrap_err();
     assert_eq!(e.to_string(), "x.interface: is required");
 }
+
+#[test]
+fn a_link_local_vip_is_refused() {
+    let vips = |v: &str| {
+        parse(&format!(
+            "instances:\n  - {{name: a, interface: eth0, vrid: 1, vips: [{v}]}}\n"
+        ))
+        .map_err(|e| e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+    };
+    let e = vips("\"fe80::1/64\", \"febf::1/64\", \"2001:db8::1/64\"").unwrap_err();
+    let link_local = "is link-local; VRRPv3 uses the link-local address of the interface itself";
+    assert_eq!(
+        e,
+        [
+            format!("instances[0].vips[0]: \"fe80::1/64\" {link_local}"),
+            format!("instances[0].vips[1]: \"febf::1/64\" {link_local}"),
+        ]
+    );
+    assert!(vips("\"fec0::1/64\"").is_ok(), "fe80::/10 only");
+}

@@ -94,7 +94,7 @@ fn ingress_check(spec: &str) -> Result<Option<HealthCheck>, ArgError> {
     if spec == "none" || spec.is_empty() {
         return Ok(None);
     }
-    if !spec.starts_with("http://") {
+    if !HealthCheck::is_http_url(spec) {
         return Err(ArgError::IngressCheck(spec.into()));
     }
     Ok(Some(HealthCheck::http("ingress", spec)))
@@ -155,10 +155,13 @@ mod tests {
             check("--node-name x --services-configmap vips").err(),
             Some(ArgError::ConfigMap(Some("vips".into())))
         );
-        assert_eq!(
-            check(&format!("{OK} --ingress-check https://x/")).err(),
-            Some(ArgError::IngressCheck("https://x/".into()))
-        );
+        for bad in ["https://x/", "http://"] {
+            assert_eq!(
+                check(&format!("{OK} --ingress-check {bad}")).err(),
+                Some(ArgError::IngressCheck(bad.into())),
+                "the file's rule for http check URLs"
+            );
+        }
         assert!(matches!(
             check(&format!("{OK} --load-balancers --address-pool nonsense")),
             Err(ArgError::AddressPool(_))
