@@ -107,31 +107,8 @@ fn duration(e: &mut Errs, path: String, v: Option<String>, default: Duration) ->
 
 fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Instance> {
     let before = e.0.len();
-    let name = r.name.unwrap_or_default();
-    if name.is_empty() {
-        e.push(format!("{p}.name"), "is required");
-    } else if name.len() > 32
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        e.push(
-            format!("{p}.name"),
-            format!("{name:?} must match [a-z0-9-]+, at most 32 characters"),
-        );
-    }
-    let interface = r
-        .interface
-        .or_else(|| d.interface.clone())
-        .unwrap_or_default();
-    if interface.is_empty() {
-        e.push(format!("{p}.interface"), "is required");
-    } else if interface.len() > 15 || interface.contains(['/', ' ', '\0']) {
-        e.push(
-            format!("{p}.interface"),
-            format!("{interface:?} is not a Linux interface name (max 15 bytes)"),
-        );
-    }
+    let name = name(e, p, r.name);
+    let interface = interface(e, p, r.interface.or_else(|| d.interface.clone()));
     let vrid = range(e, format!("{p}.vrid"), r.vrid, None, 1, 255) as u8;
     let priority = range(
         e,
@@ -149,40 +126,7 @@ fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Ins
             Version::V3
         }
     };
-    let advert_interval = duration(
-        e,
-        format!("{p}.advert_interval"),
-        r.advert_interval,
-        d.advert_interval,
-    );
-    let ipath = format!("{p}.advert_interval");
-    let shown = format_duration(advert_interval);
-    match version {
-        Version::V3 => {
-            if !advert_interval.as_nanos().is_multiple_of(10_000_000) {
-                e.push(
-                    ipath,
-                    format!("{shown} is not a multiple of 10ms (VRRPv3 counts centiseconds)"),
-                );
-            } else if advert_interval < Duration::from_millis(10)
-                || advert_interval > Duration::from_millis(40_950)
-            {
-                e.push(ipath, format!("{shown} is out of range 10ms..40.95s"));
-            }
-        }
-        Version::V2 => {
-            if advert_interval.subsec_nanos() != 0 {
-                e.push(
-                    ipath,
-                    format!("{shown} is not whole seconds (VRRPv2 counts seconds)"),
-                );
-            } else if advert_interval < Duration::from_secs(1)
-                || advert_interval > Duration::from_secs(255)
-            {
-                e.push(ipath, format!("{shown} is out of range 1s..255s"));
-            }
-        }
-    }
+    let advert_interval = advert_interval(e, p, r.advert_interval, d.advert_interval, version);
     let preempt_delay = duration(
         e,
         format!("{p}.preempt_delay"),
@@ -195,95 +139,9 @@ fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Ins
             format!("{} is longer than 1h", format_duration(preempt_delay)),
         );
     }
-
-    let mut vips = Vec::new();
-    if r.vips.is_empty() {
-        e.push(format!("{p}.vips"), "needs at least one address");
-    }
-    let mut seen = HashSet::new();
-    for (k, s) in r.vips.iter().enumerate() {
-        let path = format!("{p}.vips[{k}]");
-        match parse_vip(s) {
-            Ok(v) => {
-                if version == Version::V2 && v.addr.is_ipv6() {
-                    e.push(path, format!("{s:?}: VRRPv2 is IPv4 only"));
-                } else if !seen.insert(v.addr) {
-                    e.push(path, format!("{s:?} is listed twice"));
-                } else {
-                    vips.push(v);
-                }
-            }
-            Err(m) => e.push(path, format!("{s:?} {m}")),
-        }
-    }
-    if vips.iter().filter(|v| v.addr.is_ipv4()).count() > 255
-        || vips.iter().filter(|v| v.addr.is_ipv6()).count() > 255
-    {
-        e.push(
-            format!("{p}.vips"),
-            "more than 255 addresses of one family do not fit an advert",
-        );
-    }
-
-    let mut unicast_peers = Vec::new();
-    let given_peers = r.unicast_peers.is_some();
-    for (k, s) in r.unicast_peers.iter().flatten().enumerate() {
-        let path = format!("{p}.unicast_peers[{k}]");
-        match s.trim().parse::<IpAddr>() {
-            Ok(a) if a.is_multicast() || a.is_unspecified() => {
-                e.push(path, format!("{s:?} is not a unicast address"))
-            }
-            Ok(a) if !vips.iter().any(|v| v.addr.is_ipv4() == a.is_ipv4()) => e.push(
-                path,
-                format!("{s:?}: no VIP of its address family, so no advert would be sent to it"),
-            ),
-            Ok(a) => unicast_peers.push(a),
-            Err(_) => e.push(path, format!("{s:?} is not an IP address")),
-        }
-    }
-
-    let unicast = match r.unicast {
-        None if !given_peers => match &d.unicast_peers {
-            None => false,
-            Some(peers) => {
-                unicast_peers = peers
-                    .iter()
-                    .filter(|a| vips.iter().any(|v| v.addr.is_ipv4() == a.is_ipv4()))
-                    .copied()
-                    .collect();
-                true
-            }
-        },
-        None => !unicast_peers.is_empty(),
-        Some(false) if !unicast_peers.is_empty() => {
-            e.push(
-                format!("{p}.unicast"),
-                "false contradicts the unicast_peers given",
-            );
-            false
-        }
-        Some(u) => u,
-    };
-
-    let auth_pass = match r.auth_pass.filter(|a| !a.is_empty()) {
-        None => None,
-        Some(_) if version == Version::V3 => {
-            e.push(
-                format!("{p}.auth_pass"),
-                "set but version is 3 (auth_pass is VRRPv2 only)",
-            );
-            None
-        }
-        Some(a) if a.len() > 8 => {
-            e.push(
-                format!("{p}.auth_pass"),
-                format!("is {} bytes, at most 8 fit VRRPv2", a.len()),
-            );
-            None
-        }
-        Some(a) => Some(a),
-    };
-
+    let vips = vips(e, p, &r.vips, version);
+    let (unicast, unicast_peers) = unicast(e, p, r.unicast, r.unicast_peers, &vips, d);
+    let auth_pass = auth_pass(e, p, r.auth_pass, version);
     let mut track_interfaces = Vec::new();
     for (k, t) in r.track_interfaces.into_iter().enumerate() {
         let path = format!("{p}.track_interfaces[{k}]");
@@ -300,40 +158,9 @@ fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Ins
             weight,
         });
     }
-
-    let mut announce = Announce::default();
-    if let Some(a) = r.announce {
-        announce.count = range(e, format!("{p}.announce.count"), a.count, Some(5), 1, 100) as u32;
-        announce.interval = duration(
-            e,
-            format!("{p}.announce.interval"),
-            a.interval,
-            announce.interval,
-        );
-        if announce.interval < Duration::from_millis(10)
-            || announce.interval > Duration::from_secs(10)
-        {
-            e.push(
-                format!("{p}.announce.interval"),
-                format!(
-                    "{} is out of range 10ms..10s",
-                    format_duration(announce.interval)
-                ),
-            );
-        }
-        announce.refresh = duration(
-            e,
-            format!("{p}.announce.refresh"),
-            a.refresh,
-            Duration::ZERO,
-        );
-        if !announce.refresh.is_zero() && announce.refresh < Duration::from_secs(1) {
-            e.push(
-                format!("{p}.announce.refresh"),
-                "must be 0s (off) or at least 1s",
-            );
-        }
-    }
+    let announce = r
+        .announce
+        .map_or_else(Announce::default, |a| announce(e, p, a));
     let unicast_min_ttl = range(
         e,
         format!("{p}.unicast_min_ttl"),
@@ -342,7 +169,6 @@ fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Ins
         1,
         255,
     ) as u8;
-
     let health_checks = match r.health_checks {
         Some(checks) => health_checks(p, checks, priority, e),
         None => d.health_checks.clone(),
@@ -375,6 +201,210 @@ fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Ins
         health_checks,
         notify: r.notify,
     })
+}
+
+fn name(e: &mut Errs, p: &str, name: Option<String>) -> String {
+    let name = name.unwrap_or_default();
+    if name.is_empty() {
+        e.push(format!("{p}.name"), "is required");
+    } else if name.len() > 32
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        e.push(
+            format!("{p}.name"),
+            format!("{name:?} must match [a-z0-9-]+, at most 32 characters"),
+        );
+    }
+    name
+}
+
+fn interface(e: &mut Errs, p: &str, interface: Option<String>) -> String {
+    let interface = interface.unwrap_or_default();
+    if interface.is_empty() {
+        e.push(format!("{p}.interface"), "is required");
+    } else if interface.len() > 15 || interface.contains(['/', ' ', '\0']) {
+        e.push(
+            format!("{p}.interface"),
+            format!("{interface:?} is not a Linux interface name (max 15 bytes)"),
+        );
+    }
+    interface
+}
+
+/// VRRPv3 counts centiseconds (10ms..40.95s), VRRPv2 whole seconds (1s..255s).
+fn advert_interval(
+    e: &mut Errs,
+    p: &str,
+    given: Option<String>,
+    default: Duration,
+    version: Version,
+) -> Duration {
+    let ipath = format!("{p}.advert_interval");
+    let interval = duration(e, ipath.clone(), given, default);
+    let shown = format_duration(interval);
+    match version {
+        Version::V3 => {
+            if !interval.as_nanos().is_multiple_of(10_000_000) {
+                e.push(
+                    ipath,
+                    format!("{shown} is not a multiple of 10ms (VRRPv3 counts centiseconds)"),
+                );
+            } else if interval < Duration::from_millis(10)
+                || interval > Duration::from_millis(40_950)
+            {
+                e.push(ipath, format!("{shown} is out of range 10ms..40.95s"));
+            }
+        }
+        Version::V2 => {
+            if interval.subsec_nanos() != 0 {
+                e.push(
+                    ipath,
+                    format!("{shown} is not whole seconds (VRRPv2 counts seconds)"),
+                );
+            } else if interval < Duration::from_secs(1) || interval > Duration::from_secs(255) {
+                e.push(ipath, format!("{shown} is out of range 1s..255s"));
+            }
+        }
+    }
+    interval
+}
+
+fn vips(e: &mut Errs, p: &str, given: &[String], version: Version) -> Vec<Vip> {
+    let mut vips = Vec::new();
+    if given.is_empty() {
+        e.push(format!("{p}.vips"), "needs at least one address");
+    }
+    let mut seen = HashSet::new();
+    for (k, s) in given.iter().enumerate() {
+        let path = format!("{p}.vips[{k}]");
+        match parse_vip(s) {
+            Ok(v) => {
+                if version == Version::V2 && v.addr.is_ipv6() {
+                    e.push(path, format!("{s:?}: VRRPv2 is IPv4 only"));
+                } else if !seen.insert(v.addr) {
+                    e.push(path, format!("{s:?} is listed twice"));
+                } else {
+                    vips.push(v);
+                }
+            }
+            Err(m) => e.push(path, format!("{s:?} {m}")),
+        }
+    }
+    if vips.iter().filter(|v| v.addr.is_ipv4()).count() > 255
+        || vips.iter().filter(|v| v.addr.is_ipv6()).count() > 255
+    {
+        e.push(
+            format!("{p}.vips"),
+            "more than 255 addresses of one family do not fit an advert",
+        );
+    }
+    vips
+}
+
+/// Unicast mode and its peers: as given, or (neither given) the defaults' peers of the
+/// families the VIPs use.
+fn unicast(
+    e: &mut Errs,
+    p: &str,
+    unicast: Option<bool>,
+    peers: Option<Vec<String>>,
+    vips: &[Vip],
+    d: &Defaults,
+) -> (bool, Vec<IpAddr>) {
+    let has_family = |a: &IpAddr| vips.iter().any(|v| v.addr.is_ipv4() == a.is_ipv4());
+    let Some(given) = peers else {
+        return match (unicast, &d.unicast_peers) {
+            (Some(u), _) => (u, Vec::new()),
+            (None, None) => (false, Vec::new()),
+            (None, Some(peers)) => (
+                true,
+                peers.iter().filter(|a| has_family(a)).copied().collect(),
+            ),
+        };
+    };
+    let mut out = Vec::new();
+    for (k, s) in given.iter().enumerate() {
+        let path = format!("{p}.unicast_peers[{k}]");
+        match s.trim().parse::<IpAddr>() {
+            Ok(a) if a.is_multicast() || a.is_unspecified() => {
+                e.push(path, format!("{s:?} is not a unicast address"))
+            }
+            Ok(a) if !has_family(&a) => e.push(
+                path,
+                format!("{s:?}: no VIP of its address family, so no advert would be sent to it"),
+            ),
+            Ok(a) => out.push(a),
+            Err(_) => e.push(path, format!("{s:?} is not an IP address")),
+        }
+    }
+    match unicast {
+        None => (!out.is_empty(), out),
+        Some(false) if !out.is_empty() => {
+            e.push(
+                format!("{p}.unicast"),
+                "false contradicts the unicast_peers given",
+            );
+            (false, out)
+        }
+        Some(u) => (u, out),
+    }
+}
+
+fn auth_pass(e: &mut Errs, p: &str, given: Option<String>, version: Version) -> Option<String> {
+    match given.filter(|a| !a.is_empty()) {
+        None => None,
+        Some(_) if version == Version::V3 => {
+            e.push(
+                format!("{p}.auth_pass"),
+                "set but version is 3 (auth_pass is VRRPv2 only)",
+            );
+            None
+        }
+        Some(a) if a.len() > 8 => {
+            e.push(
+                format!("{p}.auth_pass"),
+                format!("is {} bytes, at most 8 fit VRRPv2", a.len()),
+            );
+            None
+        }
+        Some(a) => Some(a),
+    }
+}
+
+fn announce(e: &mut Errs, p: &str, a: raw::Announce) -> Announce {
+    let mut announce = Announce::default();
+    announce.count = range(e, format!("{p}.announce.count"), a.count, Some(5), 1, 100) as u32;
+    announce.interval = duration(
+        e,
+        format!("{p}.announce.interval"),
+        a.interval,
+        announce.interval,
+    );
+    if announce.interval < Duration::from_millis(10) || announce.interval > Duration::from_secs(10)
+    {
+        e.push(
+            format!("{p}.announce.interval"),
+            format!(
+                "{} is out of range 10ms..10s",
+                format_duration(announce.interval)
+            ),
+        );
+    }
+    announce.refresh = duration(
+        e,
+        format!("{p}.announce.refresh"),
+        a.refresh,
+        Duration::ZERO,
+    );
+    if !announce.refresh.is_zero() && announce.refresh < Duration::from_secs(1) {
+        e.push(
+            format!("{p}.announce.refresh"),
+            "must be 0s (off) or at least 1s",
+        );
+    }
+    announce
 }
 
 pub fn instance_alone(p: &str, r: raw::Instance, d: &Defaults) -> Result<Instance, ConfigErrors> {
