@@ -6,9 +6,11 @@
 //! ```text
 //!  watches (Node, ConfigMap, Service, EndpointSlice) ─┐
 //!  timer (grace end, status-write retry) ─────────────┼─> run ─> World::apply / on_timer
-//!  failed status writes ──────────────────────────────┘           │ moved?
-//!                      resolver (node address → interface) ─> World::rebuild ─> Desired
-//!      desired (watch) <─ status (watch) <─ Events (Told::news) <─ status writes <─┘
+//!  failed status writes ──────────────────────────────┘             │ moved, all synced
+//!                          resolver (node address → interface) ─> World::rebuild
+//!                                                                   │ Desired
+//!   Told::news → Events · World::writes_due → status writes · World::status → status
+//!   watch · the Desired → desired watch (only when its instances or forwarding changed)
 //! ```
 //! `run` only wires; `World` (caches, grace, writes in flight) and `Told` are pure.
 
