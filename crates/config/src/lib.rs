@@ -157,6 +157,12 @@ impl HealthCheck {
     pub const DEFAULT_RISE: u32 = 3;
     pub const DEFAULT_FALL: u32 = 2;
 
+    /// What an `http` check's URL must be: plain `http://` and a host part.
+    pub fn is_http_url(url: &str) -> bool {
+        url.strip_prefix("http://")
+            .is_some_and(|rest| !rest.is_empty())
+    }
+
     /// `GET url` expecting 200, with the default timing; failing = fault. What a YAML
     /// entry `{name, http: {url}}` gives.
     pub fn http(name: &str, url: &str) -> HealthCheck {
@@ -239,10 +245,50 @@ impl std::fmt::Display for ConfigErrors {
     }
 }
 
-/// Validates one instance on its own (the Kubernetes sources build instances entry by entry,
-/// so that a bad entry is rejected alone); `path` prefixes the error paths.
-pub fn validate_instance(path: &str, raw: raw::Instance) -> Result<Instance, ConfigErrors> {
-    validate::instance_alone(path, raw)
+/// What an instance gets for the fields it leaves out. `Defaults::default()` is the file's;
+/// Kubernetes mode passes what the cluster and the command line decide, typed, so that a
+/// default is never written out and parsed again. The merged result goes through the same
+/// validation as a file's entry (e.g. a default advert interval that a VRRPv2 entry cannot
+/// use is reported at that entry's `advert_interval`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    /// `None`: the field is required.
+    pub interface: Option<String>,
+    pub priority: u8,
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    /// For an entry that sets neither `unicast` nor `unicast_peers`. `None`: multicast;
+    /// `Some(peers)`: unicast to those peers whose family one of the entry's VIPs uses
+    /// (none yet is fine: a one-node cluster).
+    pub unicast_peers: Option<Vec<IpAddr>>,
+    /// For an entry that has no `health_checks` key (an empty list means none).
+    pub health_checks: Vec<HealthCheck>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            interface: None,
+            priority: 100,
+            advert_interval: Duration::from_secs(1),
+            preempt: true,
+            unicast_peers: None,
+            health_checks: Vec::new(),
+        }
+    }
+}
+
+impl Instance {
+    /// Validates one entry on its own, with `defaults` for what it leaves out (the
+    /// Kubernetes sources build instances entry by entry, so that a bad entry is rejected
+    /// alone); `path` prefixes the error paths.
+    pub fn from_raw(
+        path: &str,
+        raw: raw::Instance,
+        defaults: &Defaults,
+    ) -> Result<Instance, ConfigErrors> {
+        validate::instance_alone(path, raw, defaults)
+    }
 }
 
 /// The rules across instances (unique names, VRIDs per interface and family, VIPs).

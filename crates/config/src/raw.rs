@@ -13,20 +13,20 @@ pub struct File {
     pub instances: Vec<Instance>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Api {
     pub listen: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Log {
     pub format: Option<String>,
     pub level: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Instance {
     pub name: Option<String>,
@@ -39,8 +39,8 @@ pub struct Instance {
     pub preempt_delay: Option<String>,
     #[serde(default)]
     pub vips: Vec<String>,
-    #[serde(default)]
-    pub unicast_peers: Vec<String>,
+    /// Absent (not merely empty) lets [`crate::Defaults::unicast_peers`] apply.
+    pub unicast_peers: Option<Vec<String>>,
     pub unicast: Option<bool>,
     pub auth_pass: Option<String>,
     #[serde(default)]
@@ -49,13 +49,13 @@ pub struct Instance {
     pub v3_checksum_pseudo_header: Option<bool>,
     pub unicast_min_ttl: Option<i64>,
     pub handoff: Option<bool>,
-    #[serde(default)]
-    pub health_checks: Vec<HealthCheck>,
+    /// Absent (not merely empty) lets [`crate::Defaults::health_checks`] apply.
+    pub health_checks: Option<Vec<HealthCheck>>,
     #[serde(default)]
     pub notify: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     pub name: Option<String>,
@@ -69,21 +69,21 @@ pub struct HealthCheck {
     pub weight: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     pub url: Option<String>,
     pub expect_status: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Track {
     pub name: Option<String>,
     pub weight: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Announce {
     pub count: Option<i64>,

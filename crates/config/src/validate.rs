@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::duration::{format_duration, parse_duration};
 use crate::{
-    Announce, Api, Config, ConfigErrors, FieldError, HealthCheck, Instance, Log, LogFormat, Probe,
-    Track, Version, Vip, raw,
+    Announce, Api, Config, ConfigErrors, Defaults, FieldError, HealthCheck, Instance, Log,
+    LogFormat, Probe, Track, Version, Vip, raw,
 };
 
 struct Errs(Vec<FieldError>);
@@ -38,8 +38,9 @@ pub fn validate(f: raw::File) -> Result<Config, ConfigErrors> {
     });
     let log = log(f.log, &mut e);
     let mut instances = Vec::new();
+    let defaults = Defaults::default();
     for (i, raw) in f.instances.into_iter().enumerate() {
-        if let Some(inst) = instance(&format!("instances[{i}]"), raw, &mut e) {
+        if let Some(inst) = instance(&format!("instances[{i}]"), raw, &defaults, &mut e) {
             instances.push(inst);
         }
     }
@@ -104,32 +105,19 @@ fn duration(e: &mut Errs, path: String, v: Option<String>, default: Duration) ->
     }
 }
 
-fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
+fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Instance> {
     let before = e.0.len();
-    let name = r.name.unwrap_or_default();
-    if name.is_empty() {
-        e.push(format!("{p}.name"), "is required");
-    } else if name.len() > 32
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        e.push(
-            format!("{p}.name"),
-            format!("{name:?} must match [a-z0-9-]+, at most 32 characters"),
-        );
-    }
-    let interface = r.interface.unwrap_or_default();
-    if interface.is_empty() {
-        e.push(format!("{p}.interface"), "is required");
-    } else if interface.len() > 15 || interface.contains(['/', ' ', '\0']) {
-        e.push(
-            format!("{p}.interface"),
-            format!("{interface:?} is not a Linux interface name (max 15 bytes)"),
-        );
-    }
+    let name = name(e, p, r.name);
+    let interface = interface(e, p, r.interface.or_else(|| d.interface.clone()));
     let vrid = range(e, format!("{p}.vrid"), r.vrid, None, 1, 255) as u8;
-    let priority = range(e, format!("{p}.priority"), r.priority, Some(100), 1, 255) as u8;
+    let priority = range(
+        e,
+        format!("{p}.priority"),
+        r.priority,
+        Some(i64::from(d.priority)),
+        1,
+        255,
+    ) as u8;
     let version = match r.version.unwrap_or(3) {
         2 => Version::V2,
         3 => Version::V3,
@@ -138,40 +126,7 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
             Version::V3
         }
     };
-    let advert_interval = duration(
-        e,
-        format!("{p}.advert_interval"),
-        r.advert_interval,
-        Duration::from_secs(1),
-    );
-    let ipath = format!("{p}.advert_interval");
-    let shown = format_duration(advert_interval);
-    match version {
-        Version::V3 => {
-            if !advert_interval.as_nanos().is_multiple_of(10_000_000) {
-                e.push(
-                    ipath,
-                    format!("{shown} is not a multiple of 10ms (VRRPv3 counts centiseconds)"),
-                );
-            } else if advert_interval < Duration::from_millis(10)
-                || advert_interval > Duration::from_millis(40_950)
-            {
-                e.push(ipath, format!("{shown} is out of range 10ms..40.95s"));
-            }
-        }
-        Version::V2 => {
-            if advert_interval.subsec_nanos() != 0 {
-                e.push(
-                    ipath,
-                    format!("{shown} is not whole seconds (VRRPv2 counts seconds)"),
-                );
-            } else if advert_interval < Duration::from_secs(1)
-                || advert_interval > Duration::from_secs(255)
-            {
-                e.push(ipath, format!("{shown} is out of range 1s..255s"));
-            }
-        }
-    }
+    let advert_interval = advert_interval(e, p, r.advert_interval, d.advert_interval, version);
     let preempt_delay = duration(
         e,
         format!("{p}.preempt_delay"),
@@ -184,13 +139,145 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
             format!("{} is longer than 1h", format_duration(preempt_delay)),
         );
     }
+    let vips = vips(e, p, &r.vips, version);
+    let (unicast, unicast_peers) = unicast(e, p, r.unicast, r.unicast_peers, &vips, d);
+    let auth_pass = auth_pass(e, p, r.auth_pass, version);
+    let mut track_interfaces = Vec::new();
+    for (k, t) in r.track_interfaces.into_iter().enumerate() {
+        let path = format!("{p}.track_interfaces[{k}]");
+        let tname = t.name.unwrap_or_default();
+        if tname.is_empty() || tname.len() > 15 {
+            e.push(
+                format!("{path}.name"),
+                format!("{tname:?} is not a Linux interface name"),
+            );
+        }
+        let weight = weight(e, &path, t.weight, priority);
+        track_interfaces.push(Track {
+            name: tname,
+            weight,
+        });
+    }
+    let announce = r
+        .announce
+        .map_or_else(Announce::default, |a| announce(e, p, a));
+    let unicast_min_ttl = range(
+        e,
+        format!("{p}.unicast_min_ttl"),
+        r.unicast_min_ttl,
+        Some(255),
+        1,
+        255,
+    ) as u8;
+    let health_checks = match r.health_checks {
+        Some(checks) => health_checks(p, checks, priority, e),
+        None => d.health_checks.clone(),
+    };
+    if r.notify.first().is_some_and(|c| c.trim().is_empty()) {
+        e.push(format!("{p}.notify[0]"), "the command is empty");
+    }
 
+    if e.0.len() > before {
+        return None;
+    }
+    Some(Instance {
+        name,
+        interface,
+        vrid,
+        priority,
+        version,
+        advert_interval,
+        preempt: r.preempt.unwrap_or(d.preempt),
+        preempt_delay,
+        vips,
+        unicast_peers,
+        unicast,
+        auth_pass,
+        track_interfaces,
+        announce,
+        v3_checksum_pseudo_header: r.v3_checksum_pseudo_header.unwrap_or(true),
+        unicast_min_ttl,
+        handoff: r.handoff.unwrap_or(true),
+        health_checks,
+        notify: r.notify,
+    })
+}
+
+fn name(e: &mut Errs, p: &str, name: Option<String>) -> String {
+    let name = name.unwrap_or_default();
+    if name.is_empty() {
+        e.push(format!("{p}.name"), "is required");
+    } else if name.len() > 32
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        e.push(
+            format!("{p}.name"),
+            format!("{name:?} must match [a-z0-9-]+, at most 32 characters"),
+        );
+    }
+    name
+}
+
+fn interface(e: &mut Errs, p: &str, interface: Option<String>) -> String {
+    let interface = interface.unwrap_or_default();
+    if interface.is_empty() {
+        e.push(format!("{p}.interface"), "is required");
+    } else if interface.len() > 15 || interface.contains(['/', ' ', '\0']) {
+        e.push(
+            format!("{p}.interface"),
+            format!("{interface:?} is not a Linux interface name (max 15 bytes)"),
+        );
+    }
+    interface
+}
+
+/// VRRPv3 counts centiseconds (10ms..40.95s), VRRPv2 whole seconds (1s..255s).
+fn advert_interval(
+    e: &mut Errs,
+    p: &str,
+    given: Option<String>,
+    default: Duration,
+    version: Version,
+) -> Duration {
+    let ipath = format!("{p}.advert_interval");
+    let interval = duration(e, ipath.clone(), given, default);
+    let shown = format_duration(interval);
+    match version {
+        Version::V3 => {
+            if !interval.as_nanos().is_multiple_of(10_000_000) {
+                e.push(
+                    ipath,
+                    format!("{shown} is not a multiple of 10ms (VRRPv3 counts centiseconds)"),
+                );
+            } else if interval < Duration::from_millis(10)
+                || interval > Duration::from_millis(40_950)
+            {
+                e.push(ipath, format!("{shown} is out of range 10ms..40.95s"));
+            }
+        }
+        Version::V2 => {
+            if interval.subsec_nanos() != 0 {
+                e.push(
+                    ipath,
+                    format!("{shown} is not whole seconds (VRRPv2 counts seconds)"),
+                );
+            } else if interval < Duration::from_secs(1) || interval > Duration::from_secs(255) {
+                e.push(ipath, format!("{shown} is out of range 1s..255s"));
+            }
+        }
+    }
+    interval
+}
+
+fn vips(e: &mut Errs, p: &str, given: &[String], version: Version) -> Vec<Vip> {
     let mut vips = Vec::new();
-    if r.vips.is_empty() {
+    if given.is_empty() {
         e.push(format!("{p}.vips"), "needs at least one address");
     }
     let mut seen = HashSet::new();
-    for (k, s) in r.vips.iter().enumerate() {
+    for (k, s) in given.iter().enumerate() {
         let path = format!("{p}.vips[{k}]");
         match parse_vip(s) {
             Ok(v) => {
@@ -213,36 +300,60 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
             "more than 255 addresses of one family do not fit an advert",
         );
     }
+    vips
+}
 
-    let mut unicast_peers = Vec::new();
-    for (k, s) in r.unicast_peers.iter().enumerate() {
+/// Unicast mode and its peers: as given, or (neither given) the defaults' peers of the
+/// families the VIPs use.
+fn unicast(
+    e: &mut Errs,
+    p: &str,
+    unicast: Option<bool>,
+    peers: Option<Vec<String>>,
+    vips: &[Vip],
+    d: &Defaults,
+) -> (bool, Vec<IpAddr>) {
+    let has_family = |a: &IpAddr| vips.iter().any(|v| v.addr.is_ipv4() == a.is_ipv4());
+    let Some(given) = peers else {
+        return match (unicast, &d.unicast_peers) {
+            (Some(u), _) => (u, Vec::new()),
+            (None, None) => (false, Vec::new()),
+            (None, Some(peers)) => (
+                true,
+                peers.iter().filter(|a| has_family(a)).copied().collect(),
+            ),
+        };
+    };
+    let mut out = Vec::new();
+    for (k, s) in given.iter().enumerate() {
         let path = format!("{p}.unicast_peers[{k}]");
         match s.trim().parse::<IpAddr>() {
             Ok(a) if a.is_multicast() || a.is_unspecified() => {
                 e.push(path, format!("{s:?} is not a unicast address"))
             }
-            Ok(a) if !vips.iter().any(|v| v.addr.is_ipv4() == a.is_ipv4()) => e.push(
+            Ok(a) if !has_family(&a) => e.push(
                 path,
                 format!("{s:?}: no VIP of its address family, so no advert would be sent to it"),
             ),
-            Ok(a) => unicast_peers.push(a),
+            Ok(a) => out.push(a),
             Err(_) => e.push(path, format!("{s:?} is not an IP address")),
         }
     }
-
-    let unicast = match r.unicast {
-        None => !unicast_peers.is_empty(),
-        Some(false) if !unicast_peers.is_empty() => {
+    match unicast {
+        None => (!out.is_empty(), out),
+        Some(false) if !out.is_empty() => {
             e.push(
                 format!("{p}.unicast"),
                 "false contradicts the unicast_peers given",
             );
-            false
+            (false, out)
         }
-        Some(u) => u,
-    };
+        Some(u) => (u, out),
+    }
+}
 
-    let auth_pass = match r.auth_pass.filter(|a| !a.is_empty()) {
+fn auth_pass(e: &mut Errs, p: &str, given: Option<String>, version: Version) -> Option<String> {
+    match given.filter(|a| !a.is_empty()) {
         None => None,
         Some(_) if version == Version::V3 => {
             e.push(
@@ -259,101 +370,46 @@ fn instance(p: &str, r: raw::Instance, e: &mut Errs) -> Option<Instance> {
             None
         }
         Some(a) => Some(a),
-    };
-
-    let mut track_interfaces = Vec::new();
-    for (k, t) in r.track_interfaces.into_iter().enumerate() {
-        let path = format!("{p}.track_interfaces[{k}]");
-        let tname = t.name.unwrap_or_default();
-        if tname.is_empty() || tname.len() > 15 {
-            e.push(
-                format!("{path}.name"),
-                format!("{tname:?} is not a Linux interface name"),
-            );
-        }
-        let weight = weight(e, &path, t.weight, priority);
-        track_interfaces.push(Track {
-            name: tname,
-            weight,
-        });
     }
-
-    let mut announce = Announce::default();
-    if let Some(a) = r.announce {
-        announce.count = range(e, format!("{p}.announce.count"), a.count, Some(5), 1, 100) as u32;
-        announce.interval = duration(
-            e,
-            format!("{p}.announce.interval"),
-            a.interval,
-            announce.interval,
-        );
-        if announce.interval < Duration::from_millis(10)
-            || announce.interval > Duration::from_secs(10)
-        {
-            e.push(
-                format!("{p}.announce.interval"),
-                format!(
-                    "{} is out of range 10ms..10s",
-                    format_duration(announce.interval)
-                ),
-            );
-        }
-        announce.refresh = duration(
-            e,
-            format!("{p}.announce.refresh"),
-            a.refresh,
-            Duration::ZERO,
-        );
-        if !announce.refresh.is_zero() && announce.refresh < Duration::from_secs(1) {
-            e.push(
-                format!("{p}.announce.refresh"),
-                "must be 0s (off) or at least 1s",
-            );
-        }
-    }
-    let unicast_min_ttl = range(
-        e,
-        format!("{p}.unicast_min_ttl"),
-        r.unicast_min_ttl,
-        Some(255),
-        1,
-        255,
-    ) as u8;
-
-    let health_checks = health_checks(p, r.health_checks, priority, e);
-    if r.notify.first().is_some_and(|c| c.trim().is_empty()) {
-        e.push(format!("{p}.notify[0]"), "the command is empty");
-    }
-
-    if e.0.len() > before {
-        return None;
-    }
-    Some(Instance {
-        name,
-        interface,
-        vrid,
-        priority,
-        version,
-        advert_interval,
-        preempt: r.preempt.unwrap_or(true),
-        preempt_delay,
-        vips,
-        unicast_peers,
-        unicast,
-        auth_pass,
-        track_interfaces,
-        announce,
-        v3_checksum_pseudo_header: r.v3_checksum_pseudo_header.unwrap_or(true),
-        unicast_min_ttl,
-        handoff: r.handoff.unwrap_or(true),
-        health_checks,
-        notify: r.notify,
-    })
 }
 
-pub fn instance_alone(p: &str, r: raw::Instance) -> Result<Instance, ConfigErrors> {
+fn announce(e: &mut Errs, p: &str, a: raw::Announce) -> Announce {
+    let mut announce = Announce::default();
+    announce.count = range(e, format!("{p}.announce.count"), a.count, Some(5), 1, 100) as u32;
+    announce.interval = duration(
+        e,
+        format!("{p}.announce.interval"),
+        a.interval,
+        announce.interval,
+    );
+    if announce.interval < Duration::from_millis(10) || announce.interval > Duration::from_secs(10)
+    {
+        e.push(
+            format!("{p}.announce.interval"),
+            format!(
+                "{} is out of range 10ms..10s",
+                format_duration(announce.interval)
+            ),
+        );
+    }
+    announce.refresh = duration(
+        e,
+        format!("{p}.announce.refresh"),
+        a.refresh,
+        Duration::ZERO,
+    );
+    if !announce.refresh.is_zero() && announce.refresh < Duration::from_secs(1) {
+        e.push(
+            format!("{p}.announce.refresh"),
+            "must be 0s (off) or at least 1s",
+        );
+    }
+    announce
+}
+
+pub fn instance_alone(p: &str, r: raw::Instance, d: &Defaults) -> Result<Instance, ConfigErrors> {
     let mut e = Errs(Vec::new());
-    match instance(p, r, &mut e) {
+    match instance(p, r, d, &mut e) {
         Some(i) if e.0.is_empty() => Ok(i),
         _ => Err(ConfigErrors(e.0)),
     }
@@ -405,7 +461,7 @@ fn health_checks(
         let probe = match (c.http, c.tcp, c.exec) {
             (Some(h), None, None) => {
                 let url = h.url.unwrap_or_default();
-                if !url.starts_with("http://") || url.len() <= "http://".len() {
+                if !HealthCheck::is_http_url(&url) {
                     e.push(
                         format!("{path}.http.url"),
                         format!("{url:?} is not an http:// URL"),
@@ -515,7 +571,7 @@ fn parse_vip(s: &str) -> Result<Vip, String> {
         return Err("cannot be a virtual IP (multicast, unspecified or loopback)".into());
     }
     if let IpAddr::V6(v6) = addr
-        && v6.segments()[0] & 0xffc0 == 0xfe80
+        && v6.is_unicast_link_local()
     {
         return Err(
             "is link-local; VRRPv3 uses the link-local address of the interface itself".into(),

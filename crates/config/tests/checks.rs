@@ -97,9 +97,102 @@ fn one_instance_validates_alone() {
         vips: vec!["192.0.2.9".into()],
         ..Default::default()
     };
-    let e = edgevip_config::validate_instance("data[\"192.0.2.9\"]", raw).unwrap_err();
+    let e = edgevip_config::Instance::from_raw("data[\"192.0.2.9\"]", raw, &Default::default())
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "data[\"192.0.2.9\"].vrid: 0 is out of range 1..255"
     );
+}
+
+/// Kubernetes mode's typed defaults fill only what an entry leaves out, and the merged
+/// entry meets the file's rules at the entry's own paths.
+#[test]
+fn typed_defaults_fill_gaps_and_are_validated_like_the_file() {
+    use edgevip_config::{Defaults, HealthCheck, Instance, raw};
+    let defaults = Defaults {
+        interface: Some("eth0".into()),
+        priority: 190,
+        advert_interval: Duration::from_millis(200),
+        preempt: false,
+        unicast_peers: Some(vec![
+            "192.0.2.12".parse().unwrap(),
+            "2001:db8::12".parse().unwrap(),
+        ]),
+        health_checks: vec![HealthCheck::http(
+            "ingress",
+            "http://127.0.0.1:10254/healthz",
+        )],
+    };
+    let entry = |extra: &str| -> raw::Instance {
+        serde_saphyr::from_str(&format!(
+            "{{name: a, vrid: 7, vips: [192.0.2.1/24]{extra}}}"
+        ))
+        .unwrap()
+    };
+    let i = Instance::from_raw("x", entry(""), &defaults).unwrap();
+    assert_eq!(
+        (
+            i.interface.as_str(),
+            i.priority,
+            i.advert_interval,
+            i.preempt
+        ),
+        ("eth0", 190, Duration::from_millis(200), false)
+    );
+    assert!(i.unicast);
+    assert_eq!(
+        i.unicast_peers,
+        vec!["192.0.2.12".parse::<std::net::IpAddr>().unwrap()],
+        "a default peer of a family no VIP uses is left out"
+    );
+    assert_eq!(i.health_checks, defaults.health_checks);
+
+    let i = Instance::from_raw(
+        "x",
+        entry(", interface: eth1, priority: 7, preempt: true, health_checks: [], unicast: false"),
+        &defaults,
+    )
+    .unwrap();
+    assert_eq!(
+        (i.interface.as_str(), i.priority, i.preempt),
+        ("eth1", 7, true)
+    );
+    assert!(i.health_checks.is_empty() && !i.unicast && i.unicast_peers.is_empty());
+    let i = Instance::from_raw("x", entry(", unicast_peers: []"), &defaults).unwrap();
+    assert!(!i.unicast, "an empty list given is not a missing one");
+
+    let e = Instance::from_raw(
+        "edgevip.yaml: instances[0]",
+        entry(", version: 2"),
+        &defaults,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "edgevip.yaml: instances[0].advert_interval: 200ms is not whole seconds (VRRPv2 counts seconds)"
+    );
+    let none = Defaults::default();
+    let e = Instance::from_raw("x", entry(""), &none).unwrap_err();
+    assert_eq!(e.to_string(), "x.interface: is required");
+}
+
+#[test]
+fn a_link_local_vip_is_refused() {
+    let vips = |v: &str| {
+        parse(&format!(
+            "instances:\n  - {{name: a, interface: eth0, vrid: 1, vips: [{v}]}}\n"
+        ))
+        .map_err(|e| e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+    };
+    let e = vips("\"fe80::1/64\", \"febf::1/64\", \"2001:db8::1/64\"").unwrap_err();
+    let link_local = "is link-local; VRRPv3 uses the link-local address of the interface itself";
+    assert_eq!(
+        e,
+        [
+            format!("instances[0].vips[0]: \"fe80::1/64\" {link_local}"),
+            format!("instances[0].vips[1]: \"febf::1/64\" {link_local}"),
+        ]
+    );
+    assert!(vips("\"fec0::1/64\"").is_ok(), "fe80::/10 only");
 }

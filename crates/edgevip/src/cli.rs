@@ -105,7 +105,7 @@ pub struct KubeArgs {
     #[arg(long)]
     pub load_balancers: bool,
     /// The loadBalancerClass that selects Services for edgevip.
-    #[arg(long, default_value = "edgevip.io/vip")]
+    #[arg(long, default_value = edgevip_k8s::services::DEFAULT_CLASS)]
     pub load_balancer_class: String,
     /// Also take LoadBalancer Services that name no class.
     #[arg(long)]

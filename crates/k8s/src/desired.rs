@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use edgevip_config::{HealthCheck, Instance, format_duration};
-use serde_json::{Map, Value, json};
+use edgevip_config::{Defaults, HealthCheck, Instance, raw};
 
 use crate::compat::{self, Method, ServiceRef};
 use crate::nodes::{self, NodeInfo};
@@ -65,12 +64,49 @@ pub struct Desired {
     pub forward: edgevip_forward::Spec,
 }
 
+impl Desired {
+    fn reject(&mut self, object: &str, field: impl Into<String>, message: impl Into<String>) {
+        self.rejects.push(Reject {
+            object: object.into(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
 /// Builds desired states, remembering each rich entry's last good form: an entry that an
 /// edit breaks keeps running as it was instead of releasing its VIPs.
 #[derive(Debug, Default)]
 pub struct Builder {
-    last_good: BTreeMap<String, Value>,
+    last_good: BTreeMap<String, raw::Instance>,
     last_doc: Option<rich::Doc>,
+}
+
+/// One entry on its way to an instance.
+struct Candidate {
+    /// Where it comes from, e.g. `data` or `edgevip.yaml: instances[1]`.
+    path: String,
+    fields: Result<raw::Instance, String>,
+    /// A rich entry's last good fields.
+    fallback: Option<raw::Instance>,
+    rich: bool,
+}
+
+impl Candidate {
+    /// The instance edgevip makes itself (compat entries, LoadBalancer VIPs).
+    fn generated(path: &str, name: &str, vrid: u8, vips: &[IpAddr]) -> Candidate {
+        Candidate {
+            path: path.into(),
+            fields: Ok(raw::Instance {
+                name: Some(name.into()),
+                vrid: Some(i64::from(vrid)),
+                vips: vips.iter().map(IpAddr::to_string).collect(),
+                ..Default::default()
+            }),
+            fallback: None,
+            rich: false,
+        }
+    }
 }
 
 impl Builder {
@@ -88,18 +124,10 @@ impl Builder {
             data: BTreeMap::new(),
         };
         let src = source.unwrap_or(&empty);
-        let obj = src.object.clone();
-        let reject = |d: &mut Desired, field: String, message: String| {
-            d.rejects.push(Reject {
-                object: obj.clone(),
-                field,
-                message,
-            })
-        };
         let Some(me) = nodes.iter().find(|n| n.name == s.node_name) else {
-            reject(
-                &mut d,
-                "node".into(),
+            d.reject(
+                &src.object,
+                "node",
                 format!(
                     "this node {:?} is not among the edge nodes (selector): serving nothing",
                     s.node_name
@@ -108,76 +136,56 @@ impl Builder {
             return d;
         };
         if me.addresses.is_empty() {
-            reject(
-                &mut d,
-                "node".into(),
+            d.reject(
+                &src.object,
+                "node",
                 format!("node {:?} has no InternalIP address", me.name),
             );
             return d;
         }
-        let ctx = Ctx {
-            s,
-            nodes,
-            me,
-            interface: s.interface.as_deref().or(node_interface),
-        };
+        let ctx = Ctx::new(s, nodes, me, s.interface.as_deref().or(node_interface));
         d.writer = nodes::writer(nodes).is_some_and(|w| w.name == me.name);
 
-        // The compat entries: one instance with all their VIPs.
-        let (entries, errors) = compat::parse(&src.data, &[rich::KEY]);
-        for (key, m) in errors {
-            reject(&mut d, format!("data[{key:?}]"), m);
-        }
-        let mut candidates: Vec<(String, Value, Option<Value>)> = Vec::new();
-        if !entries.is_empty() {
-            for e in &entries {
-                if let Some(svc) = &e.service {
-                    d.services.push((e.vip, svc.clone()));
-                    let why = match svc.method {
-                        Method::Dr => {
-                            "DR needs IPVS, which edgevip does not use; the VIP is served, nothing is forwarded for it"
-                        }
-                        Method::Nat | Method::Proxy if !s.forwarding => {
-                            "forwarding is off (--forwarding=false); the VIP is served and reaches what listens on the node"
-                        }
-                        Method::Nat | Method::Proxy => continue,
-                    };
-                    d.warnings.push(Reject {
-                        object: obj.clone(),
-                        field: format!("data[\"{}\"]", e.vip),
-                        message: format!(
-                            "{:?} for {}/{}: {why}",
-                            svc.method, svc.namespace, svc.name
-                        ),
-                    });
-                }
-            }
-            let vips: Vec<String> = entries.iter().map(|e| e.vip.to_string()).collect();
-            candidates.push((
-                "data".into(),
-                json!({"name": COMPAT_INSTANCE, "vrid": s.vrid, "vips": vips}),
-                None,
-            ));
-        }
-
-        // LoadBalancer Services: one instance with every recorded VIP.
+        let mut candidates: Vec<Candidate> = compat_entries(s, src, &mut d).into_iter().collect();
         if let Some(lb) = &s.lb {
             d.lb = services::plan(lb_services, lb);
             let mut vips: Vec<IpAddr> = d.lb.serving.values().copied().collect();
             vips.sort();
             vips.dedup();
             if !vips.is_empty() {
-                let vips: Vec<String> = vips.iter().map(|v| v.to_string()).collect();
-                candidates.push((
-                    "services".into(),
-                    json!({"name": LB_INSTANCE, "vrid": lb.vrid, "vips": vips}),
-                    None,
+                candidates.push(Candidate::generated(
+                    "services",
+                    LB_INSTANCE,
+                    lb.vrid,
+                    &vips,
                 ));
             }
         }
+        let doc = self.doc(src, &mut d);
+        for (i, e) in doc.instances.iter().enumerate() {
+            candidates.push(Candidate {
+                path: format!("{}: instances[{i}]", rich::KEY),
+                fields: e.fields.clone(),
+                fallback: e.name.as_ref().and_then(|n| self.last_good.get(n).cloned()),
+                rich: true,
+            });
+        }
+        for (index, c) in candidates.into_iter().enumerate() {
+            self.accept(&ctx, c, index, doc.spread, &src.object, &mut d);
+        }
+        // Entries gone from the document lose their last good form too.
+        let named: BTreeSet<&String> = doc
+            .instances
+            .iter()
+            .filter_map(|e| e.name.as_ref())
+            .collect();
+        self.last_good.retain(|n, _| named.contains(n));
+        d
+    }
 
-        // The rich document: a broken one keeps the last good document.
-        let doc = match src.data.get(rich::KEY).map(|t| rich::parse(t)) {
+    /// The rich document: a broken one keeps the last good document.
+    fn doc(&mut self, src: &Source, d: &mut Desired) -> rich::Doc {
+        match src.data.get(rich::KEY).map(|t| rich::parse(t)) {
             None => rich::Doc::default(),
             Some(Ok(doc)) => {
                 self.last_doc = Some(doc.clone());
@@ -185,8 +193,8 @@ impl Builder {
             }
             Some(Err(m)) => {
                 let kept = self.last_doc.clone().unwrap_or_default();
-                reject(
-                    &mut d,
+                d.reject(
+                    &src.object,
                     format!("data[{:?}]", rich::KEY),
                     format!(
                         "{m}; keeping the last good document ({} instances)",
@@ -195,157 +203,157 @@ impl Builder {
                 );
                 kept
             }
-        };
-        for (i, v) in doc.instances.iter().enumerate() {
-            let name = v.get("name").and_then(Value::as_str).map(str::to_string);
-            let fallback = name.as_ref().and_then(|n| self.last_good.get(n).cloned());
-            candidates.push((
-                format!("{}: instances[{i}]", rich::KEY),
-                v.clone(),
-                fallback,
-            ));
         }
+    }
 
-        for (index, (path, value, fallback)) in candidates.into_iter().enumerate() {
-            let spread = doc.spread && path.starts_with(rich::KEY);
-            let built = ctx.instance(&path, &value, index, spread);
-            let inst = match (built, fallback) {
-                (Ok(inst), _) => {
-                    if path.starts_with(rich::KEY) {
-                        self.last_good.insert(inst.name.clone(), value);
-                    }
-                    Some(inst)
+    /// Validates one candidate (or its last good form) and adds it unless it clashes with
+    /// those already accepted.
+    fn accept(
+        &mut self,
+        ctx: &Ctx,
+        c: Candidate,
+        index: usize,
+        spread: bool,
+        object: &str,
+        d: &mut Desired,
+    ) {
+        let spread = spread && c.rich;
+        let built = ctx.instance(&c.path, c.fields.clone(), index, spread);
+        let inst = match (built, c.fallback) {
+            (Ok(inst), _) => {
+                if let (true, Ok(fields)) = (c.rich, c.fields) {
+                    self.last_good.insert(inst.name.clone(), fields);
                 }
-                (Err(m), Some(old)) => {
-                    let kept = ctx.instance(&path, &old, index, spread).ok();
-                    reject(
-                        &mut d,
-                        path,
-                        format!(
-                            "{m}{}",
-                            if kept.is_some() {
-                                " (keeping its last good version)"
-                            } else {
-                                ""
-                            }
-                        ),
-                    );
-                    kept
-                }
-                (Err(m), None) => {
-                    reject(&mut d, path, m);
-                    None
-                }
-            };
-            let Some(inst) = inst else { continue };
-            let mut with = d.instances.clone();
-            with.push(inst.clone());
-            let clash = edgevip_config::check_instances(&with);
-            if let Some(c) = clash.first() {
-                reject(
-                    &mut d,
-                    format!("instance {:?}", inst.name),
-                    format!("{}: {}", c.path, c.message),
-                );
-                continue;
+                inst
             }
-            d.instances.push(inst);
+            (Err(m), Some(old)) => {
+                let kept = ctx.instance(&c.path, Ok(old), index, spread).ok();
+                let note = if kept.is_some() {
+                    " (keeping its last good version)"
+                } else {
+                    ""
+                };
+                d.reject(object, c.path, format!("{m}{note}"));
+                let Some(kept) = kept else { return };
+                kept
+            }
+            (Err(m), None) => {
+                d.reject(object, c.path, m);
+                return;
+            }
+        };
+        let mut with = d.instances.clone();
+        with.push(inst.clone());
+        if let Some(clash) = edgevip_config::check_instances(&with).first() {
+            d.reject(
+                object,
+                format!("instance {:?}", inst.name),
+                format!("{}: {}", clash.path, clash.message),
+            );
+            return;
         }
-        // Entries gone from the document lose their last good form too.
-        let named: BTreeSet<String> = doc
-            .instances
-            .iter()
-            .filter_map(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
-            .collect();
-        self.last_good.retain(|n, _| named.contains(n));
-        d
+        d.instances.push(inst);
     }
 }
 
-struct Ctx<'a> {
-    s: &'a Settings,
-    nodes: &'a [NodeInfo],
-    me: &'a NodeInfo,
-    interface: Option<&'a str>,
+/// The compat entries: one instance with all their VIPs; what cannot be forwarded for
+/// their Services is warned about.
+fn compat_entries(s: &Settings, src: &Source, d: &mut Desired) -> Option<Candidate> {
+    let (entries, errors) = compat::parse(&src.data, &[rich::KEY]);
+    for (key, m) in errors {
+        d.reject(&src.object, format!("data[{key:?}]"), m);
+    }
+    for e in &entries {
+        let Some(svc) = &e.service else { continue };
+        d.services.push((e.vip, svc.clone()));
+        let why = match svc.method {
+            Method::Dr => {
+                "DR needs IPVS, which edgevip does not use; the VIP is served, nothing is forwarded for it"
+            }
+            Method::Nat | Method::Proxy if !s.forwarding => {
+                "forwarding is off (--forwarding=false); the VIP is served and reaches what listens on the node"
+            }
+            Method::Nat | Method::Proxy => continue,
+        };
+        d.warnings.push(Reject {
+            object: src.object.clone(),
+            field: format!("data[\"{}\"]", e.vip),
+            message: format!("{:?} for {}/{}: {why}", svc.method, svc.namespace, svc.name),
+        });
+    }
+    if entries.is_empty() {
+        return None;
+    }
+    let vips: Vec<IpAddr> = entries.iter().map(|e| e.vip).collect();
+    Some(Candidate::generated("data", COMPAT_INSTANCE, s.vrid, &vips))
 }
 
-impl Ctx<'_> {
-    /// One entry → one instance: fill what the cluster decides, then the file's validation.
+/// What the cluster decides for every entry of this build.
+struct Ctx<'a> {
+    nodes: &'a [NodeInfo],
+    me: &'a NodeInfo,
+    /// Everything but the priority, which depends on the entry's position.
+    defaults: Defaults,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        s: &Settings,
+        nodes: &'a [NodeInfo],
+        me: &'a NodeInfo,
+        interface: Option<&str>,
+    ) -> Ctx<'a> {
+        // The other edge nodes' addresses, IPv4 first; each instance keeps those of the
+        // families its VIPs use.
+        let peers = [true, false]
+            .into_iter()
+            .flat_map(|v4| {
+                nodes::ordered(nodes)
+                    .into_iter()
+                    .filter(|n| n.name != me.name)
+                    .filter_map(move |n| n.address_of(v4))
+            })
+            .collect();
+        Ctx {
+            nodes,
+            me,
+            defaults: Defaults {
+                interface: interface.map(str::to_string),
+                priority: 1,
+                advert_interval: s.advert_interval,
+                preempt: s.preempt,
+                unicast_peers: s.unicast.then_some(peers),
+                health_checks: s.ingress_check.iter().cloned().collect(),
+            },
+        }
+    }
+
+    /// One entry → one instance: the file's validation, with what the cluster decides as
+    /// the defaults.
     fn instance(
         &self,
         path: &str,
-        v: &Value,
+        fields: Result<raw::Instance, String>,
         index: usize,
         spread: bool,
     ) -> Result<Instance, String> {
-        let Value::Object(given) = v else {
-            return Err("is not a mapping".into());
+        let raw = fields.map_err(|e| format!("{path}: {e}"))?;
+        if raw.interface.is_none() && self.defaults.interface.is_none() {
+            return Err(format!(
+                "no interface: none given and none holds node address {}",
+                self.me.addresses[0]
+            ));
+        }
+        let defaults = Defaults {
+            priority: nodes::priority(self.nodes, &self.me.name, index, spread).unwrap_or(1),
+            ..self.defaults.clone()
         };
-        let mut m: Map<String, Value> = given.clone();
-        let has = |k: &str| given.contains_key(k);
-        if !has("interface") {
-            match self.interface {
-                Some(i) => {
-                    m.insert("interface".into(), i.into());
-                }
-                None => {
-                    return Err(format!(
-                        "no interface: none given and none holds node address {}",
-                        self.me.addresses[0]
-                    ));
-                }
-            }
-        }
-        if !has("advert_interval") {
-            m.insert(
-                "advert_interval".into(),
-                format_duration(self.s.advert_interval).into(),
-            );
-        }
-        if !has("preempt") {
-            m.insert("preempt".into(), self.s.preempt.into());
-        }
-        if !has("priority") {
-            let p = nodes::priority(self.nodes, &self.me.name, index, spread).unwrap_or(1);
-            m.insert("priority".into(), p.into());
-        }
-        let auto_peers = !has("unicast_peers") && !has("unicast");
-        let raw: edgevip_config::raw::Instance =
-            serde_json::from_value(Value::Object(m)).map_err(|e| format!("{path}: {e}"))?;
-        let mut inst = edgevip_config::validate_instance(path, raw).map_err(|e| {
+        Instance::from_raw(path, raw, &defaults).map_err(|e| {
             e.0.iter()
                 .map(|f| f.to_string())
                 .collect::<Vec<_>>()
                 .join("; ")
-        })?;
-        if auto_peers {
-            inst.unicast = self.s.unicast;
-            if inst.unicast {
-                inst.unicast_peers = self.peers(&inst);
-            }
-        }
-        if !has("health_checks") {
-            inst.health_checks = self.s.ingress_check.iter().cloned().collect();
-        }
-        Ok(inst)
-    }
-
-    /// The other edge nodes' addresses of the families the instance's VIPs use.
-    fn peers(&self, inst: &Instance) -> Vec<IpAddr> {
-        let mut out = Vec::new();
-        for v4 in [true, false] {
-            if !inst.vips.iter().any(|v| v.addr.is_ipv4() == v4) {
-                continue;
-            }
-            for n in nodes::ordered(self.nodes) {
-                if n.name != self.me.name
-                    && let Some(a) = n.address_of(v4)
-                {
-                    out.push(a);
-                }
-            }
-        }
-        out
+        })
     }
 }
 

@@ -4,8 +4,10 @@
 //!   edgevip's YAML), `nodes` reads the edge Nodes; all pure.
 //! - `desired` turns them into the same `edgevip_config::Instance`s a file gives, entry by
 //!   entry, so one bad entry is rejected alone and a once-good entry keeps its last good form.
-//! - `controller` follows the API with watches and hands each new desired state over;
-//!   `events` tells the cluster what happened.
+//! - `controller` follows the API with watches and hands each new desired state over: one
+//!   generic cache per watch (`controller::cache`), a pure `World` that rebuilds from them,
+//!   and a thin `run` that wires streams and timers to it; `events` tells the cluster what
+//!   happened.
 #![forbid(unsafe_code)]
 
 pub mod compat;

@@ -9,6 +9,7 @@
 //!     vips: [192.0.2.100/24, 2001:db8::100/64]
 //! ```
 
+use edgevip_config::raw;
 use serde::Deserialize;
 
 /// The data key that holds the document.
@@ -17,14 +18,23 @@ pub const KEY: &str = "edgevip.yaml";
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Doc {
     pub spread: bool,
-    /// Entries kept as loose values so each one is validated (and rejected) alone.
-    pub instances: Vec<serde_json::Value>,
+    /// Each entry read on its own, so one that does not even fit the schema is rejected
+    /// alone (and can fall back on its last good form, found by name).
+    pub instances: Vec<Entry>,
+}
+
+/// One entry of `instances`: the file's loose schema, or why it does not fit it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub name: Option<String>,
+    pub fields: Result<raw::Instance, String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDoc {
     spread: Option<bool>,
+    /// Any YAML value, so that a bad entry spoils only itself.
     #[serde(default)]
     instances: Vec<serde_json::Value>,
 }
@@ -36,8 +46,18 @@ pub fn parse(text: &str) -> Result<Doc, String> {
     let raw: RawDoc = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
     Ok(Doc {
         spread: raw.spread.unwrap_or(false),
-        instances: raw.instances,
+        instances: raw.instances.into_iter().map(entry).collect(),
     })
+}
+
+fn entry(v: serde_json::Value) -> Entry {
+    let name = v.get("name").and_then(|n| n.as_str()).map(str::to_string);
+    let fields = if v.is_object() {
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    } else {
+        Err("is not a mapping".into())
+    };
+    Entry { name, fields }
 }
 
 #[cfg(test)]
@@ -45,16 +65,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_stay_loose_until_validated() {
+    fn each_entry_is_read_alone() {
         let d = parse(
-            "spread: true\ninstances:\n  - {name: web, vrid: 51, vips: [192.0.2.1/24, 2001:db8::1/64], advert_interval: 100ms}\n  - {name: bad, vrid: zero}\n",
+            "spread: true\ninstances:\n  - {name: web, vrid: 51, vips: [192.0.2.1/24, 2001:db8::1/64], advert_interval: 100ms}\n  - {name: bad, vrid: zero}\n  - [not, a, mapping]\n",
         )
         .unwrap();
         assert!(d.spread);
-        assert_eq!(d.instances.len(), 2);
-        assert_eq!(d.instances[0]["vrid"], 51);
-        assert_eq!(d.instances[0]["vips"][1], "2001:db8::1/64");
-        assert_eq!(d.instances[1]["vrid"], "zero");
+        assert_eq!(d.instances.len(), 3);
+        let web = d.instances[0].fields.as_ref().unwrap();
+        assert_eq!(web.vrid, Some(51));
+        assert_eq!(web.vips[1], "2001:db8::1/64");
+        assert_eq!(web.advert_interval.as_deref(), Some("100ms"));
+        assert_eq!(d.instances[1].name.as_deref(), Some("bad"));
+        let e = d.instances[1].fields.as_ref().unwrap_err();
+        assert!(e.contains("\"zero\""), "{e}");
+        assert_eq!(
+            d.instances[2],
+            Entry {
+                name: None,
+                fields: Err("is not a mapping".into())
+            }
+        );
     }
 
     #[test]

@@ -301,3 +301,22 @@ fn load_balancer_services_become_one_instance_even_without_a_configmap() {
     let d = Builder::default().build(&s, &cluster(), Some("eth0"), None, &[]);
     assert!(d.instances.is_empty());
 }
+
+#[test]
+fn cluster_defaults_meet_the_files_rules() {
+    // The command line's 200ms suits VRRPv3 only: a VRRPv2 entry must set its own.
+    let doc = "instances:\n  - {name: old, vrid: 54, version: 2, vips: [192.0.2.120/24]}\n  - {name: ok, vrid: 55, version: 2, advert_interval: 1s, vips: [192.0.2.121/24]}\n";
+    let d = build(
+        &mut Builder::default(),
+        "edge-a",
+        &source(&[(rich::KEY, doc)]),
+    );
+    let names: Vec<&str> = d.instances.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["ok"]);
+    assert_eq!(d.rejects.len(), 1, "{:?}", d.rejects);
+    assert_eq!(d.rejects[0].field, "edgevip.yaml: instances[0]");
+    assert_eq!(
+        d.rejects[0].message,
+        "edgevip.yaml: instances[0].advert_interval: 200ms is not whole seconds (VRRPv2 counts seconds)"
+    );
+}

@@ -1,0 +1,178 @@
+//! The command line of Kubernetes mode, checked once into typed options: every later step
+//! takes them as given.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use edgevip_config::HealthCheck;
+use edgevip_k8s::controller;
+use edgevip_k8s::desired::Settings;
+use edgevip_k8s::services::{LbSettings, Pool};
+
+use crate::cli::{KubeArgs, ProxyProtocol};
+
+/// A command line Kubernetes mode cannot run with (exit status 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    #[error("--node-name (or NODE_NAME) is required with --kubernetes")]
+    NodeName,
+    #[error("--services-configmap NAMESPACE/NAME is required with --kubernetes, got {0:?}")]
+    ConfigMap(Option<String>),
+    #[error("--ingress-check: {0:?} is neither an http:// URL nor `none`")]
+    IngressCheck(String),
+    #[error("--address-pool: {0}")]
+    AddressPool(String),
+    #[error("--lb-vrid and --vrid must differ ({0})")]
+    SameVrid(u8),
+}
+
+#[derive(Clone)]
+pub struct KubeOptions {
+    pub controller: controller::Options,
+    pub api_listen: SocketAddr,
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl KubeOptions {
+    pub fn check(args: &KubeArgs) -> Result<KubeOptions, ArgError> {
+        let node_name = args
+            .node_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .ok_or(ArgError::NodeName)?;
+        let (ns, name) = args
+            .services_configmap
+            .as_deref()
+            .and_then(|s| s.split_once('/'))
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            .ok_or_else(|| ArgError::ConfigMap(args.services_configmap.clone()))?;
+        let ingress_check = ingress_check(&args.ingress_check)?;
+        let lb = if args.load_balancers {
+            let pool = Pool::parse(&args.address_pool).map_err(ArgError::AddressPool)?;
+            if args.lb_vrid == args.vrid {
+                return Err(ArgError::SameVrid(args.vrid));
+            }
+            Some(LbSettings {
+                class: args.load_balancer_class.clone(),
+                default_class: args.default_load_balancer_class,
+                pool,
+                vrid: args.lb_vrid,
+            })
+        } else {
+            None
+        };
+        Ok(KubeOptions {
+            controller: controller::Options {
+                settings: Settings {
+                    node_name,
+                    vrid: args.vrid,
+                    interface: args.interface.clone(),
+                    unicast: args.unicast,
+                    advert_interval: args.advert_interval,
+                    preempt: args.preempt,
+                    ingress_check,
+                    lb,
+                    forwarding: args.forwarding,
+                    proxy_header: match args.proxy_protocol {
+                        ProxyProtocol::V1 => edgevip_forward::ProxyHeader::V1,
+                        ProxyProtocol::V2 => edgevip_forward::ProxyHeader::V2,
+                        ProxyProtocol::None => edgevip_forward::ProxyHeader::None,
+                    },
+                },
+                configmap_namespace: ns.into(),
+                configmap_name: name.into(),
+                node_selector: args.node_selector.clone(),
+                release_grace: args.release_grace,
+            },
+            api_listen: args.api_listen,
+            kubeconfig: args.kubeconfig.clone(),
+        })
+    }
+}
+
+fn ingress_check(spec: &str) -> Result<Option<HealthCheck>, ArgError> {
+    if spec == "none" || spec.is_empty() {
+        return Ok(None);
+    }
+    if !HealthCheck::is_http_url(spec) {
+        return Err(ArgError::IngressCheck(spec.into()));
+    }
+    Ok(Some(HealthCheck::http("ingress", spec)))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Line {
+        #[command(flatten)]
+        kube: KubeArgs,
+    }
+
+    fn check(line: &str) -> Result<KubeOptions, ArgError> {
+        let args = Line::try_parse_from(format!("edgevip {line}").split_whitespace()).unwrap();
+        KubeOptions::check(&args.kube)
+    }
+
+    const OK: &str = "--node-name edge-a --services-configmap edgevip/vips";
+
+    #[test]
+    fn a_usable_line_becomes_typed_options() {
+        let o = check(&format!(
+            "{OK} --advert-interval 300ms --ingress-check none"
+        ))
+        .unwrap();
+        let s = &o.controller.settings;
+        assert_eq!(
+            (s.node_name.as_str(), s.vrid, s.advert_interval),
+            ("edge-a", 50, std::time::Duration::from_millis(300))
+        );
+        assert_eq!(o.controller.configmap(), "edgevip/vips");
+        assert!(s.ingress_check.is_none() && s.lb.is_none());
+        let o = check(&format!(
+            "{OK} --load-balancers --address-pool 198.51.100.1-198.51.100.9"
+        ))
+        .unwrap();
+        assert_eq!(o.controller.settings.lb.unwrap().vrid, 51);
+        let check_url = &check(OK).unwrap().controller.settings.ingress_check;
+        assert_eq!(
+            check_url.as_ref().map(|c| c.name.as_str()),
+            Some("ingress"),
+            "the default ingress check"
+        );
+    }
+
+    #[test]
+    fn each_mistake_names_its_flag() {
+        assert_eq!(
+            check("--services-configmap a/b").err(),
+            Some(ArgError::NodeName)
+        );
+        assert_eq!(
+            check("--node-name x --services-configmap vips").err(),
+            Some(ArgError::ConfigMap(Some("vips".into())))
+        );
+        for bad in ["https://x/", "http://"] {
+            assert_eq!(
+                check(&format!("{OK} --ingress-check {bad}")).err(),
+                Some(ArgError::IngressCheck(bad.into())),
+                "the file's rule for http check URLs"
+            );
+        }
+        assert!(matches!(
+            check(&format!("{OK} --load-balancers --address-pool nonsense")),
+            Err(ArgError::AddressPool(_))
+        ));
+        let e = check(&format!("{OK} --load-balancers --lb-vrid 50"))
+            .err()
+            .unwrap();
+        assert_eq!(e.to_string(), "--lb-vrid and --vrid must differ (50)");
+        assert!(
+            check(&format!("{OK} --lb-vrid 50")).is_ok(),
+            "no LB mode, no clash"
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! Events for the operator: each rejection, warning and Service without a VIP told once
+//! (the told set is remembered, so a re-list or an unrelated change does not repeat them).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::Reject;
+use crate::desired::Desired;
+use crate::events::Kind;
+
+/// What an Event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Regarding {
+    /// This node's Node object.
+    Node,
+    ConfigMap,
+    /// `ns/name`.
+    Service(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub regarding: Regarding,
+    pub kind: Kind,
+    pub reason: &'static str,
+    pub note: String,
+}
+
+/// What has been told already.
+#[derive(Debug, Default)]
+pub struct Told {
+    rejects: BTreeSet<Reject>,
+    warnings: BTreeSet<Reject>,
+    lb_problems: BTreeMap<String, String>,
+}
+
+impl Told {
+    /// What `d` says that was not told before (each logged here once, too).
+    pub fn news(&mut self, d: &Desired) -> Vec<Notice> {
+        let mut out = Vec::new();
+        let now: BTreeSet<Reject> = d.rejects.iter().cloned().collect();
+        for r in now.difference(&self.rejects) {
+            tracing::warn!(object = %r.object, field = %r.field, "rejected: {}", r.message);
+            out.push(if r.field == "node" {
+                Notice {
+                    regarding: Regarding::Node,
+                    kind: Kind::Warning,
+                    reason: "NotServing",
+                    note: r.message.clone(),
+                }
+            } else {
+                Notice {
+                    regarding: Regarding::ConfigMap,
+                    kind: Kind::Warning,
+                    reason: "RejectedEntry",
+                    note: format!("{}: {}", r.field, r.message),
+                }
+            });
+        }
+        self.rejects = now;
+        let now: BTreeSet<Reject> = d.warnings.iter().cloned().collect();
+        for r in now.difference(&self.warnings) {
+            tracing::warn!(object = %r.object, field = %r.field, "{}", r.message);
+            out.push(Notice {
+                regarding: Regarding::ConfigMap,
+                kind: Kind::Warning,
+                reason: "UnsupportedMethod",
+                note: format!("{}: {}", r.field, r.message),
+            });
+        }
+        self.warnings = now;
+        for (key, why) in &d.lb.problems {
+            if self.lb_problems.get(key) != Some(why) {
+                tracing::warn!(service = %key, "no VIP: {why}");
+                out.push(Notice {
+                    regarding: Regarding::Service(key.clone()),
+                    kind: Kind::Warning,
+                    reason: "NoVIP",
+                    note: why.clone(),
+                });
+            }
+        }
+        self.lb_problems = d.lb.problems.clone();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reject(field: &str) -> Reject {
+        Reject {
+            object: "ConfigMap edgevip/vips".into(),
+            field: field.into(),
+            message: "bad".into(),
+        }
+    }
+
+    #[test]
+    fn each_problem_is_told_once() {
+        let mut told = Told::default();
+        let mut d = Desired {
+            rejects: vec![reject("data[\"x\"]"), reject("node")],
+            ..Default::default()
+        };
+        d.lb.problems
+            .insert("web/a".into(), "pool exhausted".into());
+        let n = told.news(&d);
+        let reasons: Vec<(&Regarding, &str)> = n.iter().map(|n| (&n.regarding, n.reason)).collect();
+        assert_eq!(
+            reasons,
+            [
+                (&Regarding::ConfigMap, "RejectedEntry"),
+                (&Regarding::Node, "NotServing"),
+                (&Regarding::Service("web/a".into()), "NoVIP")
+            ]
+        );
+        assert_eq!(n[0].note, "data[\"x\"]: bad");
+        assert!(told.news(&d).is_empty(), "told once");
+        // Gone and back: told again.
+        d.rejects.pop();
+        assert!(told.news(&d).is_empty());
+        d.rejects.push(reject("node"));
+        assert_eq!(told.news(&d).len(), 1);
+    }
+}

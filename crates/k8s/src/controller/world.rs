@@ -1,0 +1,325 @@
+//! What the controller knows of the cluster, and the desired state it gives: the caches,
+//! the ConfigMap held through its grace period, status writes in flight. No I/O: `run`
+//! feeds it watch events and timer ticks and publishes what `rebuild` returns, so tests
+//! drive it directly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher::Event;
+use tokio::time::Instant;
+
+use super::cache::Cache;
+use super::{KubeStatus, Options};
+use crate::Reject;
+use crate::desired::{Builder, Desired, Settings, Source};
+use crate::forwarding::{self, Slice, SvcPorts};
+use crate::nodes::NodeInfo;
+use crate::services::SvcInfo;
+
+/// A failed status write is sent again after this long.
+pub const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// One watch event, by kind. Not boxed: each is moved once, from its stream to `apply`.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Change {
+    Node(Event<Node>),
+    Map(Event<ConfigMap>),
+    Service(Event<Service>),
+    Slice(Event<EndpointSlice>),
+}
+
+pub struct World {
+    settings: Settings,
+    /// `ns/name` of the ConfigMap, and `ConfigMap ns/name` for messages.
+    configmap: String,
+    object: String,
+    grace: Duration,
+    builder: Builder,
+    nodes: Cache<NodeInfo>,
+    map: Cache<Source>,
+    held: Held,
+    /// LoadBalancer Services only.
+    load_balancers: Cache<SvcInfo>,
+    /// Ports of every Service and the EndpointSlices of every Service, so a ConfigMap edit
+    /// naming another Service needs no new watch.
+    ports: Cache<SvcPorts>,
+    slices: Cache<Slice>,
+    /// Services the ConfigMap forwards to: only their ports and slices matter.
+    referenced: BTreeSet<String>,
+    /// Status writes sent and not yet seen back: `ns/name` → VIP.
+    in_flight: BTreeMap<String, IpAddr>,
+    /// Failed writes, released from `in_flight` (so written again) at `retry_at`.
+    failed: Vec<String>,
+    retry_at: Option<Instant>,
+    pub watch_errors: u64,
+    pub rebuilds: u64,
+}
+
+impl World {
+    pub fn new(opts: &Options) -> World {
+        let s = &opts.settings;
+        let services = s.lb.is_some() || s.forwarding;
+        World {
+            settings: s.clone(),
+            configmap: opts.configmap(),
+            object: format!("ConfigMap {}", opts.configmap()),
+            grace: opts.release_grace,
+            builder: Builder::default(),
+            nodes: Cache::new(),
+            map: Cache::new(),
+            held: Held::default(),
+            load_balancers: watched_if(services),
+            ports: watched_if(services),
+            slices: watched_if(s.forwarding),
+            referenced: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
+            failed: Vec::new(),
+            retry_at: None,
+            watch_errors: 0,
+            rebuilds: 0,
+        }
+    }
+
+    /// Applies a watch event; true when the desired state may have moved.
+    pub fn apply(&mut self, change: &Change, now: Instant) -> bool {
+        match change {
+            Change::Node(e) => self
+                .nodes
+                .apply(e, |n| Some(NodeInfo::from_node(n)), always),
+            Change::Map(e) => {
+                let object = &self.object;
+                let source = |m: &ConfigMap| {
+                    Some(Source {
+                        object: object.clone(),
+                        data: m.data.clone().unwrap_or_default(),
+                    })
+                };
+                let moved = self.map.apply(e, source, always);
+                if moved {
+                    let now_there = self.map.items().values().next().cloned();
+                    self.held.observe(now_there, now, &self.object);
+                }
+                moved
+            }
+            Change::Service(e) => {
+                // Services that are not LoadBalancers change often (Endpoints-driven
+                // controllers touch them): only a referenced one's ports matter.
+                let lb = |s: &Service| Some(SvcInfo::from_service(s)).filter(|i| i.load_balancer);
+                let lb_moved = self.load_balancers.apply(e, lb, always);
+                let refs = &self.referenced;
+                let ports_moved = self.ports.apply(
+                    e,
+                    |s| Some(SvcPorts::from_service(s)),
+                    |key, _| refs.contains(key),
+                );
+                lb_moved || ports_moved
+            }
+            Change::Slice(e) => {
+                let refs = &self.referenced;
+                self.slices
+                    .apply(e, Slice::from_slice, |_, s| refs.contains(&s.service))
+            }
+        }
+    }
+
+    /// Every watch has listed once: the desired state can be trusted.
+    pub fn synced(&self) -> bool {
+        self.nodes.synced()
+            && self.map.synced()
+            && self.load_balancers.synced()
+            && self.ports.synced()
+            && self.slices.synced()
+    }
+
+    /// When `on_timer` has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let release = self.held.gone_since.map(|t| t + self.grace);
+        release.into_iter().chain(self.retry_at).min()
+    }
+
+    /// Ends a grace period, releases failed writes for retry; true when anything moved.
+    pub fn on_timer(&mut self, now: Instant) -> bool {
+        let mut moved = false;
+        if self.held.gone_since.is_some_and(|t| t + self.grace <= now) {
+            tracing::warn!(configmap = %self.object, grace = ?self.grace, "ConfigMap still gone after the grace period: releasing its VIPs");
+            self.held = Held::default();
+            moved = true;
+        }
+        if self.retry_at.is_some_and(|t| t <= now) {
+            for key in self.failed.drain(..) {
+                self.in_flight.remove(&key);
+            }
+            self.retry_at = None;
+            moved = true;
+        }
+        moved
+    }
+
+    /// A status write failed: it is sent again after `RETRY_AFTER`, and not before.
+    pub fn write_failed(&mut self, key: String, now: Instant) {
+        self.failed.push(key);
+        self.retry_at.get_or_insert(now + RETRY_AFTER);
+    }
+
+    /// This node's addresses, whose interface the caller resolves.
+    pub fn my_addresses(&self) -> Vec<IpAddr> {
+        self.nodes
+            .items()
+            .get(&self.settings.node_name)
+            .map(|n| n.addresses.clone())
+            .unwrap_or_default()
+    }
+
+    /// The desired state from what is cached, `interface` holding the node address.
+    pub fn rebuild(&mut self, interface: Option<&str>) -> Desired {
+        let nodes: Vec<NodeInfo> = self.nodes.items().values().cloned().collect();
+        let services: Vec<SvcInfo> = self
+            .load_balancers
+            .items()
+            .values()
+            .map(|s| SvcInfo {
+                pending: self.in_flight.get(&s.key()).copied(),
+                ..s.clone()
+            })
+            .collect();
+        let mut d = self.builder.build(
+            &self.settings,
+            &nodes,
+            interface,
+            self.held.source.as_ref(),
+            &services,
+        );
+        if self.settings.forwarding {
+            let (spec, problems) = forwarding::spec(
+                &d.services,
+                self.ports.items(),
+                self.slices.items(),
+                self.settings.proxy_header,
+            );
+            d.forward = spec;
+            for (vip, why) in problems {
+                d.warnings.push(Reject {
+                    object: self.object.clone(),
+                    field: format!("data[\"{vip}\"]"),
+                    message: format!("{why}: nothing is forwarded for it yet"),
+                });
+            }
+        }
+        self.referenced = d
+            .services
+            .iter()
+            .map(|(_, r)| format!("{}/{}", r.namespace, r.name))
+            .collect();
+        self.rebuilds += 1;
+        d
+    }
+
+    /// The status writes to send now (the writer only): one per Service and VIP until the
+    /// watch shows it, so a slow API server is not flooded.
+    pub fn writes_due(&mut self, d: &Desired) -> Vec<(String, IpAddr)> {
+        if !d.writer {
+            return Vec::new();
+        }
+        self.in_flight
+            .retain(|k, ip| d.lb.writes.get(k) == Some(ip));
+        let mut due = Vec::new();
+        for (key, ip) in &d.lb.writes {
+            if self.in_flight.insert(key.clone(), *ip) != Some(*ip) {
+                due.push((key.clone(), *ip));
+            }
+        }
+        due
+    }
+
+    /// What `/status` shows after a rebuild that took `took`.
+    pub fn status(&self, d: &Desired, interface: Option<&str>, took: Duration) -> KubeStatus {
+        KubeStatus {
+            synced: true,
+            configmap: self.configmap.clone(),
+            configmap_present: self.held.source.is_some() && self.held.gone_since.is_none(),
+            release_pending: self.held.gone_since.is_some(),
+            edge_nodes: self.nodes.items().keys().cloned().collect(),
+            interface: self
+                .settings
+                .interface
+                .clone()
+                .or(interface.map(str::to_string)),
+            instances: d.instances.iter().map(|i| i.name.clone()).collect(),
+            rejected: d.rejects.clone(),
+            warnings: d.warnings.clone(),
+            load_balancers: d.lb.serving.clone(),
+            load_balancer_problems: d.lb.problems.clone(),
+            status_writer: d.writer,
+            forwarded: forwarded(&d.forward),
+            last_rebuild_us: took.as_micros() as u64,
+            rebuilds: self.rebuilds,
+            watch_errors: self.watch_errors,
+        }
+    }
+}
+
+/// A cache, or (the feature off, no watch) one that is synced and empty.
+fn watched_if<V: PartialEq>(on: bool) -> Cache<V> {
+    if on { Cache::new() } else { Cache::unwatched() }
+}
+
+/// Every change of this kind matters.
+fn always<V>(_: &str, _: &V) -> bool {
+    true
+}
+
+/// `VIP:port/proto (nat|proxy) -> N endpoints`, one line per forwarded port.
+fn forwarded(spec: &edgevip_forward::Spec) -> Vec<String> {
+    let nat = spec.nat.iter().map(|n| {
+        format!(
+            "{} {}/{} nat -> {} endpoints",
+            SocketAddr::new(n.vip, n.port),
+            n.proto.as_str(),
+            n.port,
+            n.backends.len()
+        )
+    });
+    let proxy = spec.proxy.iter().map(|p| {
+        format!(
+            "{} tcp proxy -> {} endpoints",
+            SocketAddr::new(p.vip, p.port),
+            p.backends.len()
+        )
+    });
+    nat.chain(proxy).collect()
+}
+
+/// The ConfigMap in force: a deleted one stays for the grace period, so a delete and
+/// re-create (or a brief wrong answer) does not drop traffic.
+#[derive(Debug, Default)]
+struct Held {
+    source: Option<Source>,
+    /// When it disappeared.
+    gone_since: Option<Instant>,
+}
+
+impl Held {
+    fn observe(&mut self, now_there: Option<Source>, now: Instant, object: &str) {
+        match now_there {
+            Some(m) => {
+                if self.gone_since.take().is_some() {
+                    tracing::info!(configmap = %object, "ConfigMap is back within the grace period");
+                }
+                self.source = Some(m);
+            }
+            None if self.source.is_some() && self.gone_since.is_none() => {
+                tracing::warn!(configmap = %object, "ConfigMap deleted: its VIPs stay for the grace period");
+                self.gone_since = Some(now);
+            }
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

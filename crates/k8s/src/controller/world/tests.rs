@@ -1,0 +1,244 @@
+//! The controller's logic without an API server: watch events in, desired states out.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::services::{DEFAULT_CLASS, LbSettings, Pool};
+
+fn object<K: serde::de::DeserializeOwned>(v: Value) -> K {
+    serde_json::from_value(v).unwrap()
+}
+
+fn node(name: &str, ip: &str) -> Node {
+    object(json!({"metadata": {"name": name},
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}))
+}
+
+fn configmap(data: Value) -> ConfigMap {
+    object(json!({"metadata": {"name": "vips", "namespace": "edgevip"}, "data": data}))
+}
+
+fn service(name: &str, lb: bool, port: u16) -> Service {
+    object(json!({"metadata": {"name": name, "namespace": "web"},
+        "spec": {"type": if lb { "LoadBalancer" } else { "ClusterIP" },
+                 "loadBalancerClass": DEFAULT_CLASS, "ports": [{"port": port}]}}))
+}
+
+fn slice(name: &str, svc: &str, ip: &str) -> EndpointSlice {
+    object(json!({"metadata": {"name": name, "namespace": "web",
+                               "labels": {"kubernetes.io/service-name": svc}},
+        "addressType": "IPv4", "ports": [{"port": 8080, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [ip]}]}))
+}
+
+fn options() -> Options {
+    Options {
+        settings: Settings {
+            node_name: "edge-a".into(),
+            vrid: 50,
+            interface: None,
+            unicast: true,
+            advert_interval: Duration::from_millis(200),
+            preempt: false,
+            ingress_check: None,
+            lb: None,
+            forwarding: false,
+            proxy_header: edgevip_forward::ProxyHeader::V1,
+        },
+        configmap_namespace: "edgevip".into(),
+        configmap_name: "vips".into(),
+        node_selector: "edgenode=true".into(),
+        release_grace: Duration::from_secs(30),
+    }
+}
+
+/// Lists `objects` as a watch's first list does; returns what the last event said.
+fn list(w: &mut World, wrap: fn(Event<Node>) -> Change, nodes: Vec<Node>) -> bool {
+    w.apply(&wrap(Event::Init), Instant::now());
+    for n in nodes {
+        w.apply(&wrap(Event::InitApply(n)), Instant::now());
+    }
+    w.apply(&wrap(Event::InitDone), Instant::now())
+}
+
+fn list_maps(w: &mut World, maps: Vec<ConfigMap>) -> bool {
+    w.apply(&Change::Map(Event::Init), Instant::now());
+    for m in maps {
+        w.apply(&Change::Map(Event::InitApply(m)), Instant::now());
+    }
+    w.apply(&Change::Map(Event::InitDone), Instant::now())
+}
+
+fn vips(d: &Desired) -> Vec<String> {
+    d.instances
+        .iter()
+        .flat_map(|i| i.vips.iter().map(|v| v.addr.to_string()))
+        .collect()
+}
+
+#[test]
+fn nothing_is_built_before_every_watch_listed_once() {
+    let mut o = options();
+    o.settings.forwarding = true;
+    let mut w = World::new(&o);
+    assert!(list(
+        &mut w,
+        Change::Node,
+        vec![node("edge-a", "192.0.2.11")]
+    ));
+    assert!(list_maps(
+        &mut w,
+        vec![configmap(json!({"192.0.2.100": ""}))]
+    ));
+    assert!(!w.synced(), "Services and EndpointSlices not listed yet");
+    w.apply(&Change::Service(Event::InitDone), Instant::now());
+    assert!(!w.synced());
+    w.apply(&Change::Slice(Event::InitDone), Instant::now());
+    assert!(w.synced());
+    assert_eq!(w.my_addresses(), ["192.0.2.11".parse::<IpAddr>().unwrap()]);
+    let d = w.rebuild(Some("eth0"));
+    assert_eq!(vips(&d), ["192.0.2.100"]);
+    let st = w.status(&d, Some("eth0"), Duration::from_micros(7));
+    assert_eq!(
+        (
+            st.configmap.as_str(),
+            st.configmap_present,
+            st.rebuilds,
+            st.last_rebuild_us
+        ),
+        ("edgevip/vips", true, 1, 7)
+    );
+    assert_eq!(st.edge_nodes, ["edge-a"]);
+    assert_eq!(st.interface.as_deref(), Some("eth0"));
+}
+
+#[test]
+fn a_deleted_configmap_is_held_for_the_grace_period() {
+    let mut w = World::new(&options());
+    list(&mut w, Change::Node, vec![node("edge-a", "192.0.2.11")]);
+    list_maps(&mut w, vec![configmap(json!({"192.0.2.100": ""}))]);
+    assert_eq!(w.next_deadline(), None);
+    let t0 = Instant::now();
+    assert!(w.apply(&Change::Map(Event::Delete(configmap(json!({})))), t0));
+    let d = w.rebuild(Some("eth0"));
+    assert_eq!(vips(&d), ["192.0.2.100"], "kept within grace");
+    let st = w.status(&d, None, Duration::ZERO);
+    assert!(st.release_pending && !st.configmap_present);
+    let end = t0 + Duration::from_secs(30);
+    assert_eq!(w.next_deadline(), Some(end));
+    assert!(!w.on_timer(end - Duration::from_millis(1)));
+    assert!(w.on_timer(end));
+    assert!(w.rebuild(Some("eth0")).instances.is_empty(), "released");
+    assert_eq!(w.next_deadline(), None);
+
+    // Back within the grace period: nothing is released; a re-list without it counts as
+    // a delete.
+    w.apply(
+        &Change::Map(Event::Apply(configmap(json!({"192.0.2.101": ""})))),
+        t0,
+    );
+    assert!(list_maps(&mut w, vec![]));
+    assert!(w.next_deadline().is_some());
+    w.apply(
+        &Change::Map(Event::Apply(configmap(json!({"192.0.2.102": ""})))),
+        t0,
+    );
+    assert_eq!(w.next_deadline(), None);
+    assert!(!w.on_timer(end + Duration::from_secs(60)));
+    assert_eq!(vips(&w.rebuild(Some("eth0"))), ["192.0.2.102"]);
+}
+
+#[test]
+fn only_changes_to_forwarded_services_cause_a_rebuild() {
+    let mut o = options();
+    o.settings.forwarding = true;
+    let mut w = World::new(&o);
+    let now = Instant::now();
+    list(&mut w, Change::Node, vec![node("edge-a", "192.0.2.11")]);
+    list_maps(
+        &mut w,
+        vec![configmap(json!({"192.0.2.100": "web/front:NAT"}))],
+    );
+    w.apply(&Change::Service(Event::Init), now);
+    w.apply(
+        &Change::Service(Event::InitApply(service("front", false, 80))),
+        now,
+    );
+    w.apply(&Change::Service(Event::InitDone), now);
+    w.apply(&Change::Slice(Event::InitDone), now);
+    let d = w.rebuild(Some("eth0"));
+    assert!(d.forward.nat[0].backends.is_empty());
+    assert!(
+        d.warnings[0]
+            .message
+            .ends_with("nothing is forwarded for it yet"),
+        "{:?}",
+        d.warnings
+    );
+
+    let other = |e| Change::Service(e);
+    assert!(!w.apply(&other(Event::Apply(service("plain", false, 80))), now));
+    assert!(!w.apply(&other(Event::Apply(service("plain", false, 81))), now));
+    assert!(!w.apply(&other(Event::Delete(service("plain", false, 81))), now));
+    assert!(!w.apply(
+        &Change::Slice(Event::Apply(slice("p-1", "plain", "10.0.0.9"))),
+        now
+    ));
+    assert!(
+        !w.apply(&other(Event::Apply(service("front", false, 80))), now),
+        "same"
+    );
+    assert!(w.apply(&other(Event::Apply(service("front", false, 8443))), now));
+    assert!(w.apply(
+        &Change::Slice(Event::Apply(slice("f-1", "front", "198.51.100.5"))),
+        now
+    ));
+    let d = w.rebuild(Some("eth0"));
+    let nat = &d.forward.nat[0];
+    assert_eq!(nat.port, 8443);
+    assert_eq!(nat.backends, ["198.51.100.5:8080".parse().unwrap()]);
+    assert!(w.apply(
+        &Change::Slice(Event::Delete(slice("f-1", "front", ""))),
+        now
+    ));
+}
+
+#[test]
+fn a_failed_status_write_is_retried_after_a_pause_not_at_once() {
+    let mut o = options();
+    o.settings.lb = Some(LbSettings {
+        class: DEFAULT_CLASS.into(),
+        default_class: false,
+        pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
+        vrid: 51,
+    });
+    let mut w = World::new(&o);
+    let t0 = Instant::now();
+    list(&mut w, Change::Node, vec![node("edge-a", "192.0.2.11")]);
+    list_maps(&mut w, vec![]);
+    w.apply(&Change::Service(Event::Init), t0);
+    w.apply(
+        &Change::Service(Event::InitApply(service("front", true, 80))),
+        t0,
+    );
+    assert!(w.apply(&Change::Service(Event::InitDone), t0));
+    let d = w.rebuild(Some("eth0"));
+    assert!(d.writer);
+    let write = (
+        "web/front".to_string(),
+        "198.51.100.10".parse::<IpAddr>().unwrap(),
+    );
+    assert_eq!(w.writes_due(&d), std::slice::from_ref(&write));
+    let d = w.rebuild(Some("eth0"));
+    assert_eq!(w.writes_due(&d), [], "one write until the watch shows it");
+
+    w.write_failed(write.0.clone(), t0);
+    let d = w.rebuild(Some("eth0"));
+    assert_eq!(w.writes_due(&d), [], "not at once");
+    assert_eq!(w.next_deadline(), Some(t0 + RETRY_AFTER));
+    assert!(!w.on_timer(t0 + RETRY_AFTER - Duration::from_millis(1)));
+    assert!(w.on_timer(t0 + RETRY_AFTER));
+    let d = w.rebuild(Some("eth0"));
+    assert_eq!(w.writes_due(&d), [write]);
+    assert_eq!(w.next_deadline(), None);
+}
