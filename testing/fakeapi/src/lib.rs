@@ -17,6 +17,7 @@
 
 mod list;
 mod patch;
+mod request;
 mod resources;
 mod routes;
 mod selector;
@@ -62,7 +63,7 @@ pub struct Request {
 impl Request {
     /// Decoded value of a query parameter (last occurrence wins).
     pub fn param(&self, key: &str) -> Option<String> {
-        routes::parse_query(&self.query)
+        request::parse_query(&self.query)
             .into_iter()
             .rev()
             .find(|(k, _)| k == key)
@@ -71,7 +72,7 @@ impl Request {
 
     /// Whether this was a watch request (`watch=true` / `watch=1`).
     pub fn is_watch(&self) -> bool {
-        self.param("watch").is_some_and(|v| routes::truthy(&v))
+        self.param("watch").is_some_and(|v| request::truthy(&v))
     }
 }
 

@@ -2,7 +2,7 @@
 //! consistent snapshot.
 
 use crate::FakeApi;
-use crate::routes::{Ctx, Target, filter_for, render};
+use crate::request::{Ctx, Target, filter_for, render};
 use crate::status::ApiError;
 use crate::store::ObjKey;
 use serde_json::{Value, json};

@@ -2,7 +2,8 @@
 //! of `axum::serve`) so that shutdown can abort every connection, including keep-alive
 //! ones a pooled client would otherwise keep using, and every open watch.
 
-use crate::routes::{self, Body};
+use crate::request::{self, Body};
+use crate::routes;
 use crate::{FakeApi, Fault, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -125,7 +126,7 @@ async fn handle(api: FakeApi, req: hyper::Request<Incoming>) -> hyper::Response<
             tokio::time::sleep(d).await;
             routes::route(&api, req).await
         }
-        Fault::Status(code) => routes::error_response(&crate::ApiError::from_code(code)),
+        Fault::Status(code) => request::error_response(&crate::ApiError::from_code(code)),
         Fault::Hang => {
             api.lock().requests.push(entry);
             // Dropped together with the connection when the server shuts down.

@@ -5,7 +5,7 @@
 //! the same scan started at R, so replayed and live events are produced identically.
 
 use crate::FakeApi;
-use crate::routes::{Body, Ctx, Target, filter_for, partial};
+use crate::request::{Body, Ctx, Target, filter_for, partial};
 use crate::selector::Filter;
 use crate::status::ApiError;
 use crate::store::{self, Change};

@@ -1,7 +1,7 @@
 //! Write verbs: create (POST), replace (PUT), patch (PATCH), delete (DELETE, also on
 //! collections), with the `/status` subresource rules.
 
-use crate::routes::{Ctx, Reply, Target, filter_for, render};
+use crate::request::{Ctx, Reply, Target, filter_for, render};
 use crate::status::ApiError;
 use crate::store::{self, ObjKey};
 use crate::{FakeApi, patch};
