@@ -15,8 +15,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod client;
 mod list;
 mod patch;
+pub mod rbac;
 mod request;
 mod resources;
 mod routes;
@@ -24,14 +26,20 @@ mod selector;
 mod server;
 mod status;
 mod store;
+mod tls;
 mod watch;
 mod write;
 
+pub use client::{
+    ADMIN_TOKEN, EDGEVIP_TOKEN, ca_pem, kube_config, kube_config_as, kubeconfig_yaml,
+};
+pub use rbac::{Rbac, User};
 pub use resources::{RESOURCES, ResourceInfo};
 pub use server::Server;
 pub use status::ApiError;
 
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use store::Store;
@@ -58,6 +66,10 @@ pub struct Request {
     pub query: String,
     pub accept: Option<String>,
     pub status: u16,
+    /// The authenticated user (`system:anonymous` without a token, empty for a bad one).
+    pub user: String,
+    /// Whether the request came over HTTPS.
+    pub tls: bool,
 }
 
 impl Request {
@@ -81,6 +93,8 @@ struct State {
     fault: Fault,
     requests: Vec<Request>,
     bookmark_interval: Duration,
+    tokens: BTreeMap<String, User>,
+    rbac: Rbac,
 }
 
 struct Inner {
@@ -121,6 +135,8 @@ impl FakeApi {
                     fault: Fault::None,
                     requests: Vec::new(),
                     bookmark_interval: Duration::from_secs(1),
+                    tokens: client::default_tokens().into_iter().collect(),
+                    rbac: Rbac::shipped(),
                 }),
                 changed: tokio::sync::watch::Sender::new(0),
                 closer: tokio::sync::watch::Sender::new(0),
@@ -148,21 +164,40 @@ impl FakeApi {
         out
     }
 
-    /// Serve on an already bound listener (e.g. bound inside a network namespace).
-    /// Must be called inside a tokio runtime. Panics if the listener cannot be
-    /// registered with tokio; see [`FakeApi::try_serve`].
+    /// Serve HTTPS on an already bound listener (e.g. bound inside a network namespace),
+    /// with a certificate from [`ca_pem`]'s CA for the listener's address. Must be called
+    /// inside a tokio runtime. Panics if the listener cannot be registered with tokio; see
+    /// [`FakeApi::try_serve`].
     pub fn serve(&self, listener: std::net::TcpListener) -> Server {
         self.try_serve(listener)
             .unwrap_or_else(|e| panic!("FakeApi::serve: cannot use listener: {e}"))
     }
 
     pub fn try_serve(&self, listener: std::net::TcpListener) -> std::io::Result<Server> {
-        server::start(self.clone(), listener)
+        server::start(self.clone(), listener, true)
     }
 
+    /// HTTPS on `addr`; clients from [`Server::kube_config`] act as edgevip's ServiceAccount.
     pub async fn bind(&self, addr: std::net::SocketAddr) -> std::io::Result<Server> {
         let listener = std::net::TcpListener::bind(addr)?;
         self.try_serve(listener)
+    }
+
+    /// Plain HTTP, for tests of the wire protocol below TLS (raw requests). Authentication
+    /// and authorization are the same: send `Authorization: Bearer <token>`.
+    pub async fn bind_http(&self, addr: std::net::SocketAddr) -> std::io::Result<Server> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        server::start(self.clone(), listener, false)
+    }
+
+    /// Replace the authorization policy (the default is [`Rbac::shipped`]).
+    pub fn set_rbac(&self, rbac: Rbac) {
+        self.lock().rbac = rbac;
+    }
+
+    /// Accept `token` as `user` (the defaults are [`EDGEVIP_TOKEN`] and [`ADMIN_TOKEN`]).
+    pub fn add_token(&self, token: &str, user: User) {
+        self.lock().tokens.insert(token.to_string(), user);
     }
 
     /// Create or replace an object given as JSON (apiVersion, kind, metadata.name,

@@ -2,6 +2,7 @@
 //! (`Target`), the reply forms and their rendering. Routing (routes.rs) and the verbs
 //! (list.rs, watch.rs, write.rs) depend on this module, never on each other.
 
+use crate::rbac::User;
 use crate::resources::ResourceInfo;
 use crate::selector::{FieldSelector, Filter, LabelSelector};
 use crate::status::ApiError;
@@ -101,6 +102,8 @@ pub struct Ctx {
     pub meta_only: bool,
     pub content_type: String,
     pub body: Bytes,
+    /// Who sent it (authenticated before routing).
+    pub user: User,
 }
 
 /// Resolved resource URL.

@@ -1,6 +1,7 @@
 //! URL routing to the verb handlers (list.rs, write.rs, watch.rs), GET of single objects,
 //! discovery and `/version`.
 
+use crate::rbac::{Attributes, Rbac, User};
 use crate::request::{
     Body, Ctx, Query, Reply, Target, error_response, json_response, parse_query, render,
 };
@@ -14,7 +15,31 @@ use serde_json::{Value, json};
 
 const META_AS: &str = "as=PartialObjectMetadata";
 
-pub async fn route(api: &FakeApi, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
+/// Bearer token -> user, as the token authenticator does: no `Authorization` header is the
+/// anonymous user, an unknown token is 401.
+pub fn authenticate(api: &FakeApi, headers: &header::HeaderMap) -> Result<User, ApiError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(User::anonymous());
+    };
+    let token = v
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    token
+        .and_then(|t| api.lock().tokens.get(t).cloned())
+        .ok_or_else(|| ApiError::new(401, "Unauthorized", "Unauthorized"))
+}
+
+pub async fn route(
+    api: &FakeApi,
+    req: hyper::Request<Incoming>,
+    user: Result<User, ApiError>,
+) -> hyper::Response<Body> {
+    let user = match user {
+        Ok(u) => u,
+        Err(e) => return error_response(&e),
+    };
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
@@ -34,6 +59,7 @@ pub async fn route(api: &FakeApi, req: hyper::Request<Incoming>) -> hyper::Respo
         meta_only: header_str(header::ACCEPT).contains(META_AS),
         content_type: header_str(header::CONTENT_TYPE),
         body,
+        user,
     };
     let segs: Vec<&str> = parts
         .uri
@@ -61,6 +87,22 @@ fn not_found_path() -> ApiError {
 
 fn dispatch(api: &FakeApi, ctx: &Ctx, segs: &[&str]) -> Result<Reply, ApiError> {
     let ok = |v: Value| Ok(Reply::Json(StatusCode::OK, v));
+    // Non-resource URLs: health and version for everyone (system:public-info-viewer),
+    // discovery only for authenticated users (system:discovery).
+    let discovery = matches!(
+        segs,
+        ["api"] | ["apis"] | ["api", _] | ["apis", _] | ["apis", _, _]
+    );
+    if discovery && ctx.user == User::anonymous() {
+        return Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "forbidden: User \"system:anonymous\" cannot get path \"/{}\"",
+                segs.join("/")
+            ),
+        ));
+    }
     let (group, version, rest) = match segs {
         ["healthz" | "readyz" | "livez"] => return ok(json!("ok")),
         ["version"] => return ok(version_info()),
@@ -113,6 +155,7 @@ fn dispatch(api: &FakeApi, ctx: &Ctx, segs: &[&str]) -> Result<Reply, ApiError> 
         name,
         status: sub.is_some(),
     };
+    authorize(api, ctx, &t)?;
     let method = ctx.method.clone();
     match (method, t.name.is_some()) {
         (Method::GET, false) if ctx.query.flag("watch") => {
@@ -136,6 +179,47 @@ fn dispatch(api: &FakeApi, ctx: &Ctx, segs: &[&str]) -> Result<Reply, ApiError> 
             "MethodNotAllowed",
             format!("the server does not allow this method on the requested resource: {m}"),
         )),
+    }
+}
+
+/// The RBAC verb of a request, as the apiserver's request-info resolver names it.
+fn verb(ctx: &Ctx, t: &Target) -> Option<&'static str> {
+    Some(match (&ctx.method, t.name.is_some()) {
+        (&Method::GET, false) if ctx.query.flag("watch") => "watch",
+        (&Method::GET, true) if ctx.query.flag("watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return None,
+    })
+}
+
+/// 403 unless the policy grants the request (before any handler sees it, as in the
+/// apiserver's filter chain: a refused request changes nothing and reveals nothing).
+fn authorize(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<(), ApiError> {
+    let Some(verb) = verb(ctx, t) else {
+        return Ok(()); // 405 from the dispatcher
+    };
+    let a = Attributes {
+        verb,
+        group: t.info.group.to_string(),
+        resource: t.info.plural.to_string(),
+        subresource: t.status.then(|| "status".to_string()),
+        // A Namespace object's own namespace is its name.
+        namespace: match (&t.namespace, t.info.kind) {
+            (None, "Namespace") => t.name.clone(),
+            (ns, _) => ns.clone(),
+        },
+        name: t.name.clone(),
+    };
+    if api.lock().rbac.allows(&ctx.user, &a) {
+        Ok(())
+    } else {
+        Err(Rbac::forbidden(&ctx.user, &a))
     }
 }
 

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    tls: bool,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -26,9 +27,25 @@ impl Server {
         self.addr
     }
 
-    /// `http://ip:port`, ready for `kube::Config::new(url.parse()?)`.
+    /// `https://ip:port` (or `http://` for [`FakeApi::serve_http`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Whether the server speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// A kube config for this server as edgevip's ServiceAccount (HTTPS servers only).
+    pub fn kube_config(&self) -> kube::Config {
+        crate::client::kube_config(self.addr)
+    }
+
+    /// A kube config for this server with another bearer token (e.g. `ADMIN_TOKEN`).
+    pub fn kube_config_as(&self, token: &str) -> kube::Config {
+        crate::client::kube_config_as(self.addr, token)
     }
 
     /// Stop the server. Takes effect at the next scheduling point of its tasks; use
@@ -52,14 +69,21 @@ impl Drop for Server {
     }
 }
 
-pub(crate) fn start(api: FakeApi, listener: std::net::TcpListener) -> std::io::Result<Server> {
+pub(crate) fn start(
+    api: FakeApi,
+    listener: std::net::TcpListener,
+    tls: bool,
+) -> std::io::Result<Server> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
+    let acceptor =
+        tls.then(|| tokio_rustls::TlsAcceptor::from(crate::tls::server_config(addr.ip())));
     let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(api, listener, stop_rx));
+    let task = tokio::spawn(accept_loop(api, listener, acceptor, stop_rx));
     Ok(Server {
         addr,
+        tls,
         stop,
         task: Some(task),
     })
@@ -68,6 +92,7 @@ pub(crate) fn start(api: FakeApi, listener: std::net::TcpListener) -> std::io::R
 async fn accept_loop(
     api: FakeApi,
     listener: tokio::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -77,7 +102,19 @@ async fn accept_loop(
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    conns.spawn(serve_conn(api.clone(), stream));
+                    let _ = stream.set_nodelay(true);
+                    let api = api.clone();
+                    match acceptor.clone() {
+                        None => conns.spawn(serve_conn(api, stream, false)),
+                        // The handshake runs in the connection's task: a client that
+                        // stalls in it holds up nobody else.
+                        Some(acc) => conns.spawn(async move {
+                            match acc.accept(stream).await {
+                                Ok(tls) => serve_conn(api, tls, true).await,
+                                Err(e) => tracing::debug!("fakeapi TLS handshake failed: {e}"),
+                            }
+                        }),
+                    };
                 }
                 Err(e) => {
                     // E.g. EMFILE: back off instead of spinning.
@@ -92,11 +129,13 @@ async fn accept_loop(
     conns.shutdown().await;
 }
 
-async fn serve_conn(api: FakeApi, stream: tokio::net::TcpStream) {
-    let _ = stream.set_nodelay(true);
+async fn serve_conn<S>(api: FakeApi, stream: S, tls: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let svc = hyper::service::service_fn(move |req| {
         let api = api.clone();
-        async move { Ok::<_, Infallible>(handle(api, req).await) }
+        async move { Ok::<_, Infallible>(handle(api, req, tls).await) }
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), svc)
@@ -107,8 +146,14 @@ async fn serve_conn(api: FakeApi, stream: tokio::net::TcpStream) {
 }
 
 /// Fault injection and request logging around the router.
-async fn handle(api: FakeApi, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
+async fn handle(api: FakeApi, req: hyper::Request<Incoming>, tls: bool) -> hyper::Response<Body> {
+    let user = crate::routes::authenticate(&api, req.headers());
     let mut entry = Request {
+        tls,
+        user: match &user {
+            Ok(u) => u.name.clone(),
+            Err(_) => String::new(),
+        },
         method: req.method().to_string(),
         path: req.uri().path().to_string(),
         query: req.uri().query().unwrap_or_default().to_string(),
@@ -121,10 +166,10 @@ async fn handle(api: FakeApi, req: hyper::Request<Incoming>) -> hyper::Response<
     };
     let fault = api.lock().fault.clone();
     let resp = match fault {
-        Fault::None => routes::route(&api, req).await,
+        Fault::None => routes::route(&api, req, user).await,
         Fault::Delay(d) => {
             tokio::time::sleep(d).await;
-            routes::route(&api, req).await
+            routes::route(&api, req, user).await
         }
         Fault::Status(code) => request::error_response(&crate::ApiError::from_code(code)),
         Fault::Hang => {

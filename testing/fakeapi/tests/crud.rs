@@ -178,7 +178,7 @@ async fn json_patch_and_errors_over_raw_http() {
     let env = env().await;
     env.api
         .apply(configmap("ns", "c", json!({"a": "1", "b": "2"})));
-    let addr = env.server.addr();
+    let addr = env.http.addr();
     within(5, "raw requests", async {
         let patch = r#"[{"op":"replace","path":"/data/a","value":"9"},{"op":"remove","path":"/data/b"},{"op":"add","path":"/data/c","value":"3"}]"#;
         let resp = raw(addr, "PATCH", "/api/v1/namespaces/ns/configmaps/c",
