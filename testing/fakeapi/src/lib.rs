@@ -15,6 +15,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod admission;
 mod client;
 mod list;
 mod patch;
@@ -22,11 +23,13 @@ pub mod rbac;
 mod request;
 mod resources;
 mod routes;
+mod schema;
 mod selector;
 mod server;
 mod status;
 mod store;
 mod tls;
+mod validation;
 mod watch;
 mod write;
 
@@ -70,6 +73,8 @@ pub struct Request {
     pub user: String,
     /// Whether the request came over HTTPS.
     pub tls: bool,
+    /// The `Status` message of a refused request (e.g. the 403's wording).
+    pub error: Option<String>,
 }
 
 impl Request {

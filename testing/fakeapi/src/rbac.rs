@@ -102,18 +102,45 @@ impl Rbac {
     /// Roles and bindings from multi-document YAML files, given as (name, text). Other
     /// kinds are ignored; a binding whose role is missing grants nothing (as in a cluster).
     pub fn from_manifests(files: &[(&str, &str)]) -> Result<Rbac, RbacError> {
+        let mut all = Vec::new();
+        for (file, text) in files {
+            let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| RbacError {
+                file: file.to_string(),
+                message: e.to_string(),
+            })?;
+            all.extend(docs.into_iter().map(|d| (file.to_string(), d)));
+        }
+        Rbac::from_documents(&all)
+    }
+
+    /// The shipped manifests as (file, document) pairs, for a test to edit a copy.
+    pub fn shipped_documents() -> Vec<(String, Value)> {
+        SHIPPED_MANIFESTS
+            .iter()
+            .flat_map(|(file, text)| {
+                let docs: Vec<Value> = serde_saphyr::from_multiple(text)
+                    .unwrap_or_else(|e| panic!("{file} does not parse: {e}"));
+                docs.into_iter().map(|d| (file.to_string(), d))
+            })
+            .collect()
+    }
+
+    /// Roles and bindings from parsed documents, given as (file, document).
+    pub fn from_documents(docs: &[(String, Value)]) -> Result<Rbac, RbacError> {
         let mut cluster_roles = Vec::new();
         let mut roles = Vec::new();
         let mut crbs = Vec::new();
         let mut rbs = Vec::new();
-        for (file, text) in files {
+        for (file, doc) in docs {
             let err = |message: String| RbacError {
-                file: file.to_string(),
+                file: file.clone(),
                 message,
             };
-            let docs: Vec<Value> =
-                serde_saphyr::from_multiple(text).map_err(|e| err(e.to_string()))?;
-            for doc in docs.into_iter().filter(|d| !d.is_null()) {
+            let doc = doc.clone();
+            if doc.is_null() {
+                continue;
+            }
+            {
                 let kind = doc["kind"].as_str().unwrap_or_default().to_string();
                 let parse = |e: serde_json::Error| err(format!("{kind}: {e}"));
                 match kind.as_str() {

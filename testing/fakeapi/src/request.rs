@@ -132,7 +132,11 @@ pub fn filter_for(ctx: &Ctx, t: &Target) -> Result<Filter, ApiError> {
         ty: (t.info.api_version(), t.info.kind.to_string()),
         namespace: t.namespace.clone(),
         labels: LabelSelector::parse(ctx.query.get("labelSelector").unwrap_or_default())?,
-        fields: FieldSelector::parse(ctx.query.get("fieldSelector").unwrap_or_default())?,
+        fields: FieldSelector::parse_for(
+            ctx.query.get("fieldSelector").unwrap_or_default(),
+            &t.info.api_version(),
+            t.info.kind,
+        )?,
     })
 }
 

@@ -2,9 +2,7 @@
 //! discovery and `/version`.
 
 use crate::rbac::{Attributes, Rbac, User};
-use crate::request::{
-    Body, Ctx, Query, Reply, Target, error_response, json_response, parse_query, render,
-};
+use crate::request::{Body, Ctx, Query, Reply, Target, json_response, parse_query, render};
 use crate::resources::{self, RESOURCES};
 use crate::status::ApiError;
 use crate::{FakeApi, list, watch, write};
@@ -35,16 +33,14 @@ pub async fn route(
     api: &FakeApi,
     req: hyper::Request<Incoming>,
     user: Result<User, ApiError>,
-) -> hyper::Response<Body> {
-    let user = match user {
-        Ok(u) => u,
-        Err(e) => return error_response(&e),
-    };
+) -> Result<hyper::Response<Body>, ApiError> {
+    let user = user?;
     let (parts, body) = req.into_parts();
-    let body = match body.collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return error_response(&ApiError::bad_request(format!("reading body: {e}"))),
-    };
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?
+        .to_bytes();
     let header_str = |h: header::HeaderName| {
         parts
             .headers
@@ -67,9 +63,9 @@ pub async fn route(
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    match dispatch(api, &ctx, &segs) {
-        Ok(Reply::Json(code, v)) => json_response(code, &v),
-        Ok(Reply::Stream(body)) => {
+    Ok(match dispatch(api, &ctx, &segs)? {
+        Reply::Json(code, v) => json_response(code, &v),
+        Reply::Stream(body) => {
             let mut resp = hyper::Response::new(body);
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -77,8 +73,7 @@ pub async fn route(
             );
             resp
         }
-        Err(e) => error_response(&e),
-    }
+    })
 }
 
 fn not_found_path() -> ApiError {

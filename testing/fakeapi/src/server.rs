@@ -163,19 +163,28 @@ async fn handle(api: FakeApi, req: hyper::Request<Incoming>, tls: bool) -> hyper
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         status: 0,
+        error: None,
     };
     let fault = api.lock().fault.clone();
-    let resp = match fault {
+    let result = match fault {
         Fault::None => routes::route(&api, req, user).await,
         Fault::Delay(d) => {
             tokio::time::sleep(d).await;
             routes::route(&api, req, user).await
         }
-        Fault::Status(code) => request::error_response(&crate::ApiError::from_code(code)),
+        Fault::Status(code) => Err(crate::ApiError::from_code(code)),
         Fault::Hang => {
             api.lock().requests.push(entry);
             // Dropped together with the connection when the server shuts down.
             return std::future::pending().await;
+        }
+    };
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            let resp = request::error_response(&e);
+            entry.error = Some(e.message);
+            resp
         }
     };
     entry.status = resp.status().as_u16();
