@@ -61,11 +61,13 @@ impl KubeLab {
     pub fn new_in_cluster(test: &str, nodes: usize, bin: impl Into<PathBuf>) -> Option<KubeLab> {
         let bin: PathBuf = bin.into();
         let dir = std::env::temp_dir().join(format!("{}-sa", crate::unique_prefix()));
-        std::fs::create_dir_all(&dir).expect("service account dir");
         let wrapper = dir.join("edgevip-in-pod");
         // The control plane's address is only known once the cluster exists: write the
         // wrapper after, it is only run by start_node.
         let mut k = Self::build(test, nodes, wrapper.clone())?;
+        std::fs::create_dir_all(&dir).expect("service account dir");
+        // Removed with the lab (Drop), also when a later step panics.
+        k.in_cluster = Some(dir.clone());
         let api = k.api_addr();
         let files = [
             ("token", edgevip_fakeapi::EDGEVIP_TOKEN.to_string()),
@@ -85,7 +87,6 @@ impl KubeLab {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
             .expect("wrapper mode");
-        k.in_cluster = Some(dir);
         Some(k)
     }
 
