@@ -430,8 +430,42 @@ impl KubeLab {
     }
 }
 
+/// Answers that mean the API server refuses what the daemon does (a missing permission,
+/// an object it would not accept, a patch type it does not speak), as opposed to the
+/// conflicts, expiries and injected faults a client must ride out.
+const REFUSALS: &[u16] = &[400, 401, 403, 415, 422];
+
+impl KubeLab {
+    /// Requests the API server refused outright (see `REFUSALS`), as `METHOD path -> code
+    /// message` lines. Checked when the lab is dropped: every test in this lab shows that
+    /// the shipped RBAC and the API's validation accept everything the daemon does.
+    pub fn refused(&self) -> Vec<String> {
+        self.api
+            .requests()
+            .iter()
+            .filter(|r| REFUSALS.contains(&r.status))
+            .map(|r| {
+                format!(
+                    "{} {} -> {} {}",
+                    r.method,
+                    r.path,
+                    r.status,
+                    r.error.as_deref().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
 impl Drop for KubeLab {
     fn drop(&mut self) {
+        let refused = self.refused();
+        if !refused.is_empty() && !std::thread::panicking() {
+            panic!(
+                "the API server refused requests of the daemon:\n{}",
+                refused.join("\n")
+            );
+        }
         self.stop_api();
         for h in self.ingresses.iter_mut().filter_map(Option::take) {
             h.abort();
