@@ -116,7 +116,7 @@ async fn a_policy_without_the_binding_grants_nothing() {
     let sa = as_token(&env, EDGEVIP_TOKEN);
     let r = within(5, "list", Api::<Node>::all(sa).list(&ListParams::default())).await;
     assert_eq!(api_err(r.expect_err("403")).0, 403);
-    // A user of our own with a Group binding.
+    // A user of our own: system:masters is never restricted by RBAC.
     env.api.add_token(
         "dev",
         User {
