@@ -1,7 +1,7 @@
 //! LIST: selectors, resourceVersion semantics and limit/continue pagination over a
 //! consistent snapshot.
 
-use crate::FakeApi;
+use crate::api::FakeApi;
 use crate::request::{Ctx, Target, filter_for, render};
 use crate::status::ApiError;
 use crate::store::ObjKey;

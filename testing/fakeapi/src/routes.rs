@@ -1,11 +1,12 @@
 //! URL routing to the verb handlers (list.rs, write.rs, watch.rs), GET of single objects,
 //! discovery and `/version`.
 
+use crate::api::FakeApi;
 use crate::rbac::{Attributes, Rbac, User};
 use crate::request::{Body, Ctx, Query, Reply, Target, json_response, parse_query, render};
 use crate::resources::{self, RESOURCES};
 use crate::status::ApiError;
-use crate::{FakeApi, list, watch, write};
+use crate::{list, watch, write};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, StatusCode, header};

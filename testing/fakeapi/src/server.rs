@@ -2,9 +2,9 @@
 //! of `axum::serve`) so that shutdown can abort every connection, including keep-alive
 //! ones a pooled client would otherwise keep using, and every open watch.
 
+use crate::api::{FakeApi, Fault, Request};
 use crate::request::{self, Body};
 use crate::routes;
-use crate::{FakeApi, Fault, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -69,11 +69,35 @@ impl Drop for Server {
     }
 }
 
-pub(crate) fn start(
-    api: FakeApi,
-    listener: std::net::TcpListener,
-    tls: bool,
-) -> std::io::Result<Server> {
+impl FakeApi {
+    /// Serve HTTPS on an already bound listener (e.g. bound inside a network namespace),
+    /// with a certificate from [`ca_pem`]'s CA for the listener's address. Must be called
+    /// inside a tokio runtime. Panics if the listener cannot be registered with tokio; see
+    /// [`FakeApi::try_serve`].
+    pub fn serve(&self, listener: std::net::TcpListener) -> Server {
+        self.try_serve(listener)
+            .unwrap_or_else(|e| panic!("FakeApi::serve: cannot use listener: {e}"))
+    }
+
+    pub fn try_serve(&self, listener: std::net::TcpListener) -> std::io::Result<Server> {
+        start(self.clone(), listener, true)
+    }
+
+    /// HTTPS on `addr`; clients from [`Server::kube_config`] act as edgevip's ServiceAccount.
+    pub async fn bind(&self, addr: std::net::SocketAddr) -> std::io::Result<Server> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        self.try_serve(listener)
+    }
+
+    /// Plain HTTP, for tests of the wire protocol below TLS (raw requests). Authentication
+    /// and authorization are the same: send `Authorization: Bearer <token>`.
+    pub async fn bind_http(&self, addr: std::net::SocketAddr) -> std::io::Result<Server> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        start(self.clone(), listener, false)
+    }
+}
+
+fn start(api: FakeApi, listener: std::net::TcpListener, tls: bool) -> std::io::Result<Server> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;

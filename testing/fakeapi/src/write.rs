@@ -3,10 +3,11 @@
 //! the store (strict decoding, validation); `fieldValidation=Ignore|Warn` drops unknown
 //! fields first instead (the fake's default is Strict: edgevip must never send one).
 
+use crate::api::FakeApi;
 use crate::request::{Ctx, Reply, Target, filter_for, render};
 use crate::status::ApiError;
 use crate::store::{self, ObjKey};
-use crate::{FakeApi, patch, schema};
+use crate::{patch, schema};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
