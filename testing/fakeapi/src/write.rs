@@ -91,7 +91,15 @@ pub fn create(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Value, ApiError> {
     }
     let mut obj = conform(body_json(ctx)?, t)?;
     let meta = store::meta_mut(&mut obj);
-    meta.remove("resourceVersion");
+    if meta
+        .get("resourceVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|rv| !rv.is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "resourceVersion should not be set on objects to be created",
+        ));
+    }
     let has_name = meta
         .get("name")
         .and_then(Value::as_str)

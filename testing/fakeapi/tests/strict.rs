@@ -216,6 +216,16 @@ async fn unknown_fields_are_refused_unless_asked_to_drop_them() {
             .unwrap_or_default()
             .contains("metadata.lables")
     );
+    // A create carrying a resourceVersion is refused, not silently cleaned.
+    let with_rv = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "b", "resourceVersion": "7"}})
+    .to_string();
+    let resp = within(3, "rv", raw(addr, "POST", path, &ct, &with_rv, eof)).await;
+    assert_eq!(status_of(&resp), 400, "{resp}");
+    assert_eq!(
+        body_of(&resp)["message"],
+        "resourceVersion should not be set on objects to be created"
+    );
     // Test-side apply goes through the same admission.
     let err = env
         .api
