@@ -155,7 +155,59 @@ async fn the_shipped_manifests_allow_everything_the_controller_does() {
             "no {method} {path} in {log:#?}"
         );
     }
+    // What the manifests grant that this run never used (least privilege: a candidate to
+    // drop, unless the daemon needs it elsewhere, e.g. patching an Event series).
+    let used: Vec<(String, String)> = log.iter().map(verb_and_resource).collect();
+    let mut unused = Vec::new();
+    for (_, d) in Rbac::shipped_documents() {
+        for rule in d["rules"].as_array().into_iter().flatten() {
+            for res in rule["resources"].as_array().into_iter().flatten() {
+                for verb in rule["verbs"].as_array().into_iter().flatten() {
+                    let (res, verb) = (
+                        res.as_str().unwrap_or_default(),
+                        verb.as_str().unwrap_or_default(),
+                    );
+                    if !used.iter().any(|(v, r)| v == verb && r == res) {
+                        unused.push(format!("{verb} {res}"));
+                    }
+                }
+            }
+        }
+    }
+    unused.sort();
+    unused.dedup();
+    eprintln!("granted but not used in this run: {unused:?}");
     server.shutdown();
+}
+
+/// (RBAC verb, resource[/subresource]) of a logged request.
+fn verb_and_resource(r: &Request) -> (String, String) {
+    let segs: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
+    let rest = match segs.as_slice() {
+        ["api", _, rest @ ..] | ["apis", _, _, rest @ ..] => rest,
+        _ => &[][..],
+    };
+    let rest = match rest {
+        ["namespaces", _, tail @ ..] if !tail.is_empty() => tail,
+        other => other,
+    };
+    let (resource, named) = match rest {
+        [res] => (res.to_string(), false),
+        [res, _] => (res.to_string(), true),
+        [res, _, sub] => (format!("{res}/{sub}"), true),
+        _ => (String::new(), false),
+    };
+    let verb = match (r.method.as_str(), named) {
+        ("GET", _) if r.is_watch() => "watch",
+        ("GET", false) => "list",
+        ("GET", true) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", _) => "delete",
+        _ => "",
+    };
+    (verb.to_string(), resource)
 }
 
 /// The shipped documents with `verb` taken out of every rule on `resource` (of `group`).
