@@ -65,8 +65,11 @@ pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     .await
 }
 
+/// A Node as a kubelet reports it: Ready (the server marks one without the condition
+/// Unknown, as a cluster does).
 pub fn node(name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}})
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
 }
 
 pub fn configmap(ns: &str, name: &str, data: Value) -> Value {
