@@ -460,12 +460,6 @@ impl KubeLab {
 impl Drop for KubeLab {
     fn drop(&mut self) {
         let refused = self.refused();
-        if !refused.is_empty() && !std::thread::panicking() {
-            panic!(
-                "the API server refused requests of the daemon:\n{}",
-                refused.join("\n")
-            );
-        }
         self.stop_api();
         for h in self.ingresses.iter_mut().filter_map(Option::take) {
             h.abort();
@@ -475,6 +469,13 @@ impl Drop for KubeLab {
         }
         if let Some(dir) = self.in_cluster.take() {
             let _ = std::fs::remove_dir_all(dir);
+        }
+        // After the clean-up; the cluster (daemons, namespaces) is dropped during unwinding.
+        if !refused.is_empty() && !std::thread::panicking() {
+            panic!(
+                "the API server refused requests of the daemon:\n{}",
+                refused.join("\n")
+            );
         }
     }
 }
