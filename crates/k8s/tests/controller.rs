@@ -16,7 +16,8 @@ const CM: &str = "vips";
 fn node(name: &str, ip: &str, edge: bool) -> Value {
     json!({"apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": if edge { json!({"edgenode": "true"}) } else { json!({}) }},
-        "status": {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]}})
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+            "conditions": [{"type": "Ready", "status": "True"}]}})
 }
 
 fn configmap(name: &str, data: Value) -> Value {
@@ -24,7 +25,8 @@ fn configmap(name: &str, data: Value) -> Value {
 }
 
 fn client(addr: std::net::SocketAddr) -> kube::Client {
-    let mut c = kube::Config::new(format!("http://{addr}").parse().unwrap());
+    // HTTPS as edgevip's ServiceAccount: RBAC from the shipped manifests applies.
+    let mut c = edgevip_fakeapi::kube_config(addr);
     c.read_timeout = Some(Duration::from_secs(30));
     kube::Client::try_from(c).unwrap()
 }

@@ -1,8 +1,8 @@
 //! LIST: selectors, resourceVersion semantics and limit/continue pagination over a
 //! consistent snapshot.
 
-use crate::FakeApi;
-use crate::routes::{Ctx, Target, filter_for, render};
+use crate::api::FakeApi;
+use crate::request::{Ctx, Target, filter_for, render};
 use crate::status::ApiError;
 use crate::store::ObjKey;
 use serde_json::{Value, json};

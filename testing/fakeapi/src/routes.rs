@@ -1,116 +1,47 @@
-//! Request parsing, URL routing to the verb handlers (list.rs, write.rs, watch.rs), GET of
-//! single objects, discovery and `/version`.
+//! URL routing to the verb handlers (list.rs, write.rs, watch.rs), GET of single objects,
+//! discovery and `/version`.
 
-use crate::resources::{self, RESOURCES, ResourceInfo};
-use crate::selector::{FieldSelector, Filter, LabelSelector};
+use crate::api::FakeApi;
+use crate::rbac::{Attributes, Rbac, User};
+use crate::request::{Body, Ctx, Query, Reply, Target, json_response, parse_query, render};
+use crate::resources::{self, RESOURCES};
 use crate::status::ApiError;
-use crate::store::{self, ObjKey};
-use crate::{FakeApi, list, watch, write};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use crate::{list, watch, write};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
-pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
-
 const META_AS: &str = "as=PartialObjectMetadata";
 
-/// Decoded query pairs. kube-rs sends queries starting with `&`; empty pairs are skipped.
-pub fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-pub fn truthy(v: &str) -> bool {
-    matches!(v, "true" | "1" | "True")
-}
-
-/// Query parameters of one request.
-pub struct Query(Vec<(String, String)>);
-
-impl Query {
-    pub fn get(&self, k: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn flag(&self, k: &str) -> bool {
-        self.get(k).is_some_and(truthy)
-    }
-}
-
-fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> hyper::Response<Body> {
-    let mut resp = hyper::Response::new(
-        Full::new(body.into())
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = status;
-    if let Ok(v) = header::HeaderValue::from_str(content_type) {
-        resp.headers_mut().insert(header::CONTENT_TYPE, v);
-    }
-    resp
-}
-
-pub fn json_response(status: StatusCode, v: &Value) -> hyper::Response<Body> {
-    full(status, "application/json", v.to_string())
-}
-
-pub fn error_response(e: &ApiError) -> hyper::Response<Body> {
-    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(code, &e.to_status())
-}
-
-/// What a verb handler produced.
-pub enum Reply {
-    Json(StatusCode, Value),
-    Stream(Body),
-}
-
-/// Parsed request context shared by the verb handlers.
-pub struct Ctx {
-    pub method: Method,
-    pub query: Query,
-    pub meta_only: bool,
-    pub content_type: String,
-    pub body: Bytes,
-}
-
-pub async fn route(api: &FakeApi, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
-    let (parts, body) = req.into_parts();
-    let body = match body.collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return error_response(&ApiError::bad_request(format!("reading body: {e}"))),
+/// Bearer token -> user, as the token authenticator does: no `Authorization` header is the
+/// anonymous user, an unknown token is 401.
+pub fn authenticate(api: &FakeApi, headers: &header::HeaderMap) -> Result<User, ApiError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(User::anonymous());
     };
+    let token = v
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    token
+        .and_then(|t| api.lock().tokens.get(t).cloned())
+        .ok_or_else(|| ApiError::new(401, "Unauthorized", "Unauthorized"))
+}
+
+pub async fn route(
+    api: &FakeApi,
+    req: hyper::Request<Incoming>,
+    user: Result<User, ApiError>,
+) -> Result<hyper::Response<Body>, ApiError> {
+    let user = user?;
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?
+        .to_bytes();
     let header_str = |h: header::HeaderName| {
         parts
             .headers
@@ -125,6 +56,7 @@ pub async fn route(api: &FakeApi, req: hyper::Request<Incoming>) -> hyper::Respo
         meta_only: header_str(header::ACCEPT).contains(META_AS),
         content_type: header_str(header::CONTENT_TYPE),
         body,
+        user,
     };
     let segs: Vec<&str> = parts
         .uri
@@ -132,9 +64,9 @@ pub async fn route(api: &FakeApi, req: hyper::Request<Incoming>) -> hyper::Respo
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    match dispatch(api, &ctx, &segs) {
-        Ok(Reply::Json(code, v)) => json_response(code, &v),
-        Ok(Reply::Stream(body)) => {
+    Ok(match dispatch(api, &ctx, &segs)? {
+        Reply::Json(code, v) => json_response(code, &v),
+        Reply::Stream(body) => {
             let mut resp = hyper::Response::new(body);
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -142,16 +74,7 @@ pub async fn route(api: &FakeApi, req: hyper::Request<Incoming>) -> hyper::Respo
             );
             resp
         }
-        Err(e) => error_response(&e),
-    }
-}
-
-/// Resolved resource URL.
-pub struct Target {
-    pub info: &'static ResourceInfo,
-    pub namespace: Option<String>,
-    pub name: Option<String>,
-    pub status: bool,
+    })
 }
 
 fn not_found_path() -> ApiError {
@@ -160,6 +83,22 @@ fn not_found_path() -> ApiError {
 
 fn dispatch(api: &FakeApi, ctx: &Ctx, segs: &[&str]) -> Result<Reply, ApiError> {
     let ok = |v: Value| Ok(Reply::Json(StatusCode::OK, v));
+    // Non-resource URLs: health and version for everyone (system:public-info-viewer),
+    // discovery only for authenticated users (system:discovery).
+    let discovery = matches!(
+        segs,
+        ["api"] | ["apis"] | ["api", _] | ["apis", _] | ["apis", _, _]
+    );
+    if discovery && ctx.user == User::anonymous() {
+        return Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "forbidden: User \"system:anonymous\" cannot get path \"/{}\"",
+                segs.join("/")
+            ),
+        ));
+    }
     let (group, version, rest) = match segs {
         ["healthz" | "readyz" | "livez"] => return ok(json!("ok")),
         ["version"] => return ok(version_info()),
@@ -212,6 +151,7 @@ fn dispatch(api: &FakeApi, ctx: &Ctx, segs: &[&str]) -> Result<Reply, ApiError> 
         name,
         status: sub.is_some(),
     };
+    authorize(api, ctx, &t)?;
     let method = ctx.method.clone();
     match (method, t.name.is_some()) {
         (Method::GET, false) if ctx.query.flag("watch") => {
@@ -235,6 +175,47 @@ fn dispatch(api: &FakeApi, ctx: &Ctx, segs: &[&str]) -> Result<Reply, ApiError> 
             "MethodNotAllowed",
             format!("the server does not allow this method on the requested resource: {m}"),
         )),
+    }
+}
+
+/// The RBAC verb of a request, as the apiserver's request-info resolver names it.
+fn verb(ctx: &Ctx, t: &Target) -> Option<&'static str> {
+    Some(match (&ctx.method, t.name.is_some()) {
+        (&Method::GET, false) if ctx.query.flag("watch") => "watch",
+        (&Method::GET, true) if ctx.query.flag("watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return None,
+    })
+}
+
+/// 403 unless the policy grants the request (before any handler sees it, as in the
+/// apiserver's filter chain: a refused request changes nothing and reveals nothing).
+fn authorize(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<(), ApiError> {
+    let Some(verb) = verb(ctx, t) else {
+        return Ok(()); // 405 from the dispatcher
+    };
+    let a = Attributes {
+        verb,
+        group: t.info.group.to_string(),
+        resource: t.info.plural.to_string(),
+        subresource: t.status.then(|| "status".to_string()),
+        // A Namespace object's own namespace is its name.
+        namespace: match (&t.namespace, t.info.kind) {
+            (None, "Namespace") => t.name.clone(),
+            (ns, _) => ns.clone(),
+        },
+        name: t.name.clone(),
+    };
+    if api.lock().rbac.allows(&ctx.user, &a) {
+        Ok(())
+    } else {
+        Err(Rbac::forbidden(&ctx.user, &a))
     }
 }
 
@@ -285,71 +266,7 @@ fn resource_list(group: &str, version: &str) -> Value {
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
 }
 
-/// `PartialObjectMetadata` form of an object (Accept `as=PartialObjectMetadata`).
-pub fn partial(obj: &Value) -> Value {
-    json!({
-        "kind": "PartialObjectMetadata",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
-    })
-}
-
-pub fn render(ctx: &Ctx, obj: Value) -> Value {
-    if ctx.meta_only { partial(&obj) } else { obj }
-}
-
-pub fn filter_for(ctx: &Ctx, t: &Target) -> Result<Filter, ApiError> {
-    Ok(Filter {
-        ty: (t.info.api_version(), t.info.kind.to_string()),
-        namespace: t.namespace.clone(),
-        labels: LabelSelector::parse(ctx.query.get("labelSelector").unwrap_or_default())?,
-        fields: FieldSelector::parse(ctx.query.get("fieldSelector").unwrap_or_default())?,
-    })
-}
-
-impl Target {
-    pub fn key(&self) -> ObjKey {
-        (
-            self.namespace.clone().unwrap_or_default(),
-            self.name.clone().unwrap_or_default(),
-        )
-    }
-    pub fn ty(&self) -> store::TypeKey {
-        (self.info.api_version(), self.info.kind.to_string())
-    }
-    pub fn missing(&self) -> ApiError {
-        ApiError::not_found(format!(
-            "{} \"{}\" not found",
-            plural_group(self.info),
-            self.name.as_deref().unwrap_or_default()
-        ))
-    }
-}
-
-/// `configmaps` / `leases.coordination.k8s.io`, as the apiserver names resources in errors.
-fn plural_group(info: &ResourceInfo) -> String {
-    if info.group.is_empty() {
-        info.plural.to_string()
-    } else {
-        format!("{}.{}", info.plural, info.group)
-    }
-}
-
 fn get(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Value, ApiError> {
     let obj = api.lock().store.get(&t.ty(), &t.key()).cloned();
     obj.map(|o| render(ctx, o)).ok_or_else(|| t.missing())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_decoding() {
-        let q = parse_query("&watch=true&labelSelector=app%3Dweb%2Cx+in+%28a%29&x");
-        assert_eq!(q[0], ("watch".into(), "true".into()));
-        assert_eq!(q[1], ("labelSelector".into(), "app=web,x in (a)".into()));
-        assert_eq!(q[2], ("x".into(), "".into()));
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-    }
 }

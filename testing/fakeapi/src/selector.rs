@@ -152,14 +152,83 @@ impl LabelSelector {
     }
 }
 
-/// `fieldSelector`: `path=v`, `path==v`, `path!=v`, comma-separated (AND). Any dotted
-/// path into the object is accepted (the real apiserver allows only a per-kind subset).
+/// Field labels the apiserver supports per kind (its `GetAttrs`/field label conversion
+/// functions), besides `metadata.name` and `metadata.namespace` which every kind has.
+/// Anything else is 400 "field label not supported", as on a real cluster.
+fn kind_fields(api_version: &str, kind: &str) -> &'static [&'static str] {
+    match (api_version, kind) {
+        ("v1", "Pod") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        ],
+        ("v1", "Node") => &["spec.unschedulable"],
+        ("v1", "Namespace") => &["status.phase"],
+        ("v1", "Secret") => &["type"],
+        ("v1", "Event") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        ("events.k8s.io/v1", "Event") => &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingController",
+            "type",
+        ],
+        _ => &[],
+    }
+}
+
+/// Fields whose Go type is a bool: an absent one reads "false", not "".
+const BOOL_FIELDS: &[&str] = &["spec.unschedulable", "spec.hostNetwork"];
+
+/// `fieldSelector`: `path=v`, `path==v`, `path!=v`, comma-separated (AND), over the field
+/// labels the kind supports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSelector {
     reqs: Vec<Requirement>,
 }
 
 impl FieldSelector {
+    /// Parse for objects of (apiVersion, kind).
+    pub fn parse_for(s: &str, api_version: &str, kind: &str) -> Result<Self, ApiError> {
+        let sel = Self::parse(s)?;
+        let allowed = kind_fields(api_version, kind);
+        for r in &sel.reqs {
+            let known = matches!(r.key.as_str(), "metadata.name" | "metadata.namespace")
+                || allowed.contains(&r.key.as_str());
+            if !known {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {}",
+                    r.key
+                )));
+            }
+        }
+        Ok(sel)
+    }
+
+    /// Parse without the per-kind check (syntax only).
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         if s.trim().is_empty() {
             return Ok(Self::default());
@@ -203,6 +272,7 @@ impl FieldSelector {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Bool(b)) => b.to_string(),
                 Some(Value::Number(n)) => n.to_string(),
+                _ if BOOL_FIELDS.contains(&r.key.as_str()) => "false".to_string(),
                 _ => String::new(),
             };
             r.matches(Some(&v))
@@ -270,5 +340,28 @@ mod tests {
         assert!(m("metadata.namespace!=other"));
         assert!(!m("metadata.name=b"));
         assert!(FieldSelector::parse("metadata.name").is_err());
+    }
+
+    #[test]
+    fn field_labels_per_kind() {
+        let ok = |s: &str, av: &str, kind: &str| FieldSelector::parse_for(s, av, kind).is_ok();
+        assert!(ok(
+            "metadata.name=a,metadata.namespace!=b",
+            "v1",
+            "ConfigMap"
+        ));
+        assert!(ok("spec.nodeName=n,status.phase=Running", "v1", "Pod"));
+        assert!(!ok("spec.nodeName=n", "v1", "Node"));
+        assert!(!ok("spec.type=LoadBalancer", "v1", "Service"));
+        assert!(!ok("data.k=v", "v1", "ConfigMap"));
+        let e = FieldSelector::parse_for("metadata.labels=x", "v1", "Node").unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "field label not supported: metadata.labels")
+        );
+        // An absent bool field reads "false".
+        let n = json!({"metadata": {"name": "n"}});
+        let sel = FieldSelector::parse_for("spec.unschedulable=false", "v1", "Node").unwrap();
+        assert!(sel.matches(&n));
     }
 }

@@ -5,8 +5,8 @@
 //! across a compaction and lets paginated lists be served from a consistent snapshot
 //! (current state with later changes undone), like etcd does.
 
-use crate::resources;
 use crate::status::ApiError;
+use crate::{admission, resources};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -202,6 +202,7 @@ impl Store {
                 id.ty.1, id.key.1
             )));
         }
+        admission::admit(&mut obj, None)?;
         Ok(self.commit(id, Some(obj)))
     }
 
@@ -221,12 +222,16 @@ impl Store {
                 )));
             }
         }
+        let current = current.clone();
+        admission::admit(&mut obj, Some(&current))?;
         Ok(self.commit(id, Some(obj)))
     }
 
     /// Create or replace unconditionally (the test-side `apply`).
     pub fn upsert(&mut self, mut obj: Value) -> Result<Value, ApiError> {
         let id = ident_of(&mut obj)?;
+        let current = self.get(&id.ty, &id.key).cloned();
+        admission::admit(&mut obj, current.as_ref())?;
         Ok(self.commit(id, Some(obj)))
     }
 

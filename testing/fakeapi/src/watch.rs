@@ -4,8 +4,8 @@
 //! store commits, scans the history after the cursor. Replay from `resourceVersion=R` is
 //! the same scan started at R, so replayed and live events are produced identically.
 
-use crate::FakeApi;
-use crate::routes::{Body, Ctx, Target, filter_for, partial};
+use crate::api::FakeApi;
+use crate::request::{Body, Ctx, Target, filter_for, partial};
 use crate::selector::Filter;
 use crate::status::ApiError;
 use crate::store::{self, Change};

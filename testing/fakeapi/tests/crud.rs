@@ -106,20 +106,28 @@ async fn configmap_lifecycle() {
             "identity survives patches"
         );
 
-        // Server-side apply creates a missing object.
-        let applied = cms
+        // Strategic merge and server-side apply are not implemented: 415, never a silent
+        // plain merge a real server would not do.
+        let apply = cms
             .patch(
-                "b",
+                "a",
                 &PatchParams::apply("test").force(),
                 &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
-                                        "metadata": {"name": "b"}, "data": {"z": "1"}})),
+                                        "metadata": {"name": "a"}, "data": {"z": "1"}})),
             )
+            .await;
+        assert_eq!(api_code(apply.expect_err("apply")).0, 415);
+        let strategic = cms
+            .patch(
+                "a",
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"data": {"z": "1"}})),
+            )
+            .await;
+        assert_eq!(api_code(strategic.expect_err("strategic")).0, 415);
+        cms.create(&PostParams::default(), &cm("b", "z", "1"))
             .await
-            .expect("apply");
-        assert_eq!(
-            applied.data,
-            Some(BTreeMap::from([("z".into(), "1".into())]))
-        );
+            .expect("create b");
 
         let all = cms.list(&ListParams::default()).await.expect("list");
         let names: Vec<_> = all
@@ -178,7 +186,7 @@ async fn json_patch_and_errors_over_raw_http() {
     let env = env().await;
     env.api
         .apply(configmap("ns", "c", json!({"a": "1", "b": "2"})));
-    let addr = env.server.addr();
+    let addr = env.http.addr();
     within(5, "raw requests", async {
         let patch = r#"[{"op":"replace","path":"/data/a","value":"9"},{"op":"remove","path":"/data/b"},{"op":"add","path":"/data/c","value":"3"}]"#;
         let resp = raw(addr, "PATCH", "/api/v1/namespaces/ns/configmaps/c",

@@ -29,7 +29,7 @@ async fn bookmarks_only_when_asked() {
     let env = env().await;
     env.api.set_bookmark_interval(Duration::from_millis(100));
     let rv = env.api.apply(node("a", json!({})));
-    let addr = env.server.addr();
+    let addr = env.http.addr();
     let with = within(
         3,
         "bookmark",
@@ -89,7 +89,7 @@ async fn replay_from_resource_version_with_selector_transitions() {
     env.api.apply(node("c", json!({"edge": "true"})));
     env.api.apply(node("a", json!({})));
     env.api.delete("v1", "Node", None, "b");
-    let addr = env.server.addr();
+    let addr = env.http.addr();
     let resp = within(3, "replay", raw(addr, "GET",
         &format!("/api/v1/nodes?watch=true&timeoutSeconds=1&labelSelector=edge%3Dtrue&resourceVersion={rv1}"),
         &[], "", eof)).await;
@@ -145,7 +145,7 @@ async fn expired_resource_version_gets_410_event() {
         3,
         "410",
         raw(
-            env.server.addr(),
+            env.http.addr(),
             "GET",
             &format!("/api/v1/nodes?watch=true&resourceVersion={old}"),
             &[],
@@ -180,7 +180,7 @@ async fn expired_resource_version_gets_410_event() {
         3,
         "exact",
         raw(
-            env.server.addr(),
+            env.http.addr(),
             "GET",
             &format!("/api/v1/nodes?resourceVersion={old}&resourceVersionMatch=Exact"),
             &[],
@@ -195,7 +195,7 @@ async fn expired_resource_version_gets_410_event() {
         3,
         "watch at current",
         raw(
-            env.server.addr(),
+            env.http.addr(),
             "GET",
             &format!("/api/v1/nodes?watch=true&timeoutSeconds=1&resourceVersion={cur}"),
             &[],
@@ -213,7 +213,7 @@ async fn streaming_list_and_metadata_only() {
     env.api
         .apply(configmap("ns", "a", json!({"secret": "payload"})));
     env.api.apply(configmap("other", "b", json!({})));
-    let resp = within(3, "initial events", raw(env.server.addr(), "GET",
+    let resp = within(3, "initial events", raw(env.http.addr(), "GET",
         "/api/v1/namespaces/ns/configmaps?watch=true&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=",
         &[("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1")], "",
         |s| s.contains("initial-events-end"))).await;
@@ -235,7 +235,7 @@ async fn streaming_list_and_metadata_only() {
         3,
         "meta list",
         raw(
-            env.server.addr(),
+            env.http.addr(),
             "GET",
             "/api/v1/configmaps",
             &[(
@@ -256,7 +256,7 @@ async fn streaming_list_and_metadata_only() {
 #[tokio::test]
 async fn close_watches_ends_streams_cleanly() {
     let env = env().await;
-    let addr = env.server.addr();
+    let addr = env.http.addr();
     let open = tokio::spawn(raw(
         addr,
         "GET",
@@ -320,7 +320,7 @@ async fn shutdown_ends_kube_watch_and_closes_port() {
 #[tokio::test]
 async fn hang_and_delay_faults() {
     let env = env().await;
-    let addr = env.server.addr();
+    let addr = env.http.addr();
     env.api.set_fault(Fault::Hang);
     let hung = tokio::time::timeout(
         Duration::from_millis(300),

@@ -1,7 +1,14 @@
-//! A Kubernetes-shaped lab: the fake API server in a "control-plane" namespace on the
-//! bridge (the last host), edge nodes running `edgevip run --kubernetes` against it, and a
-//! stand-in ingress (`GET /healthz` → 200 on 127.0.0.1:10254) in every node namespace.
-//! Shared by the end-to-end tests and the Kubernetes benchmark.
+//! A Kubernetes-shaped lab: the fake API server (HTTPS, RBAC from the shipped manifests) in
+//! a "control-plane" namespace on the bridge (the last host), edge nodes running
+//! `edgevip run --kubernetes` against it as the edgevip ServiceAccount, and a stand-in
+//! ingress (`GET /healthz` → 200 on 127.0.0.1:10254) in every node namespace. Shared by the
+//! end-to-end tests and the Kubernetes benchmark.
+//!
+//! Two ways to reach the API, like a real deployment: a kubeconfig (`KubeLab::new`, the
+//! token and CA inlined) or the in-cluster configuration (`KubeLab::new_in_cluster`: no
+//! `--kubeconfig`; `KUBERNETES_SERVICE_HOST`/`PORT` set and the ServiceAccount's token,
+//! ca.crt and namespace mounted at /var/run/secrets/kubernetes.io/serviceaccount inside a
+//! mount namespace of the daemon's own).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -25,6 +32,68 @@ pub struct KubeLab {
     pub kubeconfig: PathBuf,
     pub nodes: usize,
     pods: Vec<Option<Vec<tokio::task::JoinHandle<()>>>>,
+    /// In-cluster mode: the directory of the wrapper and the ServiceAccount files.
+    in_cluster: Option<PathBuf>,
+}
+
+/// Starts the daemon as a pod would find itself: in a private mount namespace, a tmpfs
+/// on /run (so nothing leaks to the host's) holding the ServiceAccount files at the
+/// in-cluster path, the service environment set, no kubeconfig to find. Every step
+/// `exec`s, so the daemon keeps the wrapper's pid (signals reach it).
+const IN_CLUSTER_WRAPPER: &str = r#"#!/bin/sh
+set -eu
+SA_DIR=$(dirname "$0")
+export KUBERNETES_SERVICE_HOST=@HOST@
+export KUBERNETES_SERVICE_PORT=@PORT@
+export HOME="$SA_DIR"
+unset KUBECONFIG
+exec unshare --mount --propagation private /bin/sh -euc '
+mount -t tmpfs -o size=1m,mode=0755 edgevip-sa /run
+mkdir -p /run/secrets/kubernetes.io/serviceaccount
+cp "$1/token" "$1/ca.crt" "$1/namespace" /run/secrets/kubernetes.io/serviceaccount/
+shift
+exec "$@"' sh "$SA_DIR" @BIN@ "$@"
+"#;
+
+impl KubeLab {
+    /// Like [`KubeLab::new`], but the daemons find the API through the in-cluster
+    /// configuration (see the module comment). `None` when the lab cannot run here.
+    pub fn new_in_cluster(test: &str, nodes: usize, bin: impl Into<PathBuf>) -> Option<KubeLab> {
+        let bin: PathBuf = bin.into();
+        let dir = std::env::temp_dir().join(format!("{}-sa", crate::unique_prefix()));
+        let wrapper = dir.join("edgevip-in-pod");
+        // The control plane's address is only known once the cluster exists: write the
+        // wrapper after, it is only run by start_node.
+        let mut k = Self::build(test, nodes, wrapper.clone())?;
+        std::fs::create_dir_all(&dir).expect("service account dir");
+        // Removed with the lab (Drop), also when a later step panics.
+        k.in_cluster = Some(dir.clone());
+        let api = k.api_addr();
+        let files = [
+            ("token", edgevip_fakeapi::EDGEVIP_TOKEN.to_string()),
+            ("ca.crt", edgevip_fakeapi::ca_pem().to_string()),
+            ("namespace", CONFIGMAP_NS.to_string()),
+            (
+                "edgevip-in-pod",
+                IN_CLUSTER_WRAPPER
+                    .replace("@HOST@", &api.ip().to_string())
+                    .replace("@PORT@", &api.port().to_string())
+                    .replace("@BIN@", &bin.display().to_string()),
+            ),
+        ];
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).expect("service account file");
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+            .expect("wrapper mode");
+        Some(k)
+    }
+
+    /// Where the API server listens (the control plane's address, port 6443).
+    pub fn api_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.cluster.lab.host(self.nodes).ip4.into(), 6443)
+    }
 }
 
 /// Port of the pods' TCP server (answers `podK <client address>`) and UDP echo (`podK`).
@@ -35,6 +104,10 @@ impl KubeLab {
     /// `nodes` edge nodes (hosts 0..nodes) and a control plane (host `nodes`). `None` when
     /// the lab cannot run here.
     pub fn new(test: &str, nodes: usize, bin: impl Into<PathBuf>) -> Option<KubeLab> {
+        Self::build(test, nodes, bin.into())
+    }
+
+    fn build(test: &str, nodes: usize, bin: PathBuf) -> Option<KubeLab> {
         let cluster = Cluster::new(test, nodes + 1, false, bin)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -58,10 +131,7 @@ impl KubeLab {
         let kubeconfig = cluster.dir().join("kubeconfig");
         std::fs::write(
             &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters: [{{name: lab, cluster: {{server: \"http://{addr}\"}}}}]\n\
-                 users: [{{name: lab, user: {{}}}}]\ncontexts: [{{name: lab, context: {{cluster: lab, user: lab}}}}]\ncurrent-context: lab\n"
-            ),
+            edgevip_fakeapi::kubeconfig_yaml(server.addr(), edgevip_fakeapi::EDGEVIP_TOKEN),
         )
         .expect("kubeconfig");
         let mut k = KubeLab {
@@ -73,6 +143,7 @@ impl KubeLab {
             kubeconfig,
             nodes,
             pods: Vec::new(),
+            in_cluster: None,
         };
         for i in 0..nodes {
             k.api.apply(k.node_object(i, true));
@@ -88,11 +159,14 @@ impl KubeLab {
 
     pub fn node_object(&self, i: usize, edge: bool) -> Value {
         let h = self.cluster.lab.host(i);
+        // Ready, as a kubelet reports it: the API server marks a Node without the
+        // condition Unknown, as the node lifecycle controller does.
         json!({"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": Self::node_name(i),
                 "labels": if edge { json!({"edgenode": "true"}) } else { json!({}) }},
             "status": {"addresses": [{"type": "InternalIP", "address": h.ip4.to_string()},
-                {"type": "Hostname", "address": Self::node_name(i)}]}})
+                {"type": "Hostname", "address": Self::node_name(i)}],
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}})
     }
 
     pub fn set_configmap(&self, data: Value) {
@@ -103,11 +177,12 @@ impl KubeLab {
 
     /// Starts edgevip on node `i` in Kubernetes mode; `extra` arguments are appended.
     pub fn start_node(&mut self, i: usize, extra: &[&str]) {
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "--kubernetes".into(),
-            "--kubeconfig".into(),
-            self.kubeconfig.display().to_string(),
+        let mut args: Vec<String> = vec!["run".into(), "--kubernetes".into()];
+        if self.in_cluster.is_none() {
+            args.push("--kubeconfig".into());
+            args.push(self.kubeconfig.display().to_string());
+        }
+        args.extend([
             "--node-name".into(),
             Self::node_name(i),
             "--services-configmap".into(),
@@ -116,7 +191,7 @@ impl KubeLab {
             crate::API.into(),
             "--ingress-check".into(),
             INGRESS_HEALTH.into(),
-        ];
+        ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         self.cluster.start_args(i, &args);
     }
@@ -355,14 +430,52 @@ impl KubeLab {
     }
 }
 
+/// Answers that mean the API server refuses what the daemon does (a missing permission,
+/// an object it would not accept, a patch type it does not speak), as opposed to the
+/// conflicts, expiries and injected faults a client must ride out.
+const REFUSALS: &[u16] = &[400, 401, 403, 415, 422];
+
+impl KubeLab {
+    /// Requests the API server refused outright (see `REFUSALS`), as `METHOD path -> code
+    /// message` lines. Checked when the lab is dropped: every test in this lab shows that
+    /// the shipped RBAC and the API's validation accept everything the daemon does.
+    pub fn refused(&self) -> Vec<String> {
+        self.api
+            .requests()
+            .iter()
+            .filter(|r| REFUSALS.contains(&r.status))
+            .map(|r| {
+                format!(
+                    "{} {} -> {} {}",
+                    r.method,
+                    r.path,
+                    r.status,
+                    r.error.as_deref().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
 impl Drop for KubeLab {
     fn drop(&mut self) {
+        let refused = self.refused();
         self.stop_api();
         for h in self.ingresses.iter_mut().filter_map(Option::take) {
             h.abort();
         }
         for h in self.pods.iter_mut().filter_map(Option::take).flatten() {
             h.abort();
+        }
+        if let Some(dir) = self.in_cluster.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        // After the clean-up; the cluster (daemons, namespaces) is dropped during unwinding.
+        if !refused.is_empty() && !std::thread::panicking() {
+            panic!(
+                "the API server refused requests of the daemon:\n{}",
+                refused.join("\n")
+            );
         }
     }
 }

@@ -1,5 +1,7 @@
-//! Shared helpers: a fake server on 127.0.0.1:0 with a real kube client, bounded waits and a
-//! tiny raw HTTP/1.1 client for checks below the kube abstraction.
+//! Shared helpers: a fake server on 127.0.0.1:0 (HTTPS for the real kube client, plain HTTP
+//! for a tiny raw HTTP/1.1 client that checks what kube hides) and bounded waits. Both
+//! clients act as a cluster admin unless a test says otherwise: these tests are about the
+//! API mechanics; RBAC has its own tests.
 #![allow(dead_code)]
 
 use edgevip_fakeapi::{FakeApi, Server};
@@ -11,25 +13,28 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct Env {
     pub api: FakeApi,
+    /// HTTPS, for `client`.
     pub server: Server,
+    /// Plain HTTP on another port of the same FakeApi, for `raw`.
+    pub http: Server,
     pub client: kube::Client,
 }
 
 pub async fn env() -> Env {
     let api = FakeApi::new();
-    let server = api
-        .bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let server = api.bind(any).await.expect("bind");
+    let http = api.bind_http(any).await.expect("bind http");
     let client = client_for(server.addr());
     Env {
         api,
         server,
+        http,
         client,
     }
 }
 
-/// A kube client over plain http (kube's rustls connector is built `https_or_http`).
+/// A kube client over HTTPS as a cluster admin.
 pub fn client_for(addr: SocketAddr) -> kube::Client {
     client_with(addr, |_| {})
 }
@@ -37,7 +42,7 @@ pub fn client_for(addr: SocketAddr) -> kube::Client {
 /// Same with a tweaked config, e.g. `default_retry = false`: kube 5 retries 429/503/504
 /// internally (up to 15 times, exponential from 5ms), which hides those faults from callers.
 pub fn client_with(addr: SocketAddr, tweak: impl FnOnce(&mut kube::Config)) -> kube::Client {
-    let mut config = kube::Config::new(format!("http://{addr}").parse().expect("url"));
+    let mut config = edgevip_fakeapi::kube_config_as(addr, edgevip_fakeapi::ADMIN_TOKEN);
     tweak(&mut config);
     kube::Client::try_from(config).expect("client")
 }
@@ -60,8 +65,11 @@ pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     .await
 }
 
+/// A Node as a kubelet reports it: Ready (the server marks one without the condition
+/// Unknown, as a cluster does).
 pub fn node(name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}})
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
 }
 
 pub fn configmap(ns: &str, name: &str, data: Value) -> Value {
@@ -81,6 +89,15 @@ pub async fn raw(
 ) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: fake\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+    {
+        req.push_str(&format!(
+            "Authorization: Bearer {}\r\n",
+            edgevip_fakeapi::ADMIN_TOKEN
+        ));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -1,0 +1,54 @@
+//! What happens to every object written, through the API or by a test's `apply`, before
+//! it is stored: strict decoding (schema.rs), validation (validation.rs), and what the
+//! cluster's controllers would add (a Node without a Ready condition shows Ready=Unknown,
+//! as the node lifecycle controller marks a node whose kubelet never posted status).
+
+use crate::status::ApiError;
+use crate::{schema, validation};
+use serde_json::{Value, json};
+
+/// Check `obj` as a create (`old == None`) or an update of `old`; adds the Node condition.
+pub fn admit(obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+    schema::check(obj)?;
+    validation::check(obj, old)?;
+    if obj["apiVersion"] == "v1" && obj["kind"] == "Node" {
+        mark_unready_without_status(obj);
+    }
+    Ok(())
+}
+
+fn mark_unready_without_status(node: &mut Value) {
+    let has_ready = node
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready"));
+    if has_ready {
+        return;
+    }
+    let unknown = json!({"type": "Ready", "status": "Unknown", "reason": "NodeStatusNeverUpdated",
+        "message": "Kubelet never posted node status."});
+    if !node["status"].is_object() {
+        node["status"] = json!({});
+    }
+    match node["status"]["conditions"].as_array_mut() {
+        Some(c) => c.push(unknown),
+        None => node["status"]["conditions"] = json!([unknown]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_without_ready_is_unknown() {
+        let mut n = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}});
+        admit(&mut n, None).expect("valid");
+        assert_eq!(n["status"]["conditions"][0]["status"], "Unknown");
+        let mut ready = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        let before = ready.clone();
+        admit(&mut ready, None).expect("valid");
+        assert_eq!(ready, before);
+    }
+}
