@@ -3,6 +3,7 @@
 //! that routes datagrams to them by VRID. The engine only starts, updates and stops
 //! instances; it holds no protocol state of its own.
 
+mod changes;
 mod clock;
 mod instance;
 mod links;

@@ -18,6 +18,7 @@ use edgevip_netio::{Announcer, Family, LinkInfo};
 use tokio::sync::mpsc;
 use vrrp::router::{Action, Datagram, Input, State};
 
+use super::changes::Changes;
 use super::links::LinkMap;
 use super::receiver::{self, RegisterError};
 use super::{Cmd, Shared, translate};
@@ -108,7 +109,7 @@ enum Event {
     Cmd(Option<Cmd>),
     Rx(Option<receiver::Queued>),
     Timer,
-    Links,
+    Links(LinkMap),
     Checks,
 }
 
@@ -183,10 +184,9 @@ impl Task {
     }
 
     async fn main(&mut self, cmds: &mut mpsc::Receiver<Cmd>) {
-        let mut links = self.sh.links.subscribe();
-        links.mark_unchanged();
-        let mut checks = self.checks.subscribe();
-        checks.mark_unchanged();
+        let mut link_map = self.sh.links.subscribe().borrow().clone();
+        let mut links = Changes::new(self.sh.links.subscribe());
+        let mut checks = Changes::new(self.checks.subscribe());
 
         Box::pin(self.remove_stale_vips()).await;
         for i in 0..self.vrs.len() {
@@ -226,8 +226,8 @@ impl Task {
             let ev = tokio::select! {
                 c = cmds.recv(), if !stopping => Event::Cmd(c),
                 r = self.rx.recv() => Event::Rx(r),
-                _ = links.changed() => Event::Links,
-                _ = checks.changed() => Event::Checks,
+                m = links.next() => Event::Links(m),
+                _ = checks.next() => Event::Checks,
                 _ = &mut timer, if armed.is_some() => Event::Timer,
             };
             self.sh.heartbeat.beat(self.sh.clock.now_ms());
@@ -252,14 +252,12 @@ impl Task {
                         }
                     }
                 }
-                Event::Links => {
-                    let map = links.borrow_and_update().clone();
-                    Box::pin(self.links_changed(&map)).await;
+                Event::Links(m) => {
+                    link_map = m;
+                    Box::pin(self.links_changed(&link_map)).await;
                 }
                 Event::Checks => {
-                    checks.mark_unchanged();
-                    let map = links.borrow().clone();
-                    Box::pin(self.retrack(&map, "health checks changed")).await;
+                    Box::pin(self.retrack(&link_map, "health checks changed")).await;
                 }
             }
         }
