@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use edgevip_deploy_check::{
     Stage, commented_list_items, dockerfile_stages, flag_tokens, helm_block, is_dns1123_label,
-    is_vip_target, repo_root, shell_commands, split_documents, values_references,
+    is_vip_target, repo_root, shell_commands, skip, split_documents, values_references,
 };
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -1709,7 +1709,15 @@ fn versions_and_image_agree() {
     for must in ["target/", "**/target/", "fuzz/", ".git/"] {
         assert!(lines.contains(must), ".dockerignore lacks {must}");
     }
-    for keep in ["crates/", "testing/", "Cargo.toml", "Cargo.lock", "crates", "testing", "*"] {
+    for keep in [
+        "crates/",
+        "testing/",
+        "Cargo.toml",
+        "Cargo.lock",
+        "crates",
+        "testing",
+        "*",
+    ] {
         assert!(
             !lines.contains(keep),
             ".dockerignore must not exclude {keep}"
@@ -2171,7 +2179,10 @@ fn keys(docs: &[Doc]) -> BTreeSet<(String, String, String)> {
 #[test]
 fn helm_template_renders_the_same_objects() {
     if !tool("helm") {
-        println!("helm not installed: skipped rendering (values and template references checked)");
+        skip(
+            "helm_template_renders_the_same_objects",
+            "helm is not installed (scripts/install-deps installs it)",
+        );
         return;
     }
     let plain_docs = plain();
@@ -2323,7 +2334,10 @@ fn cluster_role_table(
 #[test]
 fn helm_template_forwarding_switches() {
     if !tool("helm") {
-        println!("helm not installed: skipped rendering the forwarding switches");
+        skip(
+            "helm_template_forwarding_switches",
+            "helm is not installed (scripts/install-deps installs it)",
+        );
         return;
     }
     let plain_docs = plain();
@@ -2463,7 +2477,10 @@ fn helm_template_forwarding_switches() {
 #[test]
 fn kubectl_kustomize_and_client_dry_run() {
     if !tool("kubectl") {
-        println!("kubectl not installed: skipped kustomize build and client dry-run");
+        skip(
+            "kubectl_kustomize_and_client_dry_run",
+            "kubectl is not installed (scripts/install-deps installs it)",
+        );
         return;
     }
     let out = Command::new("kubectl")
@@ -2491,9 +2508,10 @@ fn kubectl_kustomize_and_client_dry_run() {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ctx {
+        // Not a skip of the test: the kustomize build above is its check; CI has no cluster.
         println!(
-            "kubectl has no current context (no API server): skipped \
-             `kubectl apply --dry-run=client -k deploy/`"
+            "NOTE: kubectl has no current context (no API server): \
+             `kubectl apply --dry-run=client -k deploy/` not run"
         );
         return;
     }
@@ -3045,52 +3063,79 @@ fn daemonset_check_catches_forwarding_mistakes() {
 // ---------------------------------------------------------------------------------------
 // The real binary: its argument parser takes the manifests' command lines
 
-/// `edgevip` as built by `cargo build -p edgevip`: `$EDGEVIP_BIN`, else
-/// `$CARGO_TARGET_DIR/debug/edgevip`, else `<workspace>/target/debug/edgevip`. Tests cannot
-/// build it, so a missing binary skips these checks.
-fn edgevip_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("EDGEVIP_BIN") {
-        let p = PathBuf::from(p);
-        assert!(p.is_file(), "EDGEVIP_BIN={} is no file", p.display());
-        return Some(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| {
-            if t.is_absolute() {
-                t
+/// The current `edgevip` binary: `$EDGEVIP_BIN` when set, else built here as `cargo test -p
+/// edgevip` builds it for its own tests (`--test cli --no-run`: the same features, so the
+/// two never rebuild each other's binary; a no-op when it is up to date) and located from
+/// cargo's JSON messages, so a test run alone never checks a stale or missing binary. Built
+/// once per test process; a failed build fails every test that needs the binary.
+fn edgevip_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("EDGEVIP_BIN") {
+            let p = PathBuf::from(p);
+            return if p.is_file() {
+                Ok(p)
             } else {
-                repo_root().join(t)
-            }
+                Err(format!("EDGEVIP_BIN={} is no file", p.display()))
+            };
+        }
+        build_edgevip()
+    })
+    .clone()
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn build_edgevip() -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut cmd = Command::new(&cargo);
+    // What cargo set for this test process (its package's name, manifest dir, …) would look
+    // like a changed environment to build scripts (ring's) and rebuild them.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let from_cargo = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_CFG_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+            || [
+                "OUT_DIR",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&k.as_ref());
+        if from_cargo {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    let out = cmd
+        .args(["test", "-p", "edgevip", "--test", "cli", "--no-run"])
+        .args([
+            "--message-format",
+            "json-render-diagnostics",
+            "--manifest-path",
+        ])
+        .arg(repo_root().join("Cargo.toml"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: {e}", Path::new(&cargo).display()))?;
+    if !out.status.success() {
+        return Err(format!("building edgevip failed: {}", out.status));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| {
+            m["reason"] == "compiler-artifact" && m["target"]["kind"] == serde_json::json!(["bin"])
         })
-        .unwrap_or_else(|| repo_root().join("target"));
-    let p = target.join("debug").join("edgevip");
-    p.is_file().then_some(p)
-}
-
-fn skip_without_binary(what: &str) -> Option<PathBuf> {
-    let bin = edgevip_binary();
-    if bin.is_none() {
-        println!(
-            "SKIP {what}: no edgevip binary (target/debug/edgevip); \
-             run `cargo build -p edgevip` first"
-        );
-    }
-    bin
-}
-
-/// A note for failure messages when the binary is older than the CLI's source.
-fn staleness(bin: &Path) -> String {
-    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let cli = repo_root().join("crates/edgevip/src/cli.rs");
-    match (mtime(bin), mtime(&cli)) {
-        (Some(b), Some(c)) if c > b => format!(
-            " (NOTE: {} is older than {}: rebuild with `cargo build -p edgevip`)",
-            bin.display(),
-            cli.display()
-        ),
-        _ => String::new(),
-    }
+        .filter(|m| m["target"]["name"] == "edgevip")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| "cargo named no edgevip executable".to_string())
 }
 
 struct Run {
@@ -3147,9 +3192,7 @@ const PARSE_ERRORS: &[&str] = &[
 /// also exit 2) must pass, so the run ends at the missing kubeconfig (exit 1), before
 /// anything touches the network.
 fn check_binary_accepts(what: &str, container_args: &[String]) {
-    let Some(bin) = skip_without_binary(what) else {
-        return;
-    };
+    let bin = edgevip_binary();
     let mut args: Vec<String> = container_args
         .iter()
         .map(|a| a.replace("$(NODE_NAME)", "edge-0"))
@@ -3157,9 +3200,8 @@ fn check_binary_accepts(what: &str, container_args: &[String]) {
     args.retain(|a| !a.starts_with("--kubeconfig"));
     args.extend(["--kubeconfig".to_string(), "/nonexistent".to_string()]);
     let run = run_binary(&bin, &args);
-    let stale = staleness(&bin);
     let shown = format!(
-        "{what}: edgevip {args:?} exited {:?}{stale}\nstderr:\n{}\nstdout:\n{}",
+        "{what}: edgevip {args:?} exited {:?}\nstderr:\n{}\nstdout:\n{}",
         run.code, run.stderr, run.stdout
     );
     assert_ne!(run.code, Some(2), "rejected the command line: {shown}");
@@ -3179,9 +3221,6 @@ fn check_binary_accepts(what: &str, container_args: &[String]) {
 
 #[test]
 fn the_binary_accepts_the_daemonset_args() {
-    if skip_without_binary("the_binary_accepts_the_daemonset_args").is_none() {
-        return;
-    }
     let docs = plain();
     let args = container_args(the_daemonset(&docs));
     check_binary_accepts("deploy/05-daemonset.yaml", &args);
@@ -3207,9 +3246,7 @@ fn the_binary_accepts_the_daemonset_args() {
 #[test]
 fn the_binary_check_catches_rejected_args() {
     // The check above must be able to fail: clap's and the daemon's rejections.
-    let Some(bin) = skip_without_binary("the_binary_check_catches_rejected_args") else {
-        return;
-    };
+    let bin = edgevip_binary();
     let docs = plain();
     let base: Vec<String> = container_args(the_daemonset(&docs))
         .iter()
@@ -3221,7 +3258,6 @@ fn the_binary_check_catches_rejected_args() {
         a.extend(extra.iter().map(|s| s.to_string()));
         run_binary(&bin, &a)
     };
-    let stale = staleness(&bin);
     for (extra, needle) in [
         (&["--vird", "5"][..], "error: unexpected argument"),
         (&["--lb-vrid", "300"], "error: invalid value"),
@@ -3240,7 +3276,7 @@ fn the_binary_check_catches_rejected_args() {
         assert_eq!(
             run.code,
             Some(2),
-            "{extra:?} should be rejected with exit 2{stale}: {}",
+            "{extra:?} should be rejected with exit 2: {}",
             run.stderr
         );
         assert!(run.stderr.contains(needle), "{extra:?}: {}", run.stderr);
@@ -3286,26 +3322,23 @@ fn help_flags(help: &str) -> BTreeMap<String, (bool, Option<String>)> {
 
 #[test]
 fn known_flags_are_the_binarys() {
-    let Some(bin) = skip_without_binary("known_flags_are_the_binarys") else {
-        return;
-    };
+    let bin = edgevip_binary();
     let run = run_binary(&bin, &["run".into(), "--help".into()]);
     assert_eq!(run.code, Some(0), "edgevip run --help: {}", run.stderr);
     let help = help_flags(&run.stdout);
-    let stale = staleness(&bin);
     assert!(
         help.contains_key("--kubernetes") && help.contains_key("--vrid"),
-        "help not understood{stale}:\n{}",
+        "help not understood:\n{}",
         run.stdout
     );
     for f in KNOWN_FLAGS {
         let (takes_value, _) = help
             .get(*f)
-            .unwrap_or_else(|| panic!("{f} is not a flag of `edgevip run`{stale}"));
+            .unwrap_or_else(|| panic!("{f} is not a flag of `edgevip run`"));
         assert_eq!(
             !takes_value,
             SWITCHES.contains(f),
-            "{f}: switch (no value) in the binary: {}, in SWITCHES: {}{stale}",
+            "{f}: switch (no value) in the binary: {}, in SWITCHES: {}",
             !takes_value,
             SWITCHES.contains(f)
         );
@@ -3325,7 +3358,7 @@ fn known_flags_are_the_binarys() {
     let default = |f: &str| {
         help.get(f)
             .and_then(|h| h.1.clone())
-            .unwrap_or_else(|| panic!("{f} shows no default{stale}"))
+            .unwrap_or_else(|| panic!("{f} shows no default"))
     };
     let s = |path: &[&str]| match value_at(&v, path) {
         Value::String(s) => s.clone(),
@@ -3371,7 +3404,7 @@ fn known_flags_are_the_binarys() {
     for v in PROXY_PROTOCOLS {
         assert!(
             words.contains(v),
-            "--proxy-protocol does not list {v}{stale}:\n{pp_help}"
+            "--proxy-protocol does not list {v}:\n{pp_help}"
         );
     }
     assert_eq!(default("--api-listen"), format!("0.0.0.0:{API_PORT}"));

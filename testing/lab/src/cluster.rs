@@ -13,6 +13,24 @@ pub const VIP4: &str = "192.0.2.100";
 pub const VIP6: &str = "2001:db8::100";
 pub const PORT: u16 = 7007;
 
+/// Reports a skipped test: prints `SKIP: <test>: <why>` and appends that line to the file
+/// named by `$EDGEVIP_SKIP_LOG` (scripts/test counts them and fails on any as root).
+pub fn skip(test: &str, why: &str) {
+    let line = format!("SKIP: {test}: {why}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("EDGEVIP_SKIP_LOG") {
+        use std::io::Write;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+        if let Err(e) = appended {
+            panic!("{line} (and could not record it in {path:?}: {e})");
+        }
+    }
+}
+
 /// One cluster at a time per process: timing bounds in the tests assume the two cores are
 /// not shared with another cluster's daemons.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
