@@ -160,6 +160,24 @@ impl Object {
         )
     }
 
+    /// The object as the API would store it (Null for a Kustomization).
+    fn to_value(&self) -> Value {
+        let v = match self {
+            Object::Namespace(o) => serde_json::to_value(o),
+            Object::ServiceAccount(o) => serde_json::to_value(o),
+            Object::ClusterRole(o) => serde_json::to_value(o),
+            Object::ClusterRoleBinding(o) => serde_json::to_value(o),
+            Object::Role(o) => serde_json::to_value(o),
+            Object::RoleBinding(o) => serde_json::to_value(o),
+            Object::ConfigMap(o) => serde_json::to_value(o),
+            Object::DaemonSet(o) => serde_json::to_value(o),
+            Object::Ingress(o) => serde_json::to_value(o),
+            Object::Service(o) => serde_json::to_value(o),
+            Object::Kustomization(_) => return Value::Null,
+        };
+        v.expect("k8s-openapi objects serialize")
+    }
+
     /// (kind, namespace, name)
     fn key(&self) -> (String, String, String) {
         let meta = self.metadata();
@@ -2318,6 +2336,86 @@ fn helm_template_renders_the_same_objects() {
     let rich = helm_template(&["rich=spread: false\ninstances: []"]);
     let data = configmaps(&rich)[0].data.clone().unwrap();
     assert!(data.contains_key("edgevip.yaml") && data.contains_key("192.0.2.100"));
+}
+
+/// The labels Helm adds to everything it renders (the chart's helpers); deploy/ has none
+/// of them but `app.kubernetes.io/version`, checked by `versions_and_image_agree`.
+const HELM_LABELS: &[&str] = &[
+    "helm.sh/chart",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+];
+
+/// Every object of a stream by key, without Helm's labels.
+fn comparable(docs: &[Doc]) -> BTreeMap<(String, String, String), Value> {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if let ("labels" | "matchLabels", Value::Object(l)) = (k.as_str(), &mut *x) {
+                        l.retain(|name, _| !HELM_LABELS.contains(&name.as_str()));
+                    }
+                    strip(x);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    docs.iter()
+        .filter(|d| !matches!(d.obj, Object::Kustomization(_)))
+        .map(|d| {
+            let mut v = d.obj.to_value();
+            strip(&mut v);
+            (d.obj.key(), v)
+        })
+        .collect()
+}
+
+/// Where two values differ, as `path: a vs b` lines.
+fn differences(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                let null = Value::Null;
+                let (va, vb) = (x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null));
+                differences(&format!("{path}.{k}"), va, vb, out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                differences(&format!("{path}[{i}]"), va, vb, out);
+            }
+        }
+        _ if a == b => {}
+        _ => out.push(format!("{path}: helm {a} vs deploy/ {b}")),
+    }
+}
+
+/// The chart's default render is deploy/ object for object, field for field, but for
+/// Helm's own labels: an edit to one side only fails here.
+#[test]
+fn helm_default_render_equals_the_plain_manifests() {
+    if !tool("helm") {
+        skip(
+            "helm_default_render_equals_the_plain_manifests",
+            "helm is not installed (scripts/install-deps installs it)",
+        );
+        return;
+    }
+    let rendered = comparable(&helm_template(&["namespace.create=true"]));
+    let plain = comparable(&plain());
+    assert_eq!(
+        rendered.keys().collect::<Vec<_>>(),
+        plain.keys().collect::<Vec<_>>(),
+        "helm default objects vs deploy/"
+    );
+    let mut out = Vec::new();
+    for (key, p) in &plain {
+        differences(&format!("{key:?}"), &rendered[key], p, &mut out);
+    }
+    assert_no_problems("helm default render vs deploy/", out);
 }
 
 /// (apiGroup, resource) -> verbs of the named ClusterRole of a rendered stream.
