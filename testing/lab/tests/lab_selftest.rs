@@ -38,6 +38,7 @@ fn prober_sees_a_steady_host_without_gaps_and_lab_cleans_up() {
     );
     assert!(r.sent > 400 && r.received + 5 >= r.sent, "{r:?}");
     assert_eq!(r.answered_by, vec![0, r.received]);
+    // Max of 10 runs: 4.1 ms; bound 10 ms, 2.4x (the 2 ms probe interval is the floor).
     assert!(
         r.longest_gap < Duration::from_millis(10),
         "baseline gap {:?}",
