@@ -224,7 +224,7 @@ impl Cluster {
         }
     }
 
-    /// Waits until `host` holds `vip`, others may too. Asserts no single holder: tests use
+    /// Waits until `host` holds `vip`, others may too (not checked to be the only one): tests use
     /// `wait_live_holder` (kept for the demo and the keepalived interop test).
     pub fn wait_holder_any(&self, vip: &str, host: usize) {
         let ok = crate::wait_until(Duration::from_secs(3), Duration::from_millis(10), || {
