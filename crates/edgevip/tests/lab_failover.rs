@@ -9,6 +9,10 @@ use common::{Cluster, Node, VIP4, VIP6};
 
 const PRIOS: [u8; 3] = [150, 140, 130];
 const SETTLE: Duration = Duration::from_secs(3);
+/// A failover that waits out Master_Down_Interval (345 ms at priority 140, 100 ms).
+const FAILOVER_BOUND: Duration = Duration::from_millis(450);
+/// A handover with no loss expected (SIGTERM, preemption, reload): the noise floor.
+const HANDOVER_BOUND: Duration = Duration::from_millis(50);
 
 fn trio(test: &str, node: impl Fn(usize) -> Node<'static>) -> Option<Cluster> {
     let mut c = common::cluster(test, 3, true)?;
@@ -42,9 +46,11 @@ fn master_link_cut_moves_the_vip() {
     std::thread::sleep(Duration::from_millis(300));
     let r = c.stop_probe();
     eprintln!("link cut: longest gap {} ms", ms(r.longest_gap));
-    // Master_Down_Interval of priority 140 at 100 ms is 345 ms; allow scheduling slack.
+    // Master_Down_Interval of priority 140 at 100 ms is 345 ms. Max of 10 runs: 346 ms;
+    // bound 450 ms: the protocol's 345 ms + 105 ms, 4x the largest scheduling blip seen in
+    // these runs (24 ms). (3x the max would let a doubled Master_Down_Interval pass.)
     assert!(
-        r.longest_gap < Duration::from_millis(600),
+        r.longest_gap < FAILOVER_BOUND,
         "gap {:?}\n{}",
         r.longest_gap,
         c.logs()
@@ -54,40 +60,81 @@ fn master_link_cut_moves_the_vip() {
     c.wait_holder(VIP4, 0, Duration::from_secs(3));
 }
 
+/// Node death: the daemon is killed and the node's link cut at once, so the stale VIP it
+/// leaves cannot answer (its responder lives on in the lab): the prober's gap is the real
+/// outage until host 1 takes over.
 #[test]
-fn master_sigkill_new_master_takes_the_traffic() {
-    let Some(mut c) = trio("sigkill", standard) else {
+fn master_node_death_new_master_takes_the_traffic() {
+    let Some(mut c) = trio("node_death", standard) else {
         return;
     };
     c.start_probe(VIP4);
     std::thread::sleep(Duration::from_millis(300));
     c.kill(0);
-    // The dead process leaves its VIP on host 0; host 1 takes over and announces.
-    edgevip_lab::wait_until(Duration::from_secs(2), Duration::from_millis(10), || {
-        c.holders(VIP4).contains(&1)
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    c.lab.cut_link(0).unwrap();
+    c.wait_live_holder(VIP4, 0, 1, Duration::from_secs(2));
     let r = c.stop_probe();
     eprintln!(
-        "sigkill: longest gap {} ms, timeline {:?}",
+        "node death: longest gap {} ms, timeline {:?}",
         ms(r.longest_gap),
         r.timeline
     );
-    let last = r.timeline.last().map(|t| t.1);
     assert_eq!(
-        last,
+        r.timeline.last().map(|t| t.1),
         Some(1),
         "traffic must end on the new master: {:?}",
         r.timeline
     );
+    // Master_Down_Interval of priority 140 at 100 ms is 345 ms, counted from host 0's last
+    // advert, up to one interval before the kill: at least 245 ms of real outage (a gap
+    // near 0 would mean host 0 still answered). Max of 10 runs: 322 ms, min 244 ms; upper
+    // bound as for the link cut.
     assert!(
-        r.longest_gap < Duration::from_millis(600),
-        "gap {:?}",
-        r.longest_gap
+        r.longest_gap >= Duration::from_millis(240) && r.longest_gap < FAILOVER_BOUND,
+        "gap {:?}\n{}",
+        r.longest_gap,
+        c.logs()
     );
-    // A restarted edgevip on host 0 removes the stale VIP before joining, then preempts.
+    // Back on the link, a restarted edgevip on host 0 removes the stale VIP before joining,
+    // then preempts.
+    c.lab.restore_link(0).unwrap();
     c.start(0, &standard(0).yaml());
     c.wait_holder(VIP4, 0, Duration::from_secs(3));
+}
+
+/// Daemon crash, node alive: the killed daemon leaves its VIP on host 0, whose responder
+/// keeps answering, so there is no gap to measure; what counts is that host 1 takes over
+/// after Master_Down_Interval and its announcements pull the traffic to it.
+#[test]
+fn master_crash_node_alive_traffic_moves_to_the_new_master() {
+    let Some(mut c) = trio("crash", standard) else {
+        return;
+    };
+    c.start_probe(VIP4);
+    let probe_start = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    let killed_at = probe_start.elapsed();
+    c.kill(0);
+    c.wait_live_holder(VIP4, 0, 1, Duration::from_secs(2));
+    let r = c.stop_probe();
+    let moved = r
+        .timeline
+        .iter()
+        .find(|(t, h)| *h == 1 && *t > killed_at)
+        .map(|(t, _)| *t - killed_at);
+    eprintln!(
+        "crash: traffic on host 1 after {moved:?}, timeline {:?}",
+        r.timeline
+    );
+    assert_eq!(r.timeline.last().map(|t| t.1), Some(1), "{:?}", r.timeline);
+    // Master_Down_Interval (345 ms) from host 0's last advert: 245..345 ms after the kill.
+    // Max of 10 runs: 350 ms (min 326 ms); bounds as for node death.
+    let moved = moved.expect("host 1 answered");
+    assert!(
+        moved >= Duration::from_millis(240) && moved < FAILOVER_BOUND,
+        "traffic moved after {moved:?}\n{}",
+        c.logs()
+    );
 }
 
 #[test]
@@ -107,8 +154,10 @@ fn graceful_sigterm_hands_over_without_loss() {
         r.gap_start,
         r.timeline
     );
+    // Max of 10 runs: 24 ms (a scheduling blip before the handover; handover gaps <= 4 ms);
+    // bound 50 ms, 2x that blip: the prober's noise floor on a loaded 2-core machine.
     assert!(
-        r.longest_gap < Duration::from_millis(50),
+        r.longest_gap < HANDOVER_BOUND,
         "gap {:?}\n{}",
         r.longest_gap,
         c.logs()
@@ -129,8 +178,10 @@ fn returning_master_preempts_without_loss() {
     std::thread::sleep(Duration::from_millis(300));
     let r = c.stop_probe();
     eprintln!("preempt back: longest gap {} ms", ms(r.longest_gap));
+    // Max of 10 runs: 5 ms in 9 runs; one run lost 206 ms (reported, a real loss the bound
+    // must not hide); bound 50 ms as for SIGTERM.
     assert!(
-        r.longest_gap < Duration::from_millis(50),
+        r.longest_gap < HANDOVER_BOUND,
         "gap {:?}\n{}",
         r.longest_gap,
         c.logs()
@@ -177,12 +228,13 @@ fn ipv6_vip_moves() {
     std::thread::sleep(Duration::from_millis(300));
     c.kill(0);
     c.lab.cut_link(0).unwrap();
-    c.wait_holder_any(VIP6, 1);
-    std::thread::sleep(Duration::from_millis(300));
+    c.wait_live_holder(VIP6, 0, 1, Duration::from_secs(2));
     let r = c.stop_probe();
     eprintln!("ipv6 failover: longest gap {} ms", ms(r.longest_gap));
+    assert_eq!(r.timeline.last().map(|t| t.1), Some(1), "{:?}", r.timeline);
+    // Max of 10 runs: 324 ms; bound as for IPv4 (Master_Down_Interval 345 ms + 105 ms).
     assert!(
-        r.longest_gap < Duration::from_millis(600),
+        r.longest_gap < FAILOVER_BOUND,
         "gap {:?}\n{}",
         r.longest_gap,
         c.logs()
@@ -243,18 +295,22 @@ fn unicast_peers_elect_and_fail_over() {
         c.start(i, &n.yaml());
     }
     c.wait_holder(VIP4, 0, SETTLE);
+    c.assert_stays(VIP4, 0, Duration::from_secs(1));
     c.kill(0);
     c.lab.cut_link(0).unwrap();
-    c.wait_holder_any(VIP4, 1);
+    c.wait_live_holder(VIP4, 0, 1, Duration::from_secs(2));
 }
 
+/// VRRPv2 with a password: hosts 0 and 1 share it and elect one master; host 2 has another,
+/// so each side drops the other's adverts (counted as auth drops) and host 2, hearing no
+/// valid master, becomes a second master.
 #[test]
 fn vrrp_v2_with_auth() {
     let v2 = |i| Node {
         priority: PRIOS[i],
         version: 2,
         interval: "1s",
-        auth: "s3cret",
+        auth: ["s3cret", "s3cret", "wrong"][i],
         ..Node::default()
     };
     let Some(mut c) = common::cluster("v2auth", 3, false) else {
@@ -263,10 +319,32 @@ fn vrrp_v2_with_auth() {
     for i in 0..3 {
         c.start(i, &v2(i).yaml());
     }
-    c.wait_holder(VIP4, 0, Duration::from_secs(6));
-    // A node with the wrong password does not join the election: it becomes master too.
+    // Master_Down_Interval at 1 s is about 3.5 s.
+    let ok = edgevip_lab::wait_until(Duration::from_secs(8), Duration::from_millis(50), || {
+        c.holders(VIP4) == [0, 2]
+    });
+    assert!(ok, "holders {:?}\n{}", c.holders(VIP4), c.logs());
+    let dropped =
+        "edgevip_packets_dropped_total{instance=\"ingress\",family=\"ipv4\",reason=\"auth\"}";
+    assert!(
+        c.metric(0, dropped) >= 1.0,
+        "host 0 counts host 2's adverts as auth drops"
+    );
+    assert!(
+        c.metric(1, dropped) >= 1.0,
+        "host 1 counts host 2's adverts as auth drops"
+    );
+    assert!(
+        c.metric(2, dropped) >= 1.0,
+        "host 2 counts host 0's adverts as auth drops"
+    );
+    assert_eq!(common::status(&c, 1).instances[0].state, "backup");
+    // Host 1 follows host 0 (same password): it takes over when host 0 leaves.
     assert_eq!(c.term(0), Some(0));
-    c.wait_holder(VIP4, 1, Duration::from_secs(3));
+    let ok = edgevip_lab::wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        c.holders(VIP4) == [1, 2]
+    });
+    assert!(ok, "holders {:?}\n{}", c.holders(VIP4), c.logs());
 }
 
 #[test]
@@ -337,14 +415,12 @@ fn sighup_reload_does_not_move_the_vip() {
     c.hup(0);
     std::thread::sleep(Duration::from_millis(300));
     let r = c.stop_probe();
+    eprintln!("reload: longest gap {} ms", ms(r.longest_gap));
     c.assert_stays(VIP4, 0, Duration::from_millis(300));
     let after = common::status(&c, 0).instances[0].transitions;
     assert_eq!(before, after, "no transition on reload");
-    assert!(
-        r.longest_gap < Duration::from_millis(50),
-        "gap {:?}",
-        r.longest_gap
-    );
+    // Max of 10 runs: 8 ms; bound 50 ms as for SIGTERM (the prober's noise floor).
+    assert!(r.longest_gap < HANDOVER_BOUND, "gap {:?}", r.longest_gap);
     assert_eq!(c.holders("192.0.2.101"), [0]);
 }
 
@@ -449,13 +525,6 @@ fn ipv6_unicast_peers_by_global_address() {
     c.assert_stays(VIP6, 0, Duration::from_secs(1));
     c.kill(0);
     c.lab.cut_link(0).unwrap();
-    c.wait_holder_any(VIP6, 1);
     // Host 0 was killed with its VIP on a dead link; among the living only host 1 holds it.
-    std::thread::sleep(Duration::from_millis(500));
-    let h = c.holders(VIP6);
-    assert!(
-        h.contains(&1) && !h.contains(&2),
-        "holders {h:?}\n{}",
-        c.logs()
-    );
+    c.wait_live_holder(VIP6, 0, 1, Duration::from_secs(2));
 }

@@ -10,8 +10,8 @@ use edgevip_forward::{ProxyHeader, ProxyService};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A backend that answers `name <client seen in the PROXY header>` and keeps the
-/// connection open until the client closes it.
+/// A backend that answers `name <client seen in the PROXY header>`, then echoes what it
+/// reads until the client closes the connection.
 async fn backend(name: &'static str) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -32,7 +32,12 @@ async fn backend(name: &'static str) -> SocketAddr {
                 }
                 let client = decode(&buf[..n]).map_or("none".to_string(), |(c, _)| c.to_string());
                 let _ = c.write_all(format!("{name} {client}\n").as_bytes()).await;
-                let _ = c.read(&mut buf).await;
+                // Then an echo, so a test can make round trips on an open connection.
+                while let Ok(m @ 1..) = c.read(&mut buf).await {
+                    if c.write_all(&buf[..m]).await.is_err() {
+                        return;
+                    }
+                }
             });
         }
     });
@@ -120,7 +125,20 @@ async fn header_round_robin_dead_backends_and_removal() {
     for _ in 0..3 {
         assert_eq!(ask(front).await.unwrap(), "a none");
     }
-    open.write_all(b"x").await.expect("drained, not cut");
+    // Drained, not cut: a full round trip through the proxy to b still works (a lone write
+    // would succeed on a connection the proxy had closed too),
+    // after a while, so a cut made a little after the removal is caught too.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut echo = [0u8; 5];
+    let round_trip = async {
+        open.write_all(b"ping\n").await?;
+        open.read_exact(&mut echo).await
+    };
+    tokio::time::timeout(Duration::from_secs(2), round_trip)
+        .await
+        .expect("drained, not cut: no echo within 2 s")
+        .expect("drained, not cut: the open connection was closed");
+    assert_eq!(&echo, b"ping\n", "drained, not cut");
 
     // Removed altogether: the port closes.
     p.update(&[]);

@@ -15,6 +15,24 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or(here)
 }
 
+/// Reports a skipped test: prints `SKIP: <test>: <why>` and appends that line to the file
+/// named by `$EDGEVIP_SKIP_LOG` (scripts/test counts them and fails on any as root).
+pub fn skip(test: &str, why: &str) {
+    let line = format!("SKIP: {test}: {why}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("EDGEVIP_SKIP_LOG") {
+        use std::io::Write;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+        if let Err(e) = appended {
+            panic!("{line} (and could not record it in {path:?}: {e})");
+        }
+    }
+}
+
 /// Splits a YAML stream into its documents at lines that are exactly `---` (trailing
 /// whitespace ignored). Documents that hold only comments and blank lines are dropped.
 pub fn split_documents(text: &str) -> Vec<String> {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use edgevip_deploy_check::{
     Stage, commented_list_items, dockerfile_stages, flag_tokens, helm_block, is_dns1123_label,
-    is_vip_target, repo_root, shell_commands, split_documents, values_references,
+    is_vip_target, repo_root, shell_commands, skip, split_documents, values_references,
 };
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -158,6 +158,24 @@ impl Object {
             self,
             Object::Namespace(_) | Object::ClusterRole(_) | Object::ClusterRoleBinding(_)
         )
+    }
+
+    /// The object as the API would store it (Null for a Kustomization).
+    fn to_value(&self) -> Value {
+        let v = match self {
+            Object::Namespace(o) => serde_json::to_value(o),
+            Object::ServiceAccount(o) => serde_json::to_value(o),
+            Object::ClusterRole(o) => serde_json::to_value(o),
+            Object::ClusterRoleBinding(o) => serde_json::to_value(o),
+            Object::Role(o) => serde_json::to_value(o),
+            Object::RoleBinding(o) => serde_json::to_value(o),
+            Object::ConfigMap(o) => serde_json::to_value(o),
+            Object::DaemonSet(o) => serde_json::to_value(o),
+            Object::Ingress(o) => serde_json::to_value(o),
+            Object::Service(o) => serde_json::to_value(o),
+            Object::Kustomization(_) => return Value::Null,
+        };
+        v.expect("k8s-openapi objects serialize")
     }
 
     /// (kind, namespace, name)
@@ -2179,7 +2197,10 @@ fn keys(docs: &[Doc]) -> BTreeSet<(String, String, String)> {
 #[test]
 fn helm_template_renders_the_same_objects() {
     if !tool("helm") {
-        println!("helm not installed: skipped rendering (values and template references checked)");
+        skip(
+            "helm_template_renders_the_same_objects",
+            "helm is not installed (scripts/install-deps installs it)",
+        );
         return;
     }
     let plain_docs = plain();
@@ -2317,6 +2338,86 @@ fn helm_template_renders_the_same_objects() {
     assert!(data.contains_key("edgevip.yaml") && data.contains_key("192.0.2.100"));
 }
 
+/// The labels Helm adds to everything it renders (the chart's helpers); deploy/ has none
+/// of them but `app.kubernetes.io/version`, checked by `versions_and_image_agree`.
+const HELM_LABELS: &[&str] = &[
+    "helm.sh/chart",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+];
+
+/// Every object of a stream by key, without Helm's labels.
+fn comparable(docs: &[Doc]) -> BTreeMap<(String, String, String), Value> {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if let ("labels" | "matchLabels", Value::Object(l)) = (k.as_str(), &mut *x) {
+                        l.retain(|name, _| !HELM_LABELS.contains(&name.as_str()));
+                    }
+                    strip(x);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    docs.iter()
+        .filter(|d| !matches!(d.obj, Object::Kustomization(_)))
+        .map(|d| {
+            let mut v = d.obj.to_value();
+            strip(&mut v);
+            (d.obj.key(), v)
+        })
+        .collect()
+}
+
+/// Where two values differ, as `path: a vs b` lines.
+fn differences(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                let null = Value::Null;
+                let (va, vb) = (x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null));
+                differences(&format!("{path}.{k}"), va, vb, out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                differences(&format!("{path}[{i}]"), va, vb, out);
+            }
+        }
+        _ if a == b => {}
+        _ => out.push(format!("{path}: helm {a} vs deploy/ {b}")),
+    }
+}
+
+/// The chart's default render is deploy/ object for object, field for field, but for
+/// Helm's own labels: an edit to one side only fails here.
+#[test]
+fn helm_default_render_equals_the_plain_manifests() {
+    if !tool("helm") {
+        skip(
+            "helm_default_render_equals_the_plain_manifests",
+            "helm is not installed (scripts/install-deps installs it)",
+        );
+        return;
+    }
+    let rendered = comparable(&helm_template(&["namespace.create=true"]));
+    let plain = comparable(&plain());
+    assert_eq!(
+        rendered.keys().collect::<Vec<_>>(),
+        plain.keys().collect::<Vec<_>>(),
+        "helm default objects vs deploy/"
+    );
+    let mut out = Vec::new();
+    for (key, p) in &plain {
+        differences(&format!("{key:?}"), &rendered[key], p, &mut out);
+    }
+    assert_no_problems("helm default render vs deploy/", out);
+}
+
 /// (apiGroup, resource) -> verbs of the named ClusterRole of a rendered stream.
 fn cluster_role_table(
     docs: &[Doc],
@@ -2331,7 +2432,10 @@ fn cluster_role_table(
 #[test]
 fn helm_template_forwarding_switches() {
     if !tool("helm") {
-        println!("helm not installed: skipped rendering the forwarding switches");
+        skip(
+            "helm_template_forwarding_switches",
+            "helm is not installed (scripts/install-deps installs it)",
+        );
         return;
     }
     let plain_docs = plain();
@@ -2471,7 +2575,10 @@ fn helm_template_forwarding_switches() {
 #[test]
 fn kubectl_kustomize_and_client_dry_run() {
     if !tool("kubectl") {
-        println!("kubectl not installed: skipped kustomize build and client dry-run");
+        skip(
+            "kubectl_kustomize_and_client_dry_run",
+            "kubectl is not installed (scripts/install-deps installs it)",
+        );
         return;
     }
     let out = Command::new("kubectl")
@@ -2499,9 +2606,10 @@ fn kubectl_kustomize_and_client_dry_run() {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ctx {
+        // Not a skip of the test: the kustomize build above is its check; CI has no cluster.
         println!(
-            "kubectl has no current context (no API server): skipped \
-             `kubectl apply --dry-run=client -k deploy/`"
+            "NOTE: kubectl has no current context (no API server): \
+             `kubectl apply --dry-run=client -k deploy/` not run"
         );
         return;
     }
@@ -3053,52 +3161,79 @@ fn daemonset_check_catches_forwarding_mistakes() {
 // ---------------------------------------------------------------------------------------
 // The real binary: its argument parser takes the manifests' command lines
 
-/// `edgevip` as built by `cargo build -p edgevip`: `$EDGEVIP_BIN`, else
-/// `$CARGO_TARGET_DIR/debug/edgevip`, else `<workspace>/target/debug/edgevip`. Tests cannot
-/// build it, so a missing binary skips these checks.
-fn edgevip_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("EDGEVIP_BIN") {
-        let p = PathBuf::from(p);
-        assert!(p.is_file(), "EDGEVIP_BIN={} is no file", p.display());
-        return Some(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| {
-            if t.is_absolute() {
-                t
+/// The current `edgevip` binary: `$EDGEVIP_BIN` when set, else built here as `cargo test -p
+/// edgevip` builds it for its own tests (`--test cli --no-run`: the same features, so the
+/// two never rebuild each other's binary; a no-op when it is up to date) and located from
+/// cargo's JSON messages, so a test run alone never checks a stale or missing binary. Built
+/// once per test process; a failed build fails every test that needs the binary.
+fn edgevip_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("EDGEVIP_BIN") {
+            let p = PathBuf::from(p);
+            return if p.is_file() {
+                Ok(p)
             } else {
-                repo_root().join(t)
-            }
+                Err(format!("EDGEVIP_BIN={} is no file", p.display()))
+            };
+        }
+        build_edgevip()
+    })
+    .clone()
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn build_edgevip() -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut cmd = Command::new(&cargo);
+    // What cargo set for this test process (its package's name, manifest dir, …) would look
+    // like a changed environment to build scripts (ring's) and rebuild them.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let from_cargo = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_CFG_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+            || [
+                "OUT_DIR",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&k.as_ref());
+        if from_cargo {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    let out = cmd
+        .args(["test", "-p", "edgevip", "--test", "cli", "--no-run"])
+        .args([
+            "--message-format",
+            "json-render-diagnostics",
+            "--manifest-path",
+        ])
+        .arg(repo_root().join("Cargo.toml"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: {e}", Path::new(&cargo).display()))?;
+    if !out.status.success() {
+        return Err(format!("building edgevip failed: {}", out.status));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| {
+            m["reason"] == "compiler-artifact" && m["target"]["kind"] == serde_json::json!(["bin"])
         })
-        .unwrap_or_else(|| repo_root().join("target"));
-    let p = target.join("debug").join("edgevip");
-    p.is_file().then_some(p)
-}
-
-fn skip_without_binary(what: &str) -> Option<PathBuf> {
-    let bin = edgevip_binary();
-    if bin.is_none() {
-        println!(
-            "SKIP {what}: no edgevip binary (target/debug/edgevip); \
-             run `cargo build -p edgevip` first"
-        );
-    }
-    bin
-}
-
-/// A note for failure messages when the binary is older than the CLI's source.
-fn staleness(bin: &Path) -> String {
-    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let cli = repo_root().join("crates/edgevip/src/cli.rs");
-    match (mtime(bin), mtime(&cli)) {
-        (Some(b), Some(c)) if c > b => format!(
-            " (NOTE: {} is older than {}: rebuild with `cargo build -p edgevip`)",
-            bin.display(),
-            cli.display()
-        ),
-        _ => String::new(),
-    }
+        .filter(|m| m["target"]["name"] == "edgevip")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| "cargo named no edgevip executable".to_string())
 }
 
 struct Run {
@@ -3155,9 +3290,7 @@ const PARSE_ERRORS: &[&str] = &[
 /// also exit 2) must pass, so the run ends at the missing kubeconfig (exit 1), before
 /// anything touches the network.
 fn check_binary_accepts(what: &str, container_args: &[String]) {
-    let Some(bin) = skip_without_binary(what) else {
-        return;
-    };
+    let bin = edgevip_binary();
     let mut args: Vec<String> = container_args
         .iter()
         .map(|a| a.replace("$(NODE_NAME)", "edge-0"))
@@ -3165,9 +3298,8 @@ fn check_binary_accepts(what: &str, container_args: &[String]) {
     args.retain(|a| !a.starts_with("--kubeconfig"));
     args.extend(["--kubeconfig".to_string(), "/nonexistent".to_string()]);
     let run = run_binary(&bin, &args);
-    let stale = staleness(&bin);
     let shown = format!(
-        "{what}: edgevip {args:?} exited {:?}{stale}\nstderr:\n{}\nstdout:\n{}",
+        "{what}: edgevip {args:?} exited {:?}\nstderr:\n{}\nstdout:\n{}",
         run.code, run.stderr, run.stdout
     );
     assert_ne!(run.code, Some(2), "rejected the command line: {shown}");
@@ -3187,9 +3319,6 @@ fn check_binary_accepts(what: &str, container_args: &[String]) {
 
 #[test]
 fn the_binary_accepts_the_daemonset_args() {
-    if skip_without_binary("the_binary_accepts_the_daemonset_args").is_none() {
-        return;
-    }
     let docs = plain();
     let args = container_args(the_daemonset(&docs));
     check_binary_accepts("deploy/05-daemonset.yaml", &args);
@@ -3215,9 +3344,7 @@ fn the_binary_accepts_the_daemonset_args() {
 #[test]
 fn the_binary_check_catches_rejected_args() {
     // The check above must be able to fail: clap's and the daemon's rejections.
-    let Some(bin) = skip_without_binary("the_binary_check_catches_rejected_args") else {
-        return;
-    };
+    let bin = edgevip_binary();
     let docs = plain();
     let base: Vec<String> = container_args(the_daemonset(&docs))
         .iter()
@@ -3229,7 +3356,6 @@ fn the_binary_check_catches_rejected_args() {
         a.extend(extra.iter().map(|s| s.to_string()));
         run_binary(&bin, &a)
     };
-    let stale = staleness(&bin);
     for (extra, needle) in [
         (&["--vird", "5"][..], "error: unexpected argument"),
         (&["--lb-vrid", "300"], "error: invalid value"),
@@ -3248,7 +3374,7 @@ fn the_binary_check_catches_rejected_args() {
         assert_eq!(
             run.code,
             Some(2),
-            "{extra:?} should be rejected with exit 2{stale}: {}",
+            "{extra:?} should be rejected with exit 2: {}",
             run.stderr
         );
         assert!(run.stderr.contains(needle), "{extra:?}: {}", run.stderr);
@@ -3294,26 +3420,23 @@ fn help_flags(help: &str) -> BTreeMap<String, (bool, Option<String>)> {
 
 #[test]
 fn known_flags_are_the_binarys() {
-    let Some(bin) = skip_without_binary("known_flags_are_the_binarys") else {
-        return;
-    };
+    let bin = edgevip_binary();
     let run = run_binary(&bin, &["run".into(), "--help".into()]);
     assert_eq!(run.code, Some(0), "edgevip run --help: {}", run.stderr);
     let help = help_flags(&run.stdout);
-    let stale = staleness(&bin);
     assert!(
         help.contains_key("--kubernetes") && help.contains_key("--vrid"),
-        "help not understood{stale}:\n{}",
+        "help not understood:\n{}",
         run.stdout
     );
     for f in KNOWN_FLAGS {
         let (takes_value, _) = help
             .get(*f)
-            .unwrap_or_else(|| panic!("{f} is not a flag of `edgevip run`{stale}"));
+            .unwrap_or_else(|| panic!("{f} is not a flag of `edgevip run`"));
         assert_eq!(
             !takes_value,
             SWITCHES.contains(f),
-            "{f}: switch (no value) in the binary: {}, in SWITCHES: {}{stale}",
+            "{f}: switch (no value) in the binary: {}, in SWITCHES: {}",
             !takes_value,
             SWITCHES.contains(f)
         );
@@ -3333,7 +3456,7 @@ fn known_flags_are_the_binarys() {
     let default = |f: &str| {
         help.get(f)
             .and_then(|h| h.1.clone())
-            .unwrap_or_else(|| panic!("{f} shows no default{stale}"))
+            .unwrap_or_else(|| panic!("{f} shows no default"))
     };
     let s = |path: &[&str]| match value_at(&v, path) {
         Value::String(s) => s.clone(),
@@ -3379,7 +3502,7 @@ fn known_flags_are_the_binarys() {
     for v in PROXY_PROTOCOLS {
         assert!(
             words.contains(v),
-            "--proxy-protocol does not list {v}{stale}:\n{pp_help}"
+            "--proxy-protocol does not list {v}:\n{pp_help}"
         );
     }
     assert_eq!(default("--api-listen"), format!("0.0.0.0:{API_PORT}"));

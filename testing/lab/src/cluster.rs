@@ -13,6 +13,27 @@ pub const VIP4: &str = "192.0.2.100";
 pub const VIP6: &str = "2001:db8::100";
 pub const PORT: u16 = 7007;
 
+/// Reports a skipped test: prints `SKIP: <test>: <why>` and appends that line to the file
+/// named by `$EDGEVIP_SKIP_LOG` (scripts/test counts them and fails on any as root).
+/// The test is named as libtest names its thread (`test` when it runs on the main thread).
+pub fn skip(test: &str, why: &str) {
+    let thread = std::thread::current();
+    let name = thread.name().filter(|n| *n != "main").unwrap_or(test);
+    let line = format!("SKIP: {name}: {why}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("EDGEVIP_SKIP_LOG") {
+        use std::io::Write;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+        if let Err(e) = appended {
+            panic!("{line} (and could not record it in {path:?}: {e})");
+        }
+    }
+}
+
 /// One cluster at a time per process: timing bounds in the tests assume the two cores are
 /// not shared with another cluster's daemons.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -174,7 +195,37 @@ impl Cluster {
         );
     }
 
-    /// Waits until `host` holds `vip` (others, e.g. a killed or cut-off host, may too).
+    /// Waits until, among the hosts other than `dead` (killed and cut off: it keeps a stale
+    /// address nobody can reach), exactly `host` holds `vip`, and checks that this holds for
+    /// 300 ms more (not a transient of an election); panics with the logs otherwise.
+    pub fn wait_live_holder(&self, vip: &str, dead: usize, host: usize, timeout: Duration) {
+        let live = || -> Vec<usize> {
+            self.holders(vip)
+                .into_iter()
+                .filter(|h| *h != dead)
+                .collect()
+        };
+        let ok = crate::wait_until(timeout, Duration::from_millis(10), || live() == [host]);
+        assert!(
+            ok,
+            "{vip}: live holders {:?}, expected [{host}] (host {dead} is dead)\n{}",
+            live(),
+            self.logs()
+        );
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(300) {
+            assert_eq!(
+                live(),
+                [host],
+                "{vip}: a second live holder\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `host` holds `vip`, others may too (not checked to be the only one): tests use
+    /// `wait_live_holder` (kept for the demo and the keepalived interop test).
     pub fn wait_holder_any(&self, vip: &str, host: usize) {
         let ok = crate::wait_until(Duration::from_secs(3), Duration::from_millis(10), || {
             self.holders(vip).contains(&host)
@@ -185,6 +236,22 @@ impl Cluster {
             self.holders(vip),
             self.logs()
         );
+    }
+
+    /// The value of the series named exactly `series` (with its labels) in host `i`'s
+    /// `/metrics`; 0 when absent (a counter not yet created).
+    pub fn metric(&self, i: usize, series: &str) -> f64 {
+        let (code, text) = self.http_get(i, "/metrics");
+        assert_eq!(code, 200, "/metrics on host {i}");
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0)
     }
 
     /// Asserts that `vip` stays on exactly `host` for `dur`.

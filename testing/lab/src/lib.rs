@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 /// True when the lab can run here; prints why not (and the test should return) otherwise.
 pub fn root_or_skip(test: &str) -> bool {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP {test}: the namespace lab needs root");
+        cluster::skip(test, "the namespace lab needs root");
         return false;
     }
     if std::process::Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("SKIP {test}: iproute2 (`ip`) is not installed");
+        cluster::skip(test, "iproute2 (`ip`) is not installed");
         return false;
     }
     true

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use edgevip_lab::{Lab, LabSpec, Prober, root_or_skip};
 
+/// One lab at a time, as `Cluster` does: a namespace torn down by the other test stalls
+/// the prober (70 ms gaps seen with both at once).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn namespaces() -> String {
     String::from_utf8_lossy(
         &std::process::Command::new("ip")
@@ -21,6 +25,7 @@ fn prober_sees_a_steady_host_without_gaps_and_lab_cleans_up() {
     if !root_or_skip("prober_steady") {
         return;
     }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut lab = Lab::new(LabSpec {
         hosts: 2,
         ipv6: true,
@@ -38,8 +43,9 @@ fn prober_sees_a_steady_host_without_gaps_and_lab_cleans_up() {
     );
     assert!(r.sent > 400 && r.received + 5 >= r.sent, "{r:?}");
     assert_eq!(r.answered_by, vec![0, r.received]);
+    // Max of 10 runs (--test-threads=2, as scripts/test runs it): 7.0 ms; bound 3x.
     assert!(
-        r.longest_gap < Duration::from_millis(10),
+        r.longest_gap < Duration::from_millis(21),
         "baseline gap {:?}",
         r.longest_gap
     );
@@ -60,6 +66,7 @@ fn namespaces_are_removed_when_a_test_panics() {
     if !root_or_skip("panic_cleanup") {
         return;
     }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let names = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let n2 = names.clone();
     let r = std::panic::catch_unwind(move || {
