@@ -177,15 +177,17 @@ impl VrrpSocket {
     pub async fn recv(&self, buf: &mut [u8]) -> Result<Received, RecvError> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|s| Ok(self.recv_now(s.get_ref().as_raw_fd(), buf))) {
-                Ok(Ok(r)) => return r,
+            // WouldBlock must reach `try_io` as an I/O error: it clears the readiness and
+            // we wait again, rather than report a spurious failure.
+            match guard.try_io(|s| self.recv_now(s.get_ref().as_raw_fd(), buf)) {
+                Ok(Ok(r)) => return r.map_err(RecvError::Bad),
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_would_block) => continue,
             }
         }
     }
 
-    fn recv_now(&self, fd: i32, buf: &mut [u8]) -> Result<Received, RecvError> {
+    fn recv_now(&self, fd: i32, buf: &mut [u8]) -> io::Result<Result<Received, BadDatagram>> {
         let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
         let (n, truncated, from, ttl, dst) = {
             let mut iov = [IoSliceMut::new(buf)];
@@ -216,19 +218,18 @@ impl VrrpSocket {
             )
         };
         if truncated {
-            return Err(BadDatagram::Oversize.into());
+            return Ok(Err(BadDatagram::Oversize));
         }
         let buf = &buf[..n];
-        match self.family {
-            Family::V4 => {
-                let h = parse_ipv4(buf).map_err(BadDatagram::BadIpHeader)?;
-                Ok(Received {
+        Ok(match self.family {
+            Family::V4 => parse_ipv4(buf)
+                .map(|h| Received {
                     src: IpAddr::V4(h.src),
                     dst: IpAddr::V4(h.dst),
                     ttl: h.ttl,
                     payload: buf[h.header_len..h.total_len].to_vec(),
                 })
-            }
+                .map_err(BadDatagram::BadIpHeader),
             Family::V6 => match (from, dst, ttl) {
                 (Some(src), Some(dst), Some(ttl)) => Ok(Received {
                     src,
@@ -237,9 +238,9 @@ impl VrrpSocket {
                     payload: buf.to_vec(),
                 }),
                 // Without the hop limit we cannot prove the sender is on-link.
-                _ => Err(BadDatagram::MissingInfo.into()),
+                _ => Err(BadDatagram::MissingInfo),
             },
-        }
+        })
     }
 }
 
