@@ -221,14 +221,17 @@ impl Task {
                 }
                 armed = wake;
             }
-            // Unbiased: a flood on one source cannot starve the timer or the others. No
-            // deadline (init, fault): nothing to wake for but events.
+            // Polled in this order, stopping at the first ready one: the timer first, so no
+            // input rate can make it late; datagrams before the watches, which an advert
+            // then does not poll. A flood cannot starve the watches: the queue's receive
+            // spends tokio's cooperative budget and turns pending when it runs out.
             let ev = tokio::select! {
+                biased;
+                _ = &mut timer, if armed.is_some() => Event::Timer,
                 c = cmds.recv(), if !stopping => Event::Cmd(c),
                 r = self.rx.recv() => Event::Rx(r),
                 m = links.next() => Event::Links(m),
                 _ = checks.next() => Event::Checks,
-                _ = &mut timer, if armed.is_some() => Event::Timer,
             };
             self.sh.heartbeat.beat(self.sh.clock.now_ms());
             match ev {
