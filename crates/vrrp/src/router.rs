@@ -182,6 +182,22 @@ pub struct Router {
     master_released: bool,
     /// Primary address of the router we believe is master.
     master: Option<IpAddr>,
+    /// When we last answered a lower-priority (or priority-0) advert as master, and last
+    /// re-announced because of one: both are rate-limited so a flood of such adverts
+    /// cannot make us an amplifier.
+    answered_at: Option<Instant>,
+    reannounced_at: Option<Instant>,
+}
+
+/// Re-announcements caused by lower-priority adverts: at most one per this (keepalived's
+/// `garp_lower_prio_repeat` idea; a healed split brain needs one, not one per advert).
+pub const REANNOUNCE_MIN_GAP: Duration = Duration::from_secs(1);
+
+/// The longest Master_Adver_Interval a backup learns: ten of its own, at least 1 s. One
+/// advert claiming 40.95 s would otherwise leave the VRID without a master for two minutes
+/// after that master dies.
+fn max_learned_interval(own: Duration) -> Duration {
+    (own * 10).max(Duration::from_secs(1))
 }
 
 impl Router {
@@ -199,6 +215,8 @@ impl Router {
             releasing_until: None,
             master_released: false,
             master: None,
+            answered_at: None,
+            reannounced_at: None,
         }
     }
 
@@ -260,6 +278,20 @@ impl Router {
 
     fn own_interval(&self) -> Duration {
         cs(self.cfg.advert_interval_cs)
+    }
+
+    /// v3 backups take the master's interval (RFC 5798 §6.4.2), bounded; v2 requires equal
+    /// intervals (checked on acceptance).
+    fn learn_interval(&mut self, heard: &Heard) {
+        if self.cfg.version == Version::V3 {
+            let own = self.own_interval();
+            self.master_interval = cs(heard.interval_cs).min(max_learned_interval(own));
+        }
+    }
+
+    /// Whether an answer to a lower-priority advert is due at `now`.
+    fn due(last: Option<Instant>, gap: Duration, now: Instant) -> bool {
+        last.is_none_or(|t| now.saturating_since(t) >= gap)
     }
 
     /// Whether `new` can replace the running configuration without leaving the current
@@ -392,9 +424,7 @@ impl Router {
         if heard.priority == 0 {
             // The master is leaving: take over after Skew_Time only. Its interval is learned
             // here too, so a backup that just started does not skew by its own, longer one.
-            if self.cfg.version == Version::V3 {
-                self.master_interval = cs(heard.interval_cs);
-            }
+            self.learn_interval(&heard);
             self.master_released = true;
             self.master = None;
             self.set_timer(Some(now + self.skew_time()), out);
@@ -405,9 +435,7 @@ impl Router {
             || now < self.preempt_after;
         self.master = Some(heard.src);
         if tolerate {
-            if self.cfg.version == Version::V3 {
-                self.master_interval = cs(heard.interval_cs);
-            }
+            self.learn_interval(&heard);
             self.master_released = false;
             self.set_timer(Some(now + self.master_down_interval()), out);
         }
@@ -423,33 +451,35 @@ impl Router {
             }
             return;
         }
-        if heard.priority == 0 {
-            out.push(Action::SendAdvert {
-                priority: self.effective_priority,
-            });
-            self.set_timer(Some(now + self.own_interval()), out);
+        // The address owner never steps down (RFC 5798 §6.1: it always holds its addresses).
+        let wins = self.cfg.priority != OWNER_PRIORITY
+            && heard.priority != 0
+            && (heard.priority > self.effective_priority
+                || (heard.priority == self.effective_priority
+                    && addr_gt(heard.src, self.cfg.primary)));
+        if !wins {
+            // A leaving router (priority 0) or a lower-priority master (a healed partition):
+            // assert ourselves now, at most once per interval, and re-announce, at most once
+            // per REANNOUNCE_MIN_GAP, so hosts that learned the loser's MAC come back.
+            if Self::due(self.answered_at, self.own_interval(), now) {
+                self.answered_at = Some(now);
+                out.push(Action::SendAdvert {
+                    priority: self.effective_priority,
+                });
+                if heard.priority != 0 && Self::due(self.reannounced_at, REANNOUNCE_MIN_GAP, now) {
+                    self.reannounced_at = Some(now);
+                    out.push(Action::Announce);
+                }
+                self.set_timer(Some(now + self.own_interval()), out);
+            }
             return;
         }
-        let wins = heard.priority > self.effective_priority
-            || (heard.priority == self.effective_priority && addr_gt(heard.src, self.cfg.primary));
-        if wins {
-            if self.cfg.version == Version::V3 {
-                self.master_interval = cs(heard.interval_cs);
-            }
-            out.push(Action::RemoveVips);
-            self.master = Some(heard.src);
-            self.master_released = false;
-            self.change_state(State::Backup, Reason::HigherPriority, out);
-            self.set_timer(Some(now + self.master_down_interval()), out);
-        } else {
-            // A lower-priority master (a healed partition): assert ourselves now and
-            // re-announce, so hosts that learned the loser's MAC come back.
-            out.push(Action::SendAdvert {
-                priority: self.effective_priority,
-            });
-            out.push(Action::Announce);
-            self.set_timer(Some(now + self.own_interval()), out);
-        }
+        self.learn_interval(&heard);
+        out.push(Action::RemoveVips);
+        self.master = Some(heard.src);
+        self.master_released = false;
+        self.change_state(State::Backup, Reason::HigherPriority, out);
+        self.set_timer(Some(now + self.master_down_interval()), out);
     }
 
     fn on_timer(&mut self, now: Instant, out: &mut Vec<Action>) {

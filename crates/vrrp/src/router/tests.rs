@@ -408,3 +408,57 @@ fn reload_keeps_state_and_applies_new_priority() {
         "becoming the owner needs a restart"
     );
 }
+
+#[test]
+fn lower_priority_adverts_are_answered_once_per_interval_and_reannounced_once_per_second() {
+    let mut r = master(100); // 1 s interval
+    let sends = |a: &[Action]| {
+        a.iter()
+            .filter(|x| matches!(x, Action::SendAdvert { .. }))
+            .count()
+    };
+    let announces = |a: &[Action]| a.iter().filter(|x| **x == Action::Announce).count();
+    let first = r.handle(heard(HIGH, 50, 100), ms(5000));
+    assert_eq!((sends(&first), announces(&first)), (1, 1));
+    // A flood within the interval: no answer, no announcement, the timer untouched.
+    let d = r.deadline();
+    for t in 5001..5100 {
+        let a = r.handle(heard(HIGH, 50, 100), ms(t));
+        assert_eq!(a, vec![], "flood at {t} ms");
+    }
+    assert_eq!(r.deadline(), d);
+    let later = r.handle(heard(HIGH, 50, 100), ms(6000));
+    assert_eq!(
+        (sends(&later), announces(&later)),
+        (1, 1),
+        "one interval on"
+    );
+}
+
+#[test]
+fn the_learned_interval_is_bounded() {
+    let mut r = started(100); // own 1 s: at most 10 s learned
+    r.handle(heard(HIGH, 200, 4095), ms(10));
+    assert_eq!(r.master_interval(), Duration::from_secs(10));
+    let mut fast = Router::new(Config {
+        advert_interval_cs: 10, // 100 ms: at most 1 s learned
+        ..cfg(100)
+    });
+    fast.handle(Input::Startup, ms(0));
+    fast.handle(heard(HIGH, 200, 4095), ms(10));
+    assert_eq!(fast.master_interval(), Duration::from_secs(1));
+    fast.handle(heard(HIGH, 200, 50), ms(20));
+    assert_eq!(
+        fast.master_interval(),
+        Duration::from_millis(500),
+        "within bounds: as sent"
+    );
+}
+
+#[test]
+fn the_address_owner_never_steps_down() {
+    let mut r = master(OWNER_PRIORITY);
+    let a = r.handle(heard(HIGH, OWNER_PRIORITY, 100), ms(5000));
+    assert_eq!(r.state(), State::Master, "{a:?}");
+    assert!(!a.contains(&Action::RemoveVips));
+}
