@@ -8,6 +8,7 @@
 mod event_loop;
 mod options;
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use edgevip_k8s::controller::{self, KubeStatus, Resolver};
 use edgevip_k8s::desired::Desired;
 use edgevip_k8s::events::{Events, Kind};
+use edgevip_k8s::trust::{Cidr, NodeLink};
 use tokio::sync::watch;
 use vrrp::router::State;
 
@@ -80,13 +82,59 @@ pub async fn run(args: KubeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The interface holding one of the node's addresses, asked of netlink.
+/// The interface given, or else the one holding one of the node's addresses, and its
+/// addresses, asked of netlink.
 fn resolver(shared: &Shared) -> Resolver {
     let netlink = shared.netlink.clone();
-    Arc::new(move |addrs| {
+    Arc::new(move |addrs, given| {
         let netlink = netlink.clone();
-        Box::pin(async move { netlink.interface_holding(&addrs).await.ok().flatten() })
+        Box::pin(async move {
+            let name = match given {
+                Some(n) => Some(n),
+                None => netlink.interface_holding(&addrs).await.ok().flatten(),
+            };
+            let mut addresses = Vec::new();
+            if let Some(n) = &name {
+                match netlink.link_by_name(n).await {
+                    Ok(link) => {
+                        let all = netlink.addresses(link.index).await.unwrap_or_default();
+                        addresses = node_subnets(&all, &addrs);
+                    }
+                    Err(e) => {
+                        tracing::warn!(interface = %n, error = %e, "cannot read the interface's addresses")
+                    }
+                }
+            }
+            NodeLink {
+                interface: name,
+                addresses,
+            }
+        })
     })
+}
+
+/// The node's own addresses on its interface, with their prefixes: those that are its
+/// InternalIPs, else (the interface given holds none) the first of each family. VIPs held
+/// on the interface are never among them (they come after the node's own addresses).
+fn node_subnets(on_link: &[edgevip_netio::AddrInfo], internal: &[IpAddr]) -> Vec<Cidr> {
+    let mine: Vec<Cidr> = on_link
+        .iter()
+        .filter(|a| internal.contains(&a.addr))
+        .map(|a| Cidr::new(a.addr, a.prefix_len))
+        .collect();
+    if !mine.is_empty() {
+        return mine;
+    }
+    [true, false]
+        .into_iter()
+        .filter_map(|v4| {
+            on_link.iter().find(|a| {
+                a.addr.is_ipv4() == v4
+                    && !matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local())
+            })
+        })
+        .map(|a| Cidr::new(a.addr, a.prefix_len))
+        .collect()
 }
 
 impl Signals for Base {

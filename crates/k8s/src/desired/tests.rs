@@ -38,7 +38,13 @@ fn settings(me: &str) -> Settings {
         lb: None,
         forwarding: false,
         proxy_header: edgevip_forward::ProxyHeader::V1,
+        trust: Default::default(),
     }
+}
+
+/// The lab's link: the node subnet, and a second one for LoadBalancer pools.
+fn eth0() -> NodeLink {
+    NodeLink::named("eth0", &["192.0.2.11/24", "2001:db8::11/64"])
 }
 
 fn cluster() -> Vec<NodeInfo> {
@@ -59,8 +65,18 @@ fn source(pairs: &[(&str, &str)]) -> Source {
     }
 }
 
+/// RICH's `pinned` entry picks its interface and a VIP on that interface's subnet: the
+/// DaemonSet opted in (`--allow-configmap-interfaces`, `--vip-ranges`).
+fn wide(me: &str) -> Settings {
+    let mut s = settings(me);
+    s.trust.configmap.interfaces = true;
+    s.trust.vip_ranges =
+        crate::trust::Cidr::parse_list("192.0.2.0/24,2001:db8::/64,198.51.100.0/24").unwrap();
+    s
+}
+
 fn build(b: &mut Builder, me: &str, src: &Source) -> Desired {
-    b.build(&settings(me), &cluster(), Some("eth0"), Some(src), &[])
+    b.build(&wide(me), &cluster(), &eth0(), Some(src), &[])
 }
 
 #[test]
@@ -239,7 +255,7 @@ fn nodes_change_peers_and_priorities_but_nothing_else() {
     let before = build(&mut b, "edge-b", &src);
     let mut nodes = cluster();
     nodes.push(node("edge-d", &["192.0.2.200"]));
-    let after = b.build(&settings("edge-b"), &nodes, Some("eth0"), Some(&src), &[]);
+    let after = b.build(&settings("edge-b"), &nodes, &eth0(), Some(&src), &[]);
     let (x, y) = (&before.instances[0], &after.instances[0]);
     assert_eq!(y.unicast_peers.len(), 3);
     assert_eq!(
@@ -257,7 +273,7 @@ fn not_an_edge_node_or_no_configmap_serves_nothing() {
     let d = build(&mut Builder::default(), "worker-1", &src);
     assert!(d.instances.is_empty());
     assert!(d.rejects[0].message.contains("not among the edge nodes"));
-    let d = Builder::default().build(&settings("edge-a"), &cluster(), Some("eth0"), None, &[]);
+    let d = Builder::default().build(&settings("edge-a"), &cluster(), &eth0(), None, &[]);
     assert_eq!(d, Desired::default());
 }
 
@@ -283,7 +299,7 @@ fn load_balancer_services_become_one_instance_even_without_a_configmap() {
     let d = Builder::default().build(
         &s,
         &cluster(),
-        Some("eth0"),
+        &eth0(),
         None,
         &[svc("a", &["198.51.100.15"]), svc("b", &[])],
     );
@@ -298,7 +314,7 @@ fn load_balancer_services_become_one_instance_even_without_a_configmap() {
     );
     assert_eq!(d.lb.writes.len(), 1, "b's allocation is to be recorded");
     assert!(!d.writer, "edge-c (192.0.2.9) writes, not edge-a");
-    let d = Builder::default().build(&s, &cluster(), Some("eth0"), None, &[]);
+    let d = Builder::default().build(&s, &cluster(), &eth0(), None, &[]);
     assert!(d.instances.is_empty());
 }
 
