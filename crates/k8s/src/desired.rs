@@ -311,13 +311,18 @@ impl Builder {
                 From::Services => " (VRID from --lb-vrid)",
                 From::Rich => "",
             };
+            // Instances by name, not by their position in this check's list.
+            let mut why = format!("{}: {}{flag}", clash.path, clash.message);
+            for (k, o) in with.iter().enumerate().rev() {
+                why = why.replace(
+                    &format!("instances[{k}]"),
+                    &format!("instance {:?}", o.name),
+                );
+            }
             d.reject(
                 object,
                 format!("instance {:?}", inst.name),
-                format!(
-                    "{}: {}{flag}; refused, the instance already serving keeps its VIPs",
-                    clash.path, clash.message
-                ),
+                format!("{why}; refused, the instance already serving keeps its VIPs"),
             );
             return;
         }

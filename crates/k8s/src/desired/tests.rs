@@ -509,7 +509,10 @@ fn a_vrid_clash_refuses_the_newer_instance_never_the_serving_one() {
         .iter()
         .find(|r| r.field == "instance \"loadbalancers\"")
         .unwrap();
-    assert!(r.message.contains("--lb-vrid"), "{r:?}");
+    assert!(
+        r.message.contains("--lb-vrid") && r.message.contains("instance \"ingress\""),
+        "{r:?}"
+    );
     assert!(
         d.lb.problems["web/front"].contains("192.0.2.201 is not served"),
         "{:?}",
