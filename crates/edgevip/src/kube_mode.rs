@@ -7,6 +7,7 @@
 
 mod event_loop;
 mod options;
+mod strangers;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -76,6 +77,8 @@ pub async fn run(args: KubeArgs) -> ExitCode {
         kube_status,
         events,
         node_name,
+        instances: Vec::new(),
+        strangers: strangers::Strangers::default(),
     };
     event_loop::serve(inputs, &mut base, daemon).await;
     tracing::info!("stopped");
@@ -158,6 +161,9 @@ struct Daemon {
     kube_status: watch::Sender<serde_json::Value>,
     events: Events,
     node_name: String,
+    /// The instances the controller last asked for, whose drops `strangers` follows.
+    instances: Vec<String>,
+    strangers: strangers::Strangers,
 }
 
 impl Plane for Daemon {
@@ -180,6 +186,7 @@ impl Plane for Daemon {
         m.set_kube("watch_errors", st.watch_errors as i64);
         m.set_kube("rebuilds", st.rebuilds as i64);
         m.set_kube("last_rebuild_us", st.last_rebuild_us as i64);
+        self.instances = st.instances.clone();
         self.kube_status
             .send_replace(serde_json::to_value(st).unwrap_or_default());
     }
@@ -190,6 +197,26 @@ impl Plane for Daemon {
 
     fn tick(&mut self) {
         self.shared.heartbeat.beat(self.shared.clock.now_ms());
+        let m = &self.shared.metrics;
+        let counts: Vec<(strangers::Key, u64)> = self
+            .instances
+            .iter()
+            .flat_map(|i| ["ipv4", "ipv6"].map(|f| (i.clone(), f)))
+            .map(|(instance, family)| {
+                let labels = crate::metrics::DropLabels {
+                    instance: instance.clone(),
+                    family: family.into(),
+                    reason: "not_a_peer".into(),
+                };
+                let n = m.dropped.get(&labels).map(|c| c.get()).unwrap_or(0);
+                ((instance, family), n)
+            })
+            .collect();
+        for note in self.strangers.observe(&counts, std::time::Instant::now()) {
+            tracing::warn!("{note}");
+            self.events
+                .on_node(&self.node_name, Kind::Warning, "AdvertsNotFromPeers", note);
+        }
     }
 
     async fn shutdown(mut self) {

@@ -205,3 +205,38 @@ fn a_vrid_clash_with_lb_vrid_leaves_the_rich_instance_serving() {
     let st = common::status(&k.cluster, 0);
     assert_eq!(st.instances.len(), 1, "{st:#?}");
 }
+
+#[test]
+fn adverts_from_an_address_no_node_lists_raise_a_warning_event() {
+    let Some(mut k) = lab("kube_trust_peer", 2) else {
+        return;
+    };
+    // edge-1's InternalIP is not on the NIC VRRP uses (`--interface eth0`): its adverts
+    // come from 192.0.2.12, which edge-0 knows as no peer.
+    let mut n1 = k.node_object(1, true);
+    n1["status"]["addresses"][0]["address"] = json!("192.0.2.99");
+    k.api.apply(n1);
+    k.set_configmap(json!({VIP4: ""}));
+    k.start_node(0, &["--advert-interval", "100ms"]);
+    k.start_node(1, &["--advert-interval", "100ms", "--interface", "eth0"]);
+    k.wait_ready(Duration::from_secs(15));
+    let start = Instant::now();
+    loop {
+        let evs = k.api.list("events.k8s.io/v1", "Event");
+        if let Some(e) = evs.iter().find(|e| {
+            e["reason"] == "AdvertsNotFromPeers"
+                && e["type"] == "Warning"
+                && e["regarding"]["name"] == "edge-0"
+        }) {
+            eprintln!("after {:?}: {}", start.elapsed(), e["note"]);
+            assert!(e["note"].as_str().unwrap().contains("not_a_peer"));
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(25),
+            "no AdvertsNotFromPeers Event: {evs:#?}\n{}",
+            k.cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
