@@ -124,6 +124,31 @@ pub struct KubeArgs {
     /// VRID of the instance that carries the LoadBalancer VIPs.
     #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u8).range(1..=255))]
     pub lb_vrid: u8,
+    /// Address ranges VIPs may come from, e.g. `192.0.2.0/24,2001:db8::/64`; default: the
+    /// on-link subnets of the node's interface. LoadBalancer VIPs must also lie in the pool.
+    #[arg(long, value_name = "CIDR,...", default_value = "")]
+    pub vip_ranges: String,
+    /// The cluster's Pod network(s): never a VIP (the Nodes' `spec.podCIDRs` are added).
+    #[arg(long, value_name = "CIDR,...", default_value = "")]
+    pub pod_cidrs: String,
+    /// The cluster's Service network(s): never a VIP.
+    #[arg(long, value_name = "CIDR,...", default_value = "")]
+    pub service_cidrs: String,
+    /// Let the ConfigMap run commands as root: `notify` hooks and `exec` health checks.
+    #[arg(long)]
+    pub allow_configmap_exec: bool,
+    /// Let the ConfigMap choose `interface` and `track_interfaces`.
+    #[arg(long)]
+    pub allow_configmap_interfaces: bool,
+    /// Let the ConfigMap set `unicast_min_ttl`.
+    #[arg(long)]
+    pub allow_configmap_ttl: bool,
+    /// Let the ConfigMap name `unicast_peers` (a peer can take the VIPs).
+    #[arg(long)]
+    pub allow_configmap_peers: bool,
+    /// Let the ConfigMap's HTTP/TCP checks reach other hosts than loopback and this node.
+    #[arg(long)]
+    pub allow_configmap_remote_checks: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,7 +7,9 @@
 
 mod event_loop;
 mod options;
+mod strangers;
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use edgevip_k8s::controller::{self, KubeStatus, Resolver};
 use edgevip_k8s::desired::Desired;
 use edgevip_k8s::events::{Events, Kind};
+use edgevip_k8s::trust::{Cidr, NodeLink};
 use tokio::sync::watch;
 use vrrp::router::State;
 
@@ -74,19 +77,67 @@ pub async fn run(args: KubeArgs) -> ExitCode {
         kube_status,
         events,
         node_name,
+        instances: Vec::new(),
+        strangers: strangers::Strangers::default(),
     };
     event_loop::serve(inputs, &mut base, daemon).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
-/// The interface holding one of the node's addresses, asked of netlink.
+/// The interface given, or else the one holding one of the node's addresses, and its
+/// addresses, asked of netlink.
 fn resolver(shared: &Shared) -> Resolver {
     let netlink = shared.netlink.clone();
-    Arc::new(move |addrs| {
+    Arc::new(move |addrs, given| {
         let netlink = netlink.clone();
-        Box::pin(async move { netlink.interface_holding(&addrs).await.ok().flatten() })
+        Box::pin(async move {
+            let name = match given {
+                Some(n) => Some(n),
+                None => netlink.interface_holding(&addrs).await.ok().flatten(),
+            };
+            let mut addresses = Vec::new();
+            if let Some(n) = &name {
+                match netlink.link_by_name(n).await {
+                    Ok(link) => {
+                        let all = netlink.addresses(link.index).await.unwrap_or_default();
+                        addresses = node_subnets(&all, &addrs);
+                    }
+                    Err(e) => {
+                        tracing::warn!(interface = %n, error = %e, "cannot read the interface's addresses")
+                    }
+                }
+            }
+            NodeLink {
+                interface: name,
+                addresses,
+            }
+        })
     })
+}
+
+/// The node's own addresses on its interface, with their prefixes: those that are its
+/// InternalIPs, else (the interface given holds none) the first of each family. VIPs held
+/// on the interface are never among them (they come after the node's own addresses).
+fn node_subnets(on_link: &[edgevip_netio::AddrInfo], internal: &[IpAddr]) -> Vec<Cidr> {
+    let mine: Vec<Cidr> = on_link
+        .iter()
+        .filter(|a| internal.contains(&a.addr))
+        .map(|a| Cidr::new(a.addr, a.prefix_len))
+        .collect();
+    if !mine.is_empty() {
+        return mine;
+    }
+    [true, false]
+        .into_iter()
+        .filter_map(|v4| {
+            on_link.iter().find(|a| {
+                a.addr.is_ipv4() == v4
+                    && !matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local())
+            })
+        })
+        .map(|a| Cidr::new(a.addr, a.prefix_len))
+        .collect()
 }
 
 impl Signals for Base {
@@ -110,6 +161,9 @@ struct Daemon {
     kube_status: watch::Sender<serde_json::Value>,
     events: Events,
     node_name: String,
+    /// The instances the controller last asked for, whose drops `strangers` follows.
+    instances: Vec<String>,
+    strangers: strangers::Strangers,
 }
 
 impl Plane for Daemon {
@@ -132,6 +186,7 @@ impl Plane for Daemon {
         m.set_kube("watch_errors", st.watch_errors as i64);
         m.set_kube("rebuilds", st.rebuilds as i64);
         m.set_kube("last_rebuild_us", st.last_rebuild_us as i64);
+        self.instances = st.instances.clone();
         self.kube_status
             .send_replace(serde_json::to_value(st).unwrap_or_default());
     }
@@ -142,6 +197,26 @@ impl Plane for Daemon {
 
     fn tick(&mut self) {
         self.shared.heartbeat.beat(self.shared.clock.now_ms());
+        let m = &self.shared.metrics;
+        let counts: Vec<(strangers::Key, u64)> = self
+            .instances
+            .iter()
+            .flat_map(|i| ["ipv4", "ipv6"].map(|f| (i.clone(), f)))
+            .map(|(instance, family)| {
+                let labels = crate::metrics::DropLabels {
+                    instance: instance.clone(),
+                    family: family.into(),
+                    reason: "not_a_peer".into(),
+                };
+                let n = m.dropped.get(&labels).map(|c| c.get()).unwrap_or(0);
+                ((instance, family), n)
+            })
+            .collect();
+        for note in self.strangers.observe(&counts, std::time::Instant::now()) {
+            tracing::warn!("{note}");
+            self.events
+                .on_node(&self.node_name, Kind::Warning, "AdvertsNotFromPeers", note);
+        }
     }
 
     async fn shutdown(mut self) {

@@ -163,7 +163,7 @@ fn edge_nodes_join_live_and_bad_entries_are_rejected_alone() {
     k.set_configmap(json!({
         VIP4: "default/ingress:DR",
         "192.0.2.300": "",
-        "edgevip.yaml": "instances:\n  - {name: web, vrid: 61, vips: [198.51.100.10/24], preempt: true}\n  - {name: broken, vrid: 0, vips: [198.51.100.20/24]}\n"
+        "edgevip.yaml": "instances:\n  - {name: web, vrid: 61, vips: [192.0.2.110/24], preempt: true}\n  - {name: broken, vrid: 0, vips: [192.0.2.111/24]}\n"
     }));
     for i in 0..3 {
         k.start_node(i, &["--advert-interval", "100ms"]);
@@ -172,7 +172,7 @@ fn edge_nodes_join_live_and_bad_entries_are_rejected_alone() {
     let m = k.cluster.single_holder(VIP4, None, Duration::from_secs(5));
     let w = k
         .cluster
-        .single_holder("198.51.100.10", None, Duration::from_secs(5));
+        .single_holder("192.0.2.110", None, Duration::from_secs(5));
     assert!(m < 2 && w < 2);
     let s2 = common::status(&k.cluster, 2);
     assert!(s2.instances.is_empty(), "not an edge node: serves nothing");
@@ -192,7 +192,7 @@ fn edge_nodes_join_live_and_bad_entries_are_rejected_alone() {
     let t0 = transitions(&k, m);
     k.cluster.assert_stays(VIP4, m, Duration::from_secs(2));
     k.cluster
-        .assert_stays("198.51.100.10", w, Duration::from_millis(200));
+        .assert_stays("192.0.2.110", w, Duration::from_millis(200));
     let s2 = common::status(&k.cluster, 2);
     assert!(
         s2.instances.iter().all(|i| i.state == "backup"),
@@ -219,5 +219,5 @@ fn edge_nodes_join_live_and_bad_entries_are_rejected_alone() {
     assert_eq!(k.cluster.term(1), Some(0));
     k.cluster.wait_holder(VIP4, 2, Duration::from_secs(3));
     k.cluster
-        .wait_holder("198.51.100.10", 2, Duration::from_secs(3));
+        .wait_holder("192.0.2.110", 2, Duration::from_secs(3));
 }

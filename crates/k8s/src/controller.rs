@@ -40,12 +40,18 @@ use tokio::time::Instant;
 use crate::Reject;
 use crate::desired::{Desired, Settings};
 use crate::events::{Events, Kind};
+use crate::trust::NodeLink;
 use notices::{Notice, Regarding, Told};
 use world::{Change, World};
 
-/// Finds the interface that holds one of the node's addresses (netlink, in the daemon).
-pub type Resolver =
-    Arc<dyn Fn(Vec<IpAddr>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
+/// Finds the interface given (`--interface`) or else the one that holds one of the node's
+/// addresses, with its addresses (netlink, in the daemon): where VIPs go, and the on-link
+/// subnets they may come from by default.
+pub type Resolver = Arc<
+    dyn Fn(Vec<IpAddr>, Option<String>) -> Pin<Box<dyn Future<Output = NodeLink> + Send>>
+        + Send
+        + Sync,
+>;
 
 #[derive(Clone)]
 pub struct Options {
@@ -152,11 +158,11 @@ async fn run(
         if !moved || !world.synced() {
             continue;
         }
-        if opts.settings.interface.is_none() {
-            iface.refresh(&resolver, world.my_addresses()).await;
-        }
+        iface
+            .refresh(&resolver, world.my_addresses(), &opts.settings.interface)
+            .await;
         let started = std::time::Instant::now();
-        let d = world.rebuild(iface.name.as_deref());
+        let d = world.rebuild(&iface.link);
         let took = started.elapsed();
         for n in told.news(&d) {
             if let Some(ev) = &events {
@@ -168,7 +174,7 @@ async fn run(
         }
         // The status first: whoever sees a new desired state sees the status that goes
         // with it (readiness).
-        stx.send_replace(world.status(&d, iface.name.as_deref(), took));
+        stx.send_replace(world.status(&d, &iface.link, took));
         dtx.send_if_modified(|cur| {
             let same = cur
                 .as_ref()
@@ -246,16 +252,27 @@ async fn sleep_until(t: Option<Instant>) {
 /// The interface that holds the node's address, asked again only when it changes.
 #[derive(Default)]
 struct NodeInterface {
-    asked_for: Vec<IpAddr>,
-    name: Option<String>,
+    asked_for: Option<Vec<IpAddr>>,
+    link: NodeLink,
 }
 
 impl NodeInterface {
-    async fn refresh(&mut self, resolver: &Resolver, addresses: Vec<IpAddr>) {
-        if addresses != self.asked_for {
-            self.name = resolver(addresses.clone()).await;
-            self.asked_for = addresses;
-            tracing::info!(interface = ?self.name, "interface of the node address");
+    async fn refresh(
+        &mut self,
+        resolver: &Resolver,
+        addresses: Vec<IpAddr>,
+        given: &Option<String>,
+    ) {
+        if self.asked_for.as_ref() != Some(&addresses) {
+            self.link = resolver(addresses.clone(), given.clone()).await;
+            self.asked_for = Some(addresses);
+            let subnets: Vec<String> = self
+                .link
+                .addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            tracing::info!(interface = ?self.link.interface, ?subnets, "interface of the node address");
         }
     }
 }

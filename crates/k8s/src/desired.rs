@@ -11,6 +11,7 @@ use edgevip_config::{Defaults, HealthCheck, Instance, raw};
 use crate::compat::{self, Method, ServiceRef};
 use crate::nodes::{self, NodeInfo};
 use crate::services::{self, LbSettings, Plan, SvcInfo};
+use crate::trust::{self, Fence, NodeLink, Trust};
 use crate::{Reject, rich};
 
 /// Name of the instance that carries the compat entries' VIPs.
@@ -37,6 +38,8 @@ pub struct Settings {
     /// Forward `NAT` / `PROXY` entries to their Service's endpoints.
     pub forwarding: bool,
     pub proxy_header: edgevip_forward::ProxyHeader,
+    /// Which addresses may be VIPs, what the ConfigMap may set beyond them.
+    pub trust: Trust,
 }
 
 /// The ConfigMap as read.
@@ -80,6 +83,17 @@ impl Desired {
 pub struct Builder {
     last_good: BTreeMap<String, raw::Instance>,
     last_doc: Option<rich::Doc>,
+    /// Instances accepted by the last build: they win clashes with newer ones.
+    serving: BTreeSet<String>,
+}
+
+/// Where a candidate comes from; on a fresh start, clashes go to the earlier kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum From {
+    Compat,
+    Rich,
+    /// LoadBalancer Services: anyone who can create a Service makes these.
+    Services,
 }
 
 /// One entry on its way to an instance.
@@ -89,23 +103,41 @@ struct Candidate {
     fields: Result<raw::Instance, String>,
     /// A rich entry's last good fields.
     fallback: Option<raw::Instance>,
-    rich: bool,
+    from: From,
+    /// A generated instance's VIPs, each with the entry that asked for it: a VIP the
+    /// instance cannot take is refused alone.
+    vip_fields: Vec<(IpAddr, String)>,
 }
 
 impl Candidate {
     /// The instance edgevip makes itself (compat entries, LoadBalancer VIPs).
-    fn generated(path: &str, name: &str, vrid: u8, vips: &[IpAddr]) -> Candidate {
+    fn generated(
+        path: &str,
+        name: &str,
+        vrid: u8,
+        from: From,
+        vip_fields: Vec<(IpAddr, String)>,
+    ) -> Candidate {
         Candidate {
             path: path.into(),
-            fields: Ok(raw::Instance {
-                name: Some(name.into()),
-                vrid: Some(i64::from(vrid)),
-                vips: vips.iter().map(IpAddr::to_string).collect(),
-                ..Default::default()
-            }),
+            fields: Ok(generated_fields(
+                name,
+                vrid,
+                vip_fields.iter().map(|(v, _)| *v),
+            )),
             fallback: None,
-            rich: false,
+            from,
+            vip_fields,
         }
+    }
+}
+
+fn generated_fields(name: &str, vrid: u8, vips: impl Iterator<Item = IpAddr>) -> raw::Instance {
+    raw::Instance {
+        name: Some(name.into()),
+        vrid: Some(i64::from(vrid)),
+        vips: vips.map(|v| v.to_string()).collect(),
+        ..Default::default()
     }
 }
 
@@ -114,7 +146,7 @@ impl Builder {
         &mut self,
         s: &Settings,
         nodes: &[NodeInfo],
-        node_interface: Option<&str>,
+        link: &NodeLink,
         source: Option<&Source>,
         lb_services: &[SvcInfo],
     ) -> Desired {
@@ -143,21 +175,29 @@ impl Builder {
             );
             return d;
         }
-        let ctx = Ctx::new(s, nodes, me, s.interface.as_deref().or(node_interface));
+        let ctx = Ctx::new(s, nodes, me, link);
         d.writer = nodes::writer(nodes).is_some_and(|w| w.name == me.name);
 
-        let mut candidates: Vec<Candidate> = compat_entries(s, src, &mut d).into_iter().collect();
+        let mut candidates: Vec<Candidate> = compat_entries(s, &ctx.fence, src, &mut d)
+            .into_iter()
+            .collect();
         if let Some(lb) = &s.lb {
-            d.lb = services::plan(lb_services, lb);
-            let mut vips: Vec<IpAddr> = d.lb.serving.values().copied().collect();
-            vips.sort();
-            vips.dedup();
-            if !vips.is_empty() {
+            d.lb = services::plan(lb_services, lb, &|ip| ctx.fence.check_service(ip));
+            let mut by_vip: BTreeMap<IpAddr, Vec<&str>> = BTreeMap::new();
+            for (key, vip) in &d.lb.serving {
+                by_vip.entry(*vip).or_default().push(key);
+            }
+            if !by_vip.is_empty() {
+                let fields = by_vip
+                    .into_iter()
+                    .map(|(vip, keys)| (vip, format!("Service {}", keys.join(", "))))
+                    .collect();
                 candidates.push(Candidate::generated(
                     "services",
                     LB_INSTANCE,
                     lb.vrid,
-                    &vips,
+                    From::Services,
+                    fields,
                 ));
             }
         }
@@ -167,12 +207,31 @@ impl Builder {
                 path: format!("{}: instances[{i}]", rich::KEY),
                 fields: e.fields.clone(),
                 fallback: e.name.as_ref().and_then(|n| self.last_good.get(n).cloned()),
-                rich: true,
+                from: From::Rich,
+                vip_fields: Vec::new(),
             });
         }
-        for (index, c) in candidates.into_iter().enumerate() {
+        // The index (which rotates priorities) stays the position; the order of acceptance
+        // puts what served before first, so a newer instance never displaces an older one.
+        let mut order: Vec<(usize, Candidate)> = candidates.into_iter().enumerate().collect();
+        let was_serving = |c: &Candidate| {
+            c.fields
+                .as_ref()
+                .ok()
+                .and_then(|f| f.name.as_ref())
+                .is_some_and(|n| self.serving.contains(n))
+        };
+        order.sort_by_key(|(i, c)| (!was_serving(c), c.from, *i));
+        let mut placed = BTreeMap::new();
+        for (index, c) in order {
             self.accept(&ctx, c, index, doc.spread, &src.object, &mut d);
+            if let Some(i) = d.instances.last() {
+                placed.entry(i.name.clone()).or_insert(index);
+            }
         }
+        d.instances.sort_by_key(|i| placed.get(&i.name).copied());
+        self.serving = d.instances.iter().map(|i| i.name.clone()).collect();
+        unserved_services(&mut d);
         // Entries gone from the document lose their last good form too.
         let named: BTreeSet<&String> = doc
             .instances
@@ -217,17 +276,19 @@ impl Builder {
         object: &str,
         d: &mut Desired,
     ) {
-        let spread = spread && c.rich;
-        let built = ctx.instance(&c.path, c.fields.clone(), index, spread);
+        let rich = c.from == From::Rich;
+        let spread = spread && rich;
+        let c = ctx.isolate(c, index, object, d);
+        let built = ctx.instance(&c.path, c.fields.clone(), index, spread, rich);
         let inst = match (built, c.fallback) {
             (Ok(inst), _) => {
-                if let (true, Ok(fields)) = (c.rich, c.fields) {
+                if let (true, Ok(fields)) = (rich, c.fields) {
                     self.last_good.insert(inst.name.clone(), fields);
                 }
                 inst
             }
             (Err(m), Some(old)) => {
-                let kept = ctx.instance(&c.path, Ok(old), index, spread).ok();
+                let kept = ctx.instance(&c.path, Ok(old), index, spread, rich).ok();
                 let note = if kept.is_some() {
                     " (keeping its last good version)"
                 } else {
@@ -245,10 +306,23 @@ impl Builder {
         let mut with = d.instances.clone();
         with.push(inst.clone());
         if let Some(clash) = edgevip_config::check_instances(&with).first() {
+            let flag = match c.from {
+                From::Compat => " (VRID from --vrid)",
+                From::Services => " (VRID from --lb-vrid)",
+                From::Rich => "",
+            };
+            // Instances by name, not by their position in this check's list.
+            let mut why = format!("{}: {}{flag}", clash.path, clash.message);
+            for (k, o) in with.iter().enumerate().rev() {
+                why = why.replace(
+                    &format!("instances[{k}]"),
+                    &format!("instance {:?}", o.name),
+                );
+            }
             d.reject(
                 object,
                 format!("instance {:?}", inst.name),
-                format!("{}: {}", clash.path, clash.message),
+                format!("{why}; refused, the instance already serving keeps its VIPs"),
             );
             return;
         }
@@ -258,11 +332,28 @@ impl Builder {
 
 /// The compat entries: one instance with all their VIPs; what cannot be forwarded for
 /// their Services is warned about.
-fn compat_entries(s: &Settings, src: &Source, d: &mut Desired) -> Option<Candidate> {
-    let (entries, errors) = compat::parse(&src.data, &[rich::KEY]);
+fn compat_entries(s: &Settings, fence: &Fence, src: &Source, d: &mut Desired) -> Option<Candidate> {
+    let (mut entries, errors) = compat::parse(&src.data, &[rich::KEY]);
     for (key, m) in errors {
         d.reject(&src.object, format!("data[{key:?}]"), m);
     }
+    entries.retain(|e| match fence.check(e.vip) {
+        Ok(()) => true,
+        Err(why) => {
+            let key = src
+                .data
+                .keys()
+                .find(|k| k.trim().parse() == Ok(e.vip))
+                .cloned()
+                .unwrap_or_else(|| e.vip.to_string());
+            d.reject(
+                &src.object,
+                format!("data[{key:?}]"),
+                format!("refused: {why}"),
+            );
+            false
+        }
+    });
     for e in &entries {
         let Some(svc) = &e.service else { continue };
         d.services.push((e.vip, svc.clone()));
@@ -284,8 +375,45 @@ fn compat_entries(s: &Settings, src: &Source, d: &mut Desired) -> Option<Candida
     if entries.is_empty() {
         return None;
     }
-    let vips: Vec<IpAddr> = entries.iter().map(|e| e.vip).collect();
-    Some(Candidate::generated("data", COMPAT_INSTANCE, s.vrid, &vips))
+    let fields = entries
+        .iter()
+        .map(|e| (e.vip, format!("data[\"{}\"]", e.vip)))
+        .collect();
+    Some(Candidate::generated(
+        "data",
+        COMPAT_INSTANCE,
+        s.vrid,
+        From::Compat,
+        fields,
+    ))
+}
+
+/// LoadBalancer Services whose VIP no accepted instance carries get a problem instead.
+fn unserved_services(d: &mut Desired) {
+    let served: BTreeSet<IpAddr> = d
+        .instances
+        .iter()
+        .filter(|i| i.name == LB_INSTANCE)
+        .flat_map(|i| i.vips.iter().map(|v| v.addr))
+        .collect();
+    let gone: Vec<(String, IpAddr)> =
+        d.lb.serving
+            .iter()
+            .filter(|(_, ip)| !served.contains(ip))
+            .map(|(k, ip)| (k.clone(), *ip))
+            .collect();
+    for (key, ip) in gone {
+        d.lb.serving.remove(&key);
+        let why = d
+            .rejects
+            .iter()
+            .rev()
+            .find(|r| r.field.contains(LB_INSTANCE) || r.field.contains(&key))
+            .map(|r| r.message.clone())
+            .unwrap_or_else(|| "refused".into());
+        d.lb.problems
+            .insert(key, format!("{ip} is not served: {why}"));
+    }
 }
 
 /// What the cluster decides for every entry of this build.
@@ -294,15 +422,15 @@ struct Ctx<'a> {
     me: &'a NodeInfo,
     /// Everything but the priority, which depends on the entry's position.
     defaults: Defaults,
+    fence: Fence,
+    rights: trust::Rights,
 }
 
 impl<'a> Ctx<'a> {
-    fn new(
-        s: &Settings,
-        nodes: &'a [NodeInfo],
-        me: &'a NodeInfo,
-        interface: Option<&str>,
-    ) -> Ctx<'a> {
+    fn new(s: &Settings, nodes: &'a [NodeInfo], me: &'a NodeInfo, link: &NodeLink) -> Ctx<'a> {
+        let interface = s.interface.as_deref().or(link.interface.as_deref());
+        let node_addrs: Vec<IpAddr> = nodes.iter().flat_map(|n| n.addresses.clone()).collect();
+        let pod_cidrs: Vec<trust::Cidr> = nodes.iter().flat_map(|n| n.pod_cidrs.clone()).collect();
         // The other edge nodes' addresses, IPv4 first; each instance keeps those of the
         // families its VIPs use.
         let peers = [true, false]
@@ -317,6 +445,8 @@ impl<'a> Ctx<'a> {
         Ctx {
             nodes,
             me,
+            fence: Fence::new(&s.trust, link, &node_addrs, &pod_cidrs),
+            rights: s.trust.configmap,
             defaults: Defaults {
                 interface: interface.map(str::to_string),
                 priority: 1,
@@ -336,8 +466,15 @@ impl<'a> Ctx<'a> {
         fields: Result<raw::Instance, String>,
         index: usize,
         spread: bool,
+        from_configmap: bool,
     ) -> Result<Instance, String> {
         let raw = fields.map_err(|e| format!("{path}: {e}"))?;
+        if from_configmap {
+            let refused = trust::refused_fields(path, &raw, self.rights, &self.fence);
+            if !refused.is_empty() {
+                return Err(refused.join("; "));
+            }
+        }
         if raw.interface.is_none() && self.defaults.interface.is_none() {
             return Err(format!(
                 "no interface: none given and none holds node address {}",
@@ -348,12 +485,60 @@ impl<'a> Ctx<'a> {
             priority: nodes::priority(self.nodes, &self.me.name, index, spread).unwrap_or(1),
             ..self.defaults.clone()
         };
-        Instance::from_raw(path, raw, &defaults).map_err(|e| {
+        let inst = Instance::from_raw(path, raw, &defaults).map_err(|e| {
             e.0.iter()
                 .map(|f| f.to_string())
                 .collect::<Vec<_>>()
                 .join("; ")
-        })
+        })?;
+        if from_configmap {
+            // Generated instances' VIPs were checked entry by entry (compat) or by the plan
+            // (Services, whose range is the pool).
+            let refused: Vec<String> = inst
+                .vips
+                .iter()
+                .enumerate()
+                .filter_map(|(k, v)| {
+                    let why = self.fence.check(v.addr).err()?;
+                    Some(format!("{path}.vips[{k}]: refused: {why}"))
+                })
+                .collect();
+            if !refused.is_empty() {
+                return Err(refused.join("; "));
+            }
+        }
+        Ok(inst)
+    }
+
+    /// A generated candidate whose instance cannot be built loses the VIPs that cannot be
+    /// built alone (each refused with its entry), so one bad entry never takes the others.
+    fn isolate(&self, mut c: Candidate, index: usize, object: &str, d: &mut Desired) -> Candidate {
+        let Ok(fields) = &c.fields else { return c };
+        if c.vip_fields.len() < 2
+            || self
+                .instance(&c.path, Ok(fields.clone()), index, false, false)
+                .is_ok()
+        {
+            return c;
+        }
+        let name = fields.name.clone().unwrap_or_default();
+        let vrid = fields.vrid.unwrap_or(1).clamp(1, 255) as u8;
+        c.vip_fields.retain(|(vip, field)| {
+            let alone = generated_fields(&name, vrid, std::iter::once(*vip));
+            match self.instance(&c.path, Ok(alone), index, false, false) {
+                Ok(_) => true,
+                Err(m) => {
+                    d.reject(object, field.clone(), format!("refused alone: {m}"));
+                    false
+                }
+            }
+        });
+        c.fields = Ok(generated_fields(
+            &name,
+            vrid,
+            c.vip_fields.iter().map(|(v, _)| *v),
+        ));
+        c
     }
 }
 

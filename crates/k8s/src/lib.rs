@@ -8,6 +8,8 @@
 //!   generic cache per watch (`controller::cache`), a pure `World` that rebuilds from them,
 //!   and a thin `run` that wires streams and timers to it; `events` tells the cluster what
 //!   happened.
+//! - `trust` holds what the admin's command line lets the cluster decide: which addresses
+//!   may be VIPs, which ConfigMap fields beyond VIPs are allowed.
 #![forbid(unsafe_code)]
 
 pub mod compat;
@@ -18,6 +20,7 @@ pub mod forwarding;
 pub mod nodes;
 pub mod rich;
 pub mod services;
+pub mod trust;
 
 /// One rejected (or merely warned about) piece of input, with the field that holds it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Node;
 
+use crate::trust::Cidr;
+
 /// Overrides the computed priority of a node (1..254).
 pub const PRIORITY_ANNOTATION: &str = "edgevip.io/priority";
 
@@ -19,6 +21,8 @@ pub struct NodeInfo {
     pub priority_error: Option<String>,
     /// The Ready condition is True (or absent): only a ready node writes Service status.
     pub ready: bool,
+    /// `spec.podCIDRs`: never a VIP.
+    pub pod_cidrs: Vec<Cidr>,
 }
 
 impl NodeInfo {
@@ -58,12 +62,21 @@ impl NodeInfo {
             .and_then(|s| s.conditions.as_ref())
             .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
             .is_none_or(|c| c.status == "True");
+        let pod_cidrs = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_cidrs.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Cidr::parse(c).ok())
+            .collect();
         NodeInfo {
             name,
             addresses,
             priority,
             priority_error,
             ready,
+            pod_cidrs,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Services of `type: LoadBalancer` whose `spec.loadBalancerClass` is ours: each gets a VIP,
-//! from `spec.loadBalancerIP` or the `edgevip.io/vip` annotation, else allocated from the
-//! address pool. Pure. Every node computes the same plan from the same view; only the
+//! from `spec.loadBalancerIP` or the `edgevip.io/vip` annotation (only within the pool),
+//! else allocated from the address pool; never one the fence refuses (a node's address,
+//! ...), never one another Service holds already (live allocations come first). Pure. Every node computes the same plan from the same view; only the
 //! elected writer (the first ready edge node in priority order) writes allocations into
 //! `status.loadBalancer.ingress`, and all nodes serve what the status (or the spec) says,
 //! so an allocation is never served before it is recorded.
@@ -83,15 +84,16 @@ impl Pool {
         })
     }
 
-    /// The first address not in `used`; bounded so a huge IPv6 range costs little.
-    fn first_free(&self, used: &BTreeSet<IpAddr>) -> Option<IpAddr> {
+    /// The first address not in `used` that `ok` admits; bounded so a huge IPv6 range (or
+    /// one the fence mostly refuses) costs little.
+    fn first_free(&self, used: &BTreeSet<IpAddr>, ok: impl Fn(IpAddr) -> bool) -> Option<IpAddr> {
         for (a, b) in &self.0 {
             let (lo, hi) = (to_u128(*a), to_u128(*b));
             let mut x = lo;
             let mut tries = 0u32;
-            while x <= hi && tries <= used.len() as u32 + 1 {
+            while x <= hi && tries <= used.len() as u32 + 1 + MAX_SKIPPED {
                 let ip = from_u128(x, a.is_ipv4());
-                if !used.contains(&ip) {
+                if !used.contains(&ip) && ok(ip) {
                     return Some(ip);
                 }
                 x += 1;
@@ -101,6 +103,9 @@ impl Pool {
         None
     }
 }
+
+/// Pool addresses the fence refuses (a node's, the Pod network's) skipped at most per range.
+const MAX_SKIPPED: u32 = 1024;
 
 fn to_u128(ip: IpAddr) -> u128 {
     match ip {
@@ -196,51 +201,81 @@ pub struct Plan {
     pub problems: BTreeMap<String, String>,
 }
 
-pub fn plan(services: &[SvcInfo], s: &LbSettings) -> Plan {
+/// Why `ip` may not be a Service's VIP (the admin's rules: the fence), if it may not.
+pub type Admit<'a> = &'a dyn Fn(IpAddr) -> Result<(), String>;
+
+pub fn plan(services: &[SvcInfo], s: &LbSettings, admit: Admit) -> Plan {
     let mut p = Plan::default();
     let mut ours: Vec<&SvcInfo> = services.iter().filter(|x| x.ours(s)).collect();
     ours.sort_by(|a, b| (&a.created, a.key()).cmp(&(&b.created, b.key())));
+    // A requested address must lie in the pool, and every address within the fence.
+    let requested = |ip: IpAddr| -> Result<(), String> {
+        admit(ip)?;
+        if s.pool.contains(ip) {
+            Ok(())
+        } else {
+            Err(format!("{ip} is not in the address pool (--address-pool)"))
+        }
+    };
     let mut used = BTreeSet::new();
-    let mut pending = Vec::new();
-    // Requested addresses first, then recorded allocations, then new ones: an allocation
-    // never takes an address somebody asked for.
+    // Live allocations first (recorded in status, or sent and not yet seen back), oldest
+    // first: a request never takes the address another Service already holds.
+    let mut rest = Vec::new();
     for svc in &ours {
-        match &svc.wanted {
-            Some(Ok(ip)) if used.contains(ip) => {
-                p.problems.insert(
-                    svc.key(),
-                    format!("{ip} is already the VIP of another Service"),
-                );
-            }
-            Some(Ok(ip)) => {
-                used.insert(*ip);
-                p.serving.insert(svc.key(), *ip);
-                if svc.status != [*ip] {
-                    p.writes.insert(svc.key(), *ip);
+        let live = match (&svc.wanted, svc.status.first(), svc.pending) {
+            (Some(Ok(w)), Some(ip), _) if w == ip => Some((*ip, true, requested(*ip))),
+            (None, Some(ip), _) => Some((*ip, true, admit(*ip))),
+            (None, None, Some(ip)) => Some((ip, false, admit(ip))),
+            _ => None,
+        };
+        match live {
+            Some((ip, recorded, Ok(()))) if !used.contains(&ip) => {
+                used.insert(ip);
+                if recorded {
+                    p.serving.insert(svc.key(), ip);
+                }
+                if svc.status != [ip] {
+                    p.writes.insert(svc.key(), ip);
                 }
             }
+            Some((ip, _, Err(why))) if svc.wanted.is_some() => {
+                p.problems.insert(svc.key(), format!("refused: {why}"));
+                tracing::debug!(service = %svc.key(), %ip, "recorded VIP refused");
+            }
+            _ => rest.push(*svc),
+        }
+    }
+    // Then requests, then new allocations: an allocation never takes an address somebody
+    // asked for.
+    let mut fresh = Vec::new();
+    for svc in rest {
+        match &svc.wanted {
+            Some(Ok(ip)) => match requested(*ip) {
+                Err(why) => {
+                    p.problems.insert(svc.key(), format!("refused: {why}"));
+                }
+                Ok(()) if used.contains(ip) => {
+                    p.problems.insert(
+                        svc.key(),
+                        format!("{ip} is already the VIP of another Service"),
+                    );
+                }
+                Ok(()) => {
+                    used.insert(*ip);
+                    p.serving.insert(svc.key(), *ip);
+                    if svc.status != [*ip] {
+                        p.writes.insert(svc.key(), *ip);
+                    }
+                }
+            },
             Some(Err(m)) => {
                 p.problems.insert(svc.key(), m.clone());
             }
-            None => pending.push(*svc),
-        }
-    }
-    let mut fresh = Vec::new();
-    for svc in pending {
-        match (svc.status.first(), svc.pending) {
-            (Some(ip), _) if !used.contains(ip) => {
-                used.insert(*ip);
-                p.serving.insert(svc.key(), *ip);
-            }
-            (None, Some(ip)) if !used.contains(&ip) => {
-                used.insert(ip);
-                p.writes.insert(svc.key(), ip);
-            }
-            _ => fresh.push(svc),
+            None => fresh.push(svc),
         }
     }
     for svc in fresh {
-        match s.pool.first_free(&used) {
+        match s.pool.first_free(&used, |ip| admit(ip).is_ok()) {
             Some(ip) => {
                 used.insert(ip);
                 p.writes.insert(svc.key(), ip);
@@ -277,6 +312,10 @@ mod tests {
             status: status.iter().map(|s| s.parse().unwrap()).collect(),
             pending: None,
         }
+    }
+
+    fn any(_: IpAddr) -> Result<(), String> {
+        Ok(())
     }
 
     fn settings(pool: &str) -> LbSettings {
@@ -326,7 +365,7 @@ mod tests {
             svc("other-class", "0", Some("metallb"), None, &[]),
             svc("no-class", "0", None, None, &[]),
         ];
-        let p = plan(&services, &s);
+        let p = plan(&services, &s, &any);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
             p.serving.get("default/a-recorded"),
@@ -344,7 +383,7 @@ mod tests {
         assert!(!p.serving.contains_key("default/other-class"));
         let mut s2 = s.clone();
         s2.default_class = true;
-        let p2 = plan(&services, &s2);
+        let p2 = plan(&services, &s2, &any);
         assert!(
             p2.writes.contains_key("default/no-class"),
             "oldest: allocated first"
@@ -362,7 +401,7 @@ mod tests {
         late.pending = Some("192.0.2.200".parse().unwrap());
         // "a" sorts first but arrives after b's allocation went out: b keeps .200.
         let early = svc("a", "1", Some(DEFAULT_CLASS), None, &[]);
-        let p = plan(&[late, early], &s);
+        let p = plan(&[late, early], &s, &any);
         assert_eq!(p.writes["default/b"].to_string(), "192.0.2.200");
         assert_eq!(p.writes["default/a"].to_string(), "192.0.2.201");
         assert!(p.serving.is_empty(), "nothing served before it is recorded");
@@ -370,13 +409,13 @@ mod tests {
 
     #[test]
     fn conflicts_and_bad_requests_are_problems() {
-        let s = settings("");
+        let s = settings("192.0.2.50");
         let services = [
             svc("x", "1", Some(DEFAULT_CLASS), Some("192.0.2.50"), &[]),
             svc("y", "2", Some(DEFAULT_CLASS), Some("192.0.2.50"), &[]),
             svc("z", "3", Some(DEFAULT_CLASS), Some("banana"), &[]),
         ];
-        let p = plan(&services, &s);
+        let p = plan(&services, &s, &any);
         assert_eq!(p.serving.len(), 1);
         assert!(p.problems["default/y"].contains("already the VIP"));
         assert!(p.problems["default/z"].contains("banana"));

@@ -44,6 +44,7 @@ fn options(grace: Duration) -> Options {
             lb: None,
             forwarding: false,
             proxy_header: edgevip_forward::ProxyHeader::V1,
+            trust: Default::default(),
         },
         configmap_namespace: NS.into(),
         configmap_name: CM.into(),
@@ -53,7 +54,11 @@ fn options(grace: Duration) -> Options {
 }
 
 fn resolver() -> Resolver {
-    Arc::new(|_| Box::pin(async { Some("eth0".to_string()) }))
+    Arc::new(|_, _| {
+        Box::pin(async {
+            edgevip_k8s::trust::NodeLink::named("eth0", &["192.0.2.11/24", "2001:db8::11/64"])
+        })
+    })
 }
 
 /// Waits (bounded) for a desired state matching `f`; returns it and how long it took.
@@ -330,7 +335,8 @@ async fn load_balancer_services_get_vips_recorded_by_one_writer() {
         o.settings.lb = Some(LbSettings {
             class: DEFAULT_CLASS.into(),
             default_class: false,
-            pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
+            // A requested address must lie in the pool.
+            pool: Pool::parse("198.51.100.10-198.51.100.12,203.0.113.7").unwrap(),
             vrid: 51,
         });
         o

@@ -34,6 +34,7 @@ fn options() -> Options {
             }),
             forwarding: true,
             proxy_header: edgevip_forward::ProxyHeader::V1,
+            trust: Default::default(),
         },
         configmap_namespace: "edgevip".into(),
         configmap_name: "vips".into(),
@@ -72,7 +73,9 @@ fn cluster(api: &FakeApi) {
 }
 
 fn resolver() -> Resolver {
-    Arc::new(|_| Box::pin(async { Some("eth0".to_string()) }))
+    Arc::new(|_, _| {
+        Box::pin(async { edgevip_k8s::trust::NodeLink::named("eth0", &["192.0.2.11/24"]) })
+    })
 }
 
 async fn start(policy: Rbac) -> (FakeApi, Server, Handle) {

@@ -59,12 +59,25 @@ const KNOWN_FLAGS: &[&str] = &[
     "--lb-vrid",
     "--forwarding",
     "--proxy-protocol",
+    "--vip-ranges",
+    "--pod-cidrs",
+    "--service-cidrs",
+    "--allow-configmap-exec",
+    "--allow-configmap-interfaces",
+    "--allow-configmap-ttl",
+    "--allow-configmap-peers",
+    "--allow-configmap-remote-checks",
 ];
 /// Flags that take no value.
 const SWITCHES: &[&str] = &[
     "--kubernetes",
     "--load-balancers",
     "--default-load-balancer-class",
+    "--allow-configmap-exec",
+    "--allow-configmap-interfaces",
+    "--allow-configmap-ttl",
+    "--allow-configmap-peers",
+    "--allow-configmap-remote-checks",
 ];
 /// LoadBalancer mode's flags: only together with `--load-balancers`.
 const LB_FLAGS: &[&str] = &[

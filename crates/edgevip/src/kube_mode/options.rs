@@ -8,6 +8,7 @@ use edgevip_config::HealthCheck;
 use edgevip_k8s::controller;
 use edgevip_k8s::desired::Settings;
 use edgevip_k8s::services::{LbSettings, Pool};
+use edgevip_k8s::trust::{Cidr, Rights, Trust};
 
 use crate::cli::{KubeArgs, ProxyProtocol};
 
@@ -24,6 +25,8 @@ pub enum ArgError {
     AddressPool(String),
     #[error("--lb-vrid and --vrid must differ ({0})")]
     SameVrid(u8),
+    #[error("--{0}: {1}")]
+    Cidrs(&'static str, String),
 }
 
 #[derive(Clone)]
@@ -47,6 +50,23 @@ impl KubeOptions {
             .filter(|(a, b)| !a.is_empty() && !b.is_empty())
             .ok_or_else(|| ArgError::ConfigMap(args.services_configmap.clone()))?;
         let ingress_check = ingress_check(&args.ingress_check)?;
+        let cidrs =
+            |flag: &'static str, v: &str| Cidr::parse_list(v).map_err(|e| ArgError::Cidrs(flag, e));
+        let trust = Trust {
+            vip_ranges: cidrs("vip-ranges", &args.vip_ranges)?,
+            excluded: [
+                cidrs("pod-cidrs", &args.pod_cidrs)?,
+                cidrs("service-cidrs", &args.service_cidrs)?,
+            ]
+            .concat(),
+            configmap: Rights {
+                exec: args.allow_configmap_exec,
+                interfaces: args.allow_configmap_interfaces,
+                ttl: args.allow_configmap_ttl,
+                peers: args.allow_configmap_peers,
+                remote_checks: args.allow_configmap_remote_checks,
+            },
+        };
         let lb = if args.load_balancers {
             let pool = Pool::parse(&args.address_pool).map_err(ArgError::AddressPool)?;
             if args.lb_vrid == args.vrid {
@@ -78,6 +98,7 @@ impl KubeOptions {
                         ProxyProtocol::V2 => edgevip_forward::ProxyHeader::V2,
                         ProxyProtocol::None => edgevip_forward::ProxyHeader::None,
                     },
+                    trust,
                 },
                 configmap_namespace: ns.into(),
                 configmap_name: name.into(),
@@ -173,6 +194,24 @@ mod tests {
         assert!(
             check(&format!("{OK} --lb-vrid 50")).is_ok(),
             "no LB mode, no clash"
+        );
+        assert_eq!(
+            check(&format!("{OK} --vip-ranges 192.0.2.0/33"))
+                .err()
+                .map(|e| e.to_string()),
+            Some("--vip-ranges: \"192.0.2.0/33\": prefix length is not in 0..=32".into())
+        );
+        let o = check(&format!(
+            "{OK} --vip-ranges 192.0.2.0/24 --pod-cidrs 10.244.0.0/16 --service-cidrs 10.96.0.0/12 --allow-configmap-exec"
+        ))
+        .unwrap();
+        let t = &o.controller.settings.trust;
+        assert_eq!((t.vip_ranges.len(), t.excluded.len()), (1, 2));
+        assert!(t.configmap.exec && !t.configmap.interfaces);
+        assert_eq!(
+            check(OK).unwrap().controller.settings.trust,
+            Trust::default(),
+            "nothing widened by default"
         );
     }
 }

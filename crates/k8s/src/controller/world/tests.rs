@@ -44,6 +44,7 @@ fn options() -> Options {
             lb: None,
             forwarding: false,
             proxy_header: edgevip_forward::ProxyHeader::V1,
+            trust: Default::default(),
         },
         configmap_namespace: "edgevip".into(),
         configmap_name: "vips".into(),
@@ -67,6 +68,10 @@ fn list_maps(w: &mut World, maps: Vec<ConfigMap>) -> bool {
         w.apply(&Change::Map(Event::InitApply(m)), Instant::now());
     }
     w.apply(&Change::Map(Event::InitDone), Instant::now())
+}
+
+fn eth0() -> NodeLink {
+    NodeLink::named("eth0", &["192.0.2.11/24"])
 }
 
 fn vips(d: &Desired) -> Vec<String> {
@@ -96,9 +101,9 @@ fn nothing_is_built_before_every_watch_listed_once() {
     w.apply(&Change::Slice(Event::InitDone), Instant::now());
     assert!(w.synced());
     assert_eq!(w.my_addresses(), ["192.0.2.11".parse::<IpAddr>().unwrap()]);
-    let d = w.rebuild(Some("eth0"));
+    let d = w.rebuild(&eth0());
     assert_eq!(vips(&d), ["192.0.2.100"]);
-    let st = w.status(&d, Some("eth0"), Duration::from_micros(7));
+    let st = w.status(&d, &eth0(), Duration::from_micros(7));
     assert_eq!(
         (
             st.configmap.as_str(),
@@ -120,15 +125,15 @@ fn a_deleted_configmap_is_held_for_the_grace_period() {
     assert_eq!(w.next_deadline(), None);
     let t0 = Instant::now();
     assert!(w.apply(&Change::Map(Event::Delete(configmap(json!({})))), t0));
-    let d = w.rebuild(Some("eth0"));
+    let d = w.rebuild(&eth0());
     assert_eq!(vips(&d), ["192.0.2.100"], "kept within grace");
-    let st = w.status(&d, None, Duration::ZERO);
+    let st = w.status(&d, &NodeLink::default(), Duration::ZERO);
     assert!(st.release_pending && !st.configmap_present);
     let end = t0 + Duration::from_secs(30);
     assert_eq!(w.next_deadline(), Some(end));
     assert!(!w.on_timer(end - Duration::from_millis(1)));
     assert!(w.on_timer(end));
-    assert!(w.rebuild(Some("eth0")).instances.is_empty(), "released");
+    assert!(w.rebuild(&eth0()).instances.is_empty(), "released");
     assert_eq!(w.next_deadline(), None);
 
     // Back within the grace period: nothing is released; a re-list without it counts as
@@ -145,7 +150,7 @@ fn a_deleted_configmap_is_held_for_the_grace_period() {
     );
     assert_eq!(w.next_deadline(), None);
     assert!(!w.on_timer(end + Duration::from_secs(60)));
-    assert_eq!(vips(&w.rebuild(Some("eth0"))), ["192.0.2.102"]);
+    assert_eq!(vips(&w.rebuild(&eth0())), ["192.0.2.102"]);
 }
 
 #[test]
@@ -166,7 +171,7 @@ fn only_changes_to_forwarded_services_cause_a_rebuild() {
     );
     w.apply(&Change::Service(Event::InitDone), now);
     w.apply(&Change::Slice(Event::InitDone), now);
-    let d = w.rebuild(Some("eth0"));
+    let d = w.rebuild(&eth0());
     assert!(d.forward.nat[0].backends.is_empty());
     assert!(
         d.warnings[0]
@@ -193,7 +198,7 @@ fn only_changes_to_forwarded_services_cause_a_rebuild() {
         &Change::Slice(Event::Apply(slice("f-1", "front", "198.51.100.5"))),
         now
     ));
-    let d = w.rebuild(Some("eth0"));
+    let d = w.rebuild(&eth0());
     let nat = &d.forward.nat[0];
     assert_eq!(nat.port, 8443);
     assert_eq!(nat.backends, ["198.51.100.5:8080".parse().unwrap()]);
@@ -222,23 +227,23 @@ fn a_failed_status_write_is_retried_after_a_pause_not_at_once() {
         t0,
     );
     assert!(w.apply(&Change::Service(Event::InitDone), t0));
-    let d = w.rebuild(Some("eth0"));
+    let d = w.rebuild(&eth0());
     assert!(d.writer);
     let write = (
         "web/front".to_string(),
         "198.51.100.10".parse::<IpAddr>().unwrap(),
     );
     assert_eq!(w.writes_due(&d), std::slice::from_ref(&write));
-    let d = w.rebuild(Some("eth0"));
+    let d = w.rebuild(&eth0());
     assert_eq!(w.writes_due(&d), [], "one write until the watch shows it");
 
     w.write_failed(write.0.clone(), t0);
-    let d = w.rebuild(Some("eth0"));
+    let d = w.rebuild(&eth0());
     assert_eq!(w.writes_due(&d), [], "not at once");
     assert_eq!(w.next_deadline(), Some(t0 + RETRY_AFTER));
     assert!(!w.on_timer(t0 + RETRY_AFTER - Duration::from_millis(1)));
     assert!(w.on_timer(t0 + RETRY_AFTER));
-    let d = w.rebuild(Some("eth0"));
+    let d = w.rebuild(&eth0());
     assert_eq!(w.writes_due(&d), [write]);
     assert_eq!(w.next_deadline(), None);
 }

@@ -1,0 +1,242 @@
+//! Trust boundaries in Kubernetes mode, end to end (issue 10, item 1): what a ConfigMap
+//! editor or a namespace user asks for beyond "this VIP serves that Service" is refused
+//! with a Warning Event, and nothing else changes. Lab hosts sit on 192.0.2.0/24 (edge-i
+//! is 192.0.2.(11+i)); the default VIP ranges are that on-link subnet.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::VIP4;
+use edgevip_lab::KubeLab;
+use serde_json::{Value, json};
+
+const POOL: &str = "192.0.2.200-192.0.2.210";
+
+fn lab(test: &str, nodes: usize) -> Option<KubeLab> {
+    KubeLab::new(test, nodes, env!("CARGO_BIN_EXE_edgevip"))
+}
+
+/// Waits (bounded) for a Warning Event on `kind`/`name` whose note contains every `want`.
+fn wait_warning(k: &KubeLab, kind: &str, name: &str, want: &[&str]) -> String {
+    let start = Instant::now();
+    loop {
+        let evs = k.api.list("events.k8s.io/v1", "Event");
+        let notes: Vec<String> = evs
+            .iter()
+            .filter(|e| e["type"] == "Warning" && e["regarding"]["kind"] == kind)
+            .filter(|e| e["regarding"]["name"] == name)
+            .map(|e| format!("{}: {}", e["reason"], e["note"]))
+            .collect();
+        if let Some(n) = notes.iter().find(|n| want.iter().all(|w| n.contains(w))) {
+            return n.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no Warning on {kind} {name} with {want:?}: {notes:#?}\n{}",
+            k.cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lb_service(name: &str, ip: Option<&str>) -> Value {
+    let mut spec = json!({"type": "LoadBalancer", "loadBalancerClass": "edgevip.io/vip",
+        "ports": [{"port": 80, "protocol": "TCP"}]});
+    if let Some(ip) = ip {
+        spec["loadBalancerIP"] = json!(ip);
+    }
+    json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "web"}, "spec": spec})
+}
+
+fn recorded(k: &KubeLab, name: &str) -> Option<String> {
+    k.api.get("v1", "Service", Some("web"), name)?["status"]["loadBalancer"]["ingress"][0]["ip"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[test]
+fn a_configmap_carrying_commands_is_refused_while_the_other_entries_serve() {
+    let Some(mut k) = lab("kube_trust_cm", 1) else {
+        return;
+    };
+    let marker = format!("/tmp/edgevip-kube-trust-{}", std::process::id());
+    let doc = format!(
+        "instances:\n  - {{name: web, vrid: 61, vips: [192.0.2.120/24]}}\n  - {{name: evil, vrid: 62, vips: [192.0.2.121/24], notify: [/bin/sh, -c, 'touch {marker}']}}\n  - {{name: probe, vrid: 63, vips: [192.0.2.122/24], health_checks: [{{exec: [/bin/sh, -c, 'touch {marker}']}}]}}\n"
+    );
+    // The API refuses "fe80::1" as a key (colons); a link-local IPv4 one passes it.
+    k.set_configmap(json!({VIP4: "", "169.254.0.1": "", "edgevip.yaml": doc}));
+    k.start_node(0, &["--advert-interval", "100ms"]);
+    k.wait_ready(Duration::from_secs(15));
+    k.cluster.wait_holder(VIP4, 0, Duration::from_secs(5));
+    k.cluster
+        .wait_holder("192.0.2.120", 0, Duration::from_secs(5));
+    let n = wait_warning(
+        &k,
+        "ConfigMap",
+        "vips",
+        &["instances[1].notify", &marker, "--allow-configmap-exec"],
+    );
+    eprintln!("{n}");
+    wait_warning(
+        &k,
+        "ConfigMap",
+        "vips",
+        &["instances[2].health_checks[0].exec"],
+    );
+    wait_warning(
+        &k,
+        "ConfigMap",
+        "vips",
+        &["data[\\\"169.254.0.1\\\"]", "link-local"],
+    );
+    for refused in ["192.0.2.121", "192.0.2.122"] {
+        assert!(k.cluster.holders(refused).is_empty(), "{refused} served");
+    }
+    assert!(
+        !std::path::Path::new(&marker).exists(),
+        "a ConfigMap command ran"
+    );
+    k.cluster
+        .assert_stays("192.0.2.120", 0, Duration::from_millis(500));
+}
+
+#[test]
+fn services_requesting_a_node_address_or_one_outside_the_pool_are_refused_alone() {
+    let Some(mut k) = lab("kube_trust_lb", 2) else {
+        return;
+    };
+    for i in 0..2 {
+        k.start_node(
+            i,
+            &[
+                "--advert-interval",
+                "100ms",
+                "--load-balancers",
+                "--address-pool",
+                POOL,
+            ],
+        );
+    }
+    k.wait_ready(Duration::from_secs(15));
+    k.api.apply(lb_service("pinned", Some("192.0.2.205")));
+    k.api.apply(lb_service("auto", None));
+    let m = k
+        .cluster
+        .single_holder("192.0.2.205", None, Duration::from_secs(5));
+    k.cluster
+        .wait_holder("192.0.2.200", m, Duration::from_secs(5));
+    let other = 1 - m;
+    let other_ip = format!("192.0.2.{}", 11 + other);
+
+    // A namespace user asks for the other node's address, and for one outside the pool.
+    k.cluster.start_probe("192.0.2.205");
+    k.api.apply(lb_service("node", Some(&other_ip)));
+    k.api.apply(lb_service("outside", Some("203.0.113.7")));
+    k.api.apply(lb_service("loopback", Some("127.0.0.1")));
+    let n = wait_warning(&k, "Service", "node", &[&other_ip, "a node's address"]);
+    eprintln!("{n}");
+    wait_warning(
+        &k,
+        "Service",
+        "outside",
+        &["203.0.113.7", "not in the address pool"],
+    );
+    wait_warning(&k, "Service", "loopback", &["127.0.0.1", "loopback"]);
+    k.cluster
+        .assert_stays("192.0.2.205", m, Duration::from_secs(1));
+    assert_eq!(k.cluster.holders("192.0.2.200"), [m]);
+    assert_eq!(
+        k.cluster.holders(&other_ip),
+        [other],
+        "only the node holds its address"
+    );
+    assert!(k.cluster.holders("203.0.113.7").is_empty());
+    let report = k.cluster.stop_probe();
+    assert!(
+        report.longest_gap < Duration::from_millis(500),
+        "{report:?}"
+    );
+    for name in ["node", "outside", "loopback"] {
+        assert_eq!(recorded(&k, name), None, "{name} got a VIP");
+    }
+    assert_eq!(recorded(&k, "auto").as_deref(), Some("192.0.2.200"));
+}
+
+#[test]
+fn a_vrid_clash_with_lb_vrid_leaves_the_rich_instance_serving() {
+    let Some(mut k) = lab("kube_trust_vrid", 1) else {
+        return;
+    };
+    // The shipped example's VRID, 51, is the default --lb-vrid.
+    k.set_configmap(json!({"edgevip.yaml":
+        "instances:\n  - {name: ingress, vrid: 51, vips: [192.0.2.150/24]}\n"}));
+    k.start_node(
+        0,
+        &[
+            "--advert-interval",
+            "100ms",
+            "--load-balancers",
+            "--address-pool",
+            POOL,
+        ],
+    );
+    k.wait_ready(Duration::from_secs(15));
+    k.cluster
+        .wait_holder("192.0.2.150", 0, Duration::from_secs(5));
+    k.cluster.start_probe("192.0.2.150");
+    k.api.apply(lb_service("front", None));
+    let n = wait_warning(&k, "ConfigMap", "vips", &["loadbalancers", "--lb-vrid"]);
+    eprintln!("{n}");
+    wait_warning(&k, "Service", "front", &["not served"]);
+    k.cluster
+        .assert_stays("192.0.2.150", 0, Duration::from_secs(1));
+    let report = k.cluster.stop_probe();
+    assert!(
+        report.longest_gap < Duration::from_millis(500),
+        "{report:?}"
+    );
+    let allocated = recorded(&k, "front").expect("the allocation is recorded");
+    assert!(
+        k.cluster.holders(&allocated).is_empty(),
+        "{allocated} served on the clashing VRID"
+    );
+    let st = common::status(&k.cluster, 0);
+    assert_eq!(st.instances.len(), 1, "{st:#?}");
+}
+
+#[test]
+fn adverts_from_an_address_no_node_lists_raise_a_warning_event() {
+    let Some(mut k) = lab("kube_trust_peer", 2) else {
+        return;
+    };
+    // edge-1's InternalIP is not on the NIC VRRP uses (`--interface eth0`): its adverts
+    // come from 192.0.2.12, which edge-0 knows as no peer.
+    let mut n1 = k.node_object(1, true);
+    n1["status"]["addresses"][0]["address"] = json!("192.0.2.99");
+    k.api.apply(n1);
+    k.set_configmap(json!({VIP4: ""}));
+    k.start_node(0, &["--advert-interval", "100ms"]);
+    k.start_node(1, &["--advert-interval", "100ms", "--interface", "eth0"]);
+    k.wait_ready(Duration::from_secs(15));
+    let start = Instant::now();
+    loop {
+        let evs = k.api.list("events.k8s.io/v1", "Event");
+        if let Some(e) = evs.iter().find(|e| {
+            e["reason"] == "AdvertsNotFromPeers"
+                && e["type"] == "Warning"
+                && e["regarding"]["name"] == "edge-0"
+        }) {
+            eprintln!("after {:?}: {}", start.elapsed(), e["note"]);
+            assert!(e["note"].as_str().unwrap().contains("not_a_peer"));
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(25),
+            "no AdvertsNotFromPeers Event: {evs:#?}\n{}",
+            k.cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
