@@ -22,6 +22,7 @@
 //!     announce: {count: 5, interval: 200ms, refresh: 0s}  # GARP/NA burst, periodic refresh
 //!     v3_checksum_pseudo_header: true   # false for routers that leave it out (IPv4 only)
 //!     unicast_min_ttl: 255        # unicast peers behind a router may arrive with less
+//!     unicast_src: 192.0.2.11     # IPv4 advert source (default: the interface's first)
 //!     handoff: true               # make-before-break on graceful stop
 //!     health_checks:              # of the local ingress; failing: weight, or fault without
 //!       - {name: ingress, http: {url: "http://127.0.0.1:10254/healthz", expect_status: 200},
@@ -99,6 +100,9 @@ pub struct Instance {
     pub announce: Announce,
     pub v3_checksum_pseudo_header: bool,
     pub unicast_min_ttl: u8,
+    /// Source address of IPv4 adverts (keepalived's `unicast_src_ip`); `None`: the
+    /// interface's primary address. IPv6 adverts always come from the link-local address.
+    pub unicast_src: Option<IpAddr>,
     pub handoff: bool,
     /// Checks of a local service (the ingress controller): a failing one lowers the
     /// priority by its weight, or faults the instance when it has none.
@@ -263,6 +267,8 @@ pub struct Defaults {
     pub unicast_peers: Option<Vec<IpAddr>>,
     /// For an entry that has no `health_checks` key (an empty list means none).
     pub health_checks: Vec<HealthCheck>,
+    /// For an entry without `unicast_src`.
+    pub unicast_src: Option<IpAddr>,
 }
 
 impl Default for Defaults {
@@ -274,6 +280,7 @@ impl Default for Defaults {
             preempt: true,
             unicast_peers: None,
             health_checks: Vec::new(),
+            unicast_src: None,
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Instance {
     pub announce: Option<Announce>,
     pub v3_checksum_pseudo_header: Option<bool>,
     pub unicast_min_ttl: Option<i64>,
+    /// Absent lets [`crate::Defaults::unicast_src`] apply.
+    pub unicast_src: Option<String>,
     pub handoff: Option<bool>,
     /// Absent (not merely empty) lets [`crate::Defaults::health_checks`] apply.
     pub health_checks: Option<Vec<HealthCheck>>,

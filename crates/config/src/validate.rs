@@ -169,6 +169,28 @@ fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Ins
         1,
         255,
     ) as u8;
+    let unicast_src = match r.unicast_src {
+        None => d.unicast_src,
+        Some(s) => match s.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) if !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast() => {
+                Some(IpAddr::V4(a))
+            }
+            Ok(IpAddr::V6(_)) => {
+                e.push(
+                    format!("{p}.unicast_src"),
+                    format!("{s:?}: IPv6 adverts are sent from the link-local address"),
+                );
+                None
+            }
+            _ => {
+                e.push(
+                    format!("{p}.unicast_src"),
+                    format!("{s:?} is not a unicast IPv4 address"),
+                );
+                None
+            }
+        },
+    };
     let health_checks = match r.health_checks {
         Some(checks) => health_checks(p, checks, priority, e),
         None => d.health_checks.clone(),
@@ -197,6 +219,7 @@ fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Ins
         announce,
         v3_checksum_pseudo_header: r.v3_checksum_pseudo_header.unwrap_or(true),
         unicast_min_ttl,
+        unicast_src,
         handoff: r.handoff.unwrap_or(true),
         health_checks,
         notify: r.notify,

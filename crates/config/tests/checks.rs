@@ -123,6 +123,7 @@ fn typed_defaults_fill_gaps_and_are_validated_like_the_file() {
             "ingress",
             "http://127.0.0.1:10254/healthz",
         )],
+        unicast_src: Some("192.0.2.11".parse().unwrap()),
     };
     let entry = |extra: &str| -> raw::Instance {
         serde_saphyr::from_str(&format!(
@@ -195,4 +196,32 @@ fn a_link_local_vip_is_refused() {
         ]
     );
     assert!(vips("\"fec0::1/64\"").is_ok(), "fe80::/10 only");
+}
+
+#[test]
+fn unicast_src_is_an_ipv4_unicast_address() {
+    let one = |extra: &str| {
+        edgevip_config::parse(&format!(
+            "instances:\n  - {{name: a, interface: eth0, vrid: 7, vips: [192.0.2.1/24]{extra}}}\n"
+        ))
+    };
+    let ok = one(", unicast_src: 192.0.2.11").unwrap();
+    assert_eq!(
+        ok.instances[0].unicast_src,
+        Some("192.0.2.11".parse().unwrap())
+    );
+    assert_eq!(one("").unwrap().instances[0].unicast_src, None);
+    for (bad, why) in [
+        ("2001:db8::11", "link-local"),
+        ("224.0.0.18", "not a unicast IPv4"),
+        ("eth0", "not a unicast IPv4"),
+    ] {
+        let e = one(&format!(", unicast_src: \"{bad}\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("instances[0].unicast_src") && e.contains(why),
+            "{bad}: {e}"
+        );
+    }
 }

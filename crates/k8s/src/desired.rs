@@ -454,6 +454,9 @@ impl<'a> Ctx<'a> {
                 preempt: s.preempt,
                 unicast_peers: s.unicast.then_some(peers),
                 health_checks: s.ingress_check.iter().cloned().collect(),
+                // Peers are listed by InternalIP: our IPv4 adverts come from ours, whatever
+                // address comes first on the interface (or whichever NIC --interface names).
+                unicast_src: s.unicast.then(|| me.address_of(true)).flatten(),
             },
         }
     }

@@ -44,8 +44,8 @@ pub fn peers(i: &Instance, f: Family) -> Vec<IpAddr> {
 
 /// What the instance's sockets and routers are bound to: a change here needs a restart,
 /// whatever the core says about the rest.
-fn io_identity(i: &Instance) -> (&str, Vec<Family>, bool) {
-    (&i.interface, families(i), i.unicast)
+fn io_identity(i: &Instance) -> (&str, Vec<Family>, bool, Option<IpAddr>) {
+    (&i.interface, families(i), i.unicast, i.unicast_src)
 }
 
 /// Whether `new` can replace `old` without restarting: the I/O is bound to the same things

@@ -101,6 +101,8 @@ fn compat_entries_become_one_instance_with_peers_and_numeric_priority() {
             "192.0.2.12".parse().unwrap()
         ]
     );
+    // Peers know us by our InternalIP: our IPv4 adverts come from it.
+    assert_eq!(i.unicast_src, Some("192.0.2.11".parse().unwrap()));
     assert_eq!(i.advert_interval, Duration::from_millis(200));
     assert_eq!(i.health_checks.len(), 1);
     assert_eq!(i.vips.len(), 2);

@@ -494,6 +494,13 @@ async fn usable_primary(
     family: Family,
     vips: &[IpAddr],
 ) -> Result<IpAddr, StartError> {
+    if family == Family::V4
+        && let Some(src) = cfg.unicast_src
+    {
+        // The operator's (or the cluster's) choice; the kernel refuses a non-local one
+        // on send, which is logged and counted.
+        return Ok(src);
+    }
     let iface = |e: edgevip_netio::NetlinkError| StartError::Interface {
         interface: cfg.interface.clone(),
         error: e.to_string(),
