@@ -1709,7 +1709,15 @@ fn versions_and_image_agree() {
     for must in ["target/", "**/target/", "fuzz/", ".git/"] {
         assert!(lines.contains(must), ".dockerignore lacks {must}");
     }
-    for keep in ["crates/", "testing/", "Cargo.toml", "Cargo.lock", "crates", "testing", "*"] {
+    for keep in [
+        "crates/",
+        "testing/",
+        "Cargo.toml",
+        "Cargo.lock",
+        "crates",
+        "testing",
+        "*",
+    ] {
         assert!(
             !lines.contains(keep),
             ".dockerignore must not exclude {keep}"

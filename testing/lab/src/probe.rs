@@ -61,8 +61,14 @@ pub fn responder_from_args() {
     if args.get(1).map(String::as_str) != Some(RESPONDER_ARG) {
         return;
     }
-    let port: u16 = args.get(2).and_then(|a| a.parse().ok()).expect("responder port");
-    let index: u8 = args.get(3).and_then(|a| a.parse().ok()).expect("responder index");
+    let port: u16 = args
+        .get(2)
+        .and_then(|a| a.parse().ok())
+        .expect("responder port");
+    let index: u8 = args
+        .get(3)
+        .and_then(|a| a.parse().ok())
+        .expect("responder index");
     realtime();
     let sock = UdpSocket::bind(("::", port)).expect("responder bind");
     let mut buf = [0u8; 64];
@@ -110,7 +116,9 @@ impl Lab {
         .map_err(|_| io::Error::other("responder check thread died"))?
         .unwrap_or(Ok(false))?;
         if !answered {
-            return Err(io::Error::other(format!("responder on host {i} never answered")));
+            return Err(io::Error::other(format!(
+                "responder on host {i} never answered"
+            )));
         }
         Ok(child)
     }

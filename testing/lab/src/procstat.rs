@@ -39,8 +39,7 @@ fn stat_ticks(stat: &str) -> f64 {
 
 /// PSS of `pid` in KiB from /proc/PID/smaps_rollup (0 when it is gone).
 pub fn pss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .map_or(0, |t| rollup_pss(&t))
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).map_or(0, |t| rollup_pss(&t))
 }
 
 /// The `Pss:` line of smaps_rollup, in KiB.

@@ -143,9 +143,7 @@ fn main() {
     println!(
         "(max, spread = max - min), ms. outage = master's last advert on the wire -> first answer"
     );
-    println!(
-        "after the longest gap; takeover = last advert -> first answer from another node.\n"
-    );
+    println!("after the longest gap; takeover = last advert -> first answer from another node.\n");
     println!("| scenario | adverts | measure | keepalived | edgevip | edgevip / keepalived |");
     println!("|---|---|---|---|---|---|");
     let mut pss: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
@@ -235,7 +233,11 @@ fn gap_if_outage(f: &Failover) -> Option<Duration> {
 /// One table cell: a figure in every run, or not in all of them.
 enum Cell {
     All(Vec<f64>),
-    Some { had: usize, runs: usize, gaps: Vec<f64> },
+    Some {
+        had: usize,
+        runs: usize,
+        gaps: Vec<f64>,
+    },
 }
 
 impl Cell {
@@ -269,7 +271,10 @@ impl std::fmt::Display for Cell {
             Cell::Some { had, runs, gaps } => {
                 let (m, x, _) = stats(gaps);
                 if *had == 0 {
-                    write!(f, "none in {runs} runs (longest reply gap {m:.0}, max {x:.0})")
+                    write!(
+                        f,
+                        "none in {runs} runs (longest reply gap {m:.0}, max {x:.0})"
+                    )
                 } else {
                     write!(
                         f,
