@@ -200,6 +200,8 @@ pub struct Failover {
     pub outage: Option<Duration>,
     /// The master's last advert → the first answer from another host.
     pub takeover: Option<Duration>,
+    /// The longest gap (at least `min_outage`) ran to the end: no answer came back.
+    pub unanswered_at_end: bool,
 }
 
 /// Reads a failover of `master` (its address and responder index) for `vrid` out of
@@ -237,6 +239,7 @@ pub fn failover(
         longest_gap = end - last.0;
         gap_end = None;
     }
+    let unanswered_at_end = gap_end.is_none() && longest_gap >= min_outage;
     let outage = match (last_advert, gap_end) {
         (Some(a), Some(g)) if longest_gap >= min_outage => g.checked_sub(a),
         _ => None,
@@ -251,6 +254,7 @@ pub fn failover(
         longest_gap,
         outage,
         takeover,
+        unanswered_at_end,
     }
 }
 
@@ -298,6 +302,7 @@ mod tests {
         assert_eq!(f.longest_gap, ms(344));
         assert_eq!(f.outage, Some(ms(350)));
         assert_eq!(f.takeover, Some(ms(350)));
+        assert!(!f.unanswered_at_end);
     }
 
     #[test]
@@ -329,6 +334,7 @@ mod tests {
         assert_eq!(f.longest_gap, ms(498));
         assert_eq!(f.outage, None);
         assert_eq!(f.takeover, None);
+        assert!(f.unanswered_at_end);
     }
 
     #[test]

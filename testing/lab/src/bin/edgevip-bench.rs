@@ -125,6 +125,7 @@ fn main() {
             interval: Duration::from_secs(1),
         },
     ];
+    let only = std::env::var("EDGEVIP_BENCH_ONLY").ok();
     let scenarios = [
         Scenario::LinkCut,
         Scenario::NodeDeath,
@@ -153,6 +154,9 @@ fn main() {
             continue;
         }
         for s in scenarios {
+            if only.as_deref().is_some_and(|o| !s.name().contains(o)) {
+                continue;
+            }
             let mut res: [Vec<Failover>; 2] = [Vec::new(), Vec::new()];
             // Interleaved, so a noisy moment on the shared cores hits both daemons.
             for _ in 0..runs {
@@ -194,8 +198,13 @@ fn main() {
                     .iter()
                     .map(|f| {
                         format!(
-                            "gap {} / outage {} / takeover {}",
+                            "gap {}{} / outage {} / takeover {}",
                             f.longest_gap.as_millis(),
+                            if f.unanswered_at_end {
+                                " (to the end)"
+                            } else {
+                                ""
+                            },
                             opt_ms(f.outage),
                             opt_ms(f.takeover)
                         )
@@ -237,6 +246,8 @@ enum Cell {
         had: usize,
         runs: usize,
         gaps: Vec<f64>,
+        /// Runs whose answers stopped and never came back (a failed failover).
+        unanswered: usize,
     },
 }
 
@@ -256,6 +267,7 @@ impl Cell {
                     .iter()
                     .map(|f| f.longest_gap.as_secs_f64() * 1000.0)
                     .collect(),
+                unanswered: res.iter().filter(|f| f.unanswered_at_end).count(),
             }
         }
     }
@@ -268,19 +280,28 @@ impl std::fmt::Display for Cell {
                 let (m, x, s) = stats(v);
                 write!(f, "{m:.0} (max {x:.0}, spread {s:.0})")
             }
-            Cell::Some { had, runs, gaps } => {
+            Cell::Some {
+                had,
+                runs,
+                gaps,
+                unanswered,
+            } => {
                 let (m, x, _) = stats(gaps);
                 if *had == 0 {
                     write!(
                         f,
                         "none in {runs} runs (longest reply gap {m:.0}, max {x:.0})"
-                    )
+                    )?;
                 } else {
                     write!(
                         f,
                         "in {had} of {runs} runs only (longest reply gap {m:.0}, max {x:.0})"
-                    )
+                    )?;
                 }
+                if *unanswered > 0 {
+                    write!(f, "; {unanswered} run(s) left unanswered at the end")?;
+                }
+                Ok(())
             }
         }
     }
@@ -412,10 +433,42 @@ fn run(bin: &Path, exe: &Path, which: Impl, p: Proto, s: Scenario) -> (Failover,
         }
     };
     std::thread::sleep(settle);
-    let probe = prober.stop();
+    // The capture first: silence after the prober stopped would read as a gap.
     let events = capture.stop();
+    let probe = prober.stop();
     assert!(probe.received > 0, "no answers at all: {probe:?}");
     let h = c.lab.host(master).ip4;
     drop(responders);
+    if std::env::var_os("EDGEVIP_BENCH_DUMP").is_some() {
+        dump(&events);
+    }
     (failover(&events, (h, master as u8), VRID, MIN_OUTAGE), pss)
+}
+
+/// The run's wire events in brief (EDGEVIP_BENCH_DUMP=1): adverts, answers when the
+/// answering host changes or after a pause of 10 ms or more, the last answer.
+fn dump(events: &[edgevip_lab::capture::Event]) {
+    use edgevip_lab::capture::Seen;
+    let t0 = events.first().map_or(Duration::ZERO, |e| e.0);
+    let mut last: Option<(Duration, u8)> = None;
+    for (t, s) in events {
+        let at = (*t - t0).as_secs_f64() * 1000.0;
+        match s {
+            Seen::Advert { src, priority, .. } => {
+                eprintln!("{at:9.1} advert {src} prio {priority}")
+            }
+            Seen::Reply { host } => {
+                if last.is_none_or(|(lt, lh)| lh != *host || *t - lt >= MIN_OUTAGE) {
+                    eprintln!("{at:9.1} answer from host {host}");
+                }
+                last = Some((*t, *host));
+            }
+        }
+    }
+    if let Some((t, h)) = last {
+        eprintln!(
+            "{:9.1} last answer (host {h})",
+            (t - t0).as_secs_f64() * 1000.0
+        );
+    }
 }
