@@ -12,6 +12,7 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use edgevip_lab::KubeLab;
@@ -121,8 +122,8 @@ fn main() {
                 "round with the median requests/s of {rounds} interleaved rounds, with its own p99\n"
             );
         }
-        println!("| path | requests/s | p99 ms | ratio |");
-        println!("|---|---|---|---|");
+        println!("| path | requests/s | p99 ms | errors | answered by pod 0 / pod 1 | ratio |");
+        println!("|---|---|---|---|---|---|");
         let mut runs: Vec<Vec<Wrk>> = vec![Vec::new(); urls.len()];
         for _ in 0..rounds {
             for (u, r) in urls.iter().zip(runs.iter_mut()) {
@@ -130,33 +131,39 @@ fn main() {
             }
         }
         let [direct, nat, proxy, hap] = [0, 1, 2, 3].map(|i| median_round(&runs[i]));
-        println!(
-            "| straight to pod 0 (routed via the node) | {:.0} | {:.2} | |{}",
-            direct.rps,
-            direct.p99,
-            direct.errors_note()
+        let row = |path: &str, w: &Wrk, ratio: String| {
+            println!(
+                "| {path} | {:.0} | {:.2} | {} | {} / {} | {ratio} |",
+                w.rps, w.p99, w.errors, w.served[0], w.served[1]
+            );
+        };
+        row(
+            "straight to pod 0 (routed via the node)",
+            &direct,
+            String::new(),
         );
-        println!(
-            "| VIP, NAT mode (2 pods) | {:.0} | {:.2} | {:.3} of direct (overhead {:.1}%) |{}",
-            nat.rps,
-            nat.p99,
-            nat.rps / direct.rps,
-            (1.0 - nat.rps / direct.rps) * 100.0,
-            nat.errors_note()
+        row(
+            "VIP, NAT mode (2 pods)",
+            &nat,
+            format!(
+                "{:.3} of direct (overhead {:.1}%)",
+                nat.rps / direct.rps,
+                (1.0 - nat.rps / direct.rps) * 100.0
+            ),
         );
-        println!(
-            "| HAProxy 2.6, TCP + send-proxy, round robin (2 pods) | {:.0} | {:.2} | |{}",
-            hap.rps,
-            hap.p99,
-            hap.errors_note()
+        row(
+            "HAProxy 2.6, TCP + send-proxy, round robin (2 pods)",
+            &hap,
+            String::new(),
         );
-        println!(
-            "| VIP, edgevip PROXY mode (2 pods) | {:.0} | {:.2} | {:.2}x HAProxy's requests/s, p99 {:.2}x |{}",
-            proxy.rps,
-            proxy.p99,
-            proxy.rps / hap.rps,
-            proxy.p99 / hap.p99,
-            proxy.errors_note()
+        row(
+            "VIP, edgevip PROXY mode (2 pods)",
+            &proxy,
+            format!(
+                "{:.2}x HAProxy's requests/s, p99 {:.2}x",
+                proxy.rps / hap.rps,
+                proxy.p99 / hap.p99
+            ),
         );
     }
     let _ = haproxy.kill();
@@ -232,17 +239,12 @@ struct Wrk {
     p99: f64,
     /// Socket errors (connect, read, write, timeout) and non-2xx answers.
     errors: u64,
+    /// Requests each pod answered during the run (balancing, seen from the pods).
+    served: [u64; 2],
 }
 
-impl Wrk {
-    fn errors_note(&self) -> String {
-        if self.errors == 0 {
-            String::new()
-        } else {
-            format!(" ({} errors)", self.errors)
-        }
-    }
-}
+/// Requests answered per pod, counted by the pods' HTTP servers.
+static SERVED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 /// The round with the median requests/s (the lower middle one for an even count), so its
 /// requests/s and p99 come from the same round.
@@ -267,7 +269,9 @@ fn wrk(k: &KubeLab, url: &str, secs: u64, close: bool) -> Wrk {
     if close {
         cmd.args(["-H", "Connection: close"]);
     }
+    let before = SERVED.each_ref().map(|c| c.load(Ordering::Relaxed));
     let out = cmd.args(["--latency", url]).output().expect("wrk");
+    let served = [0, 1].map(|i| SERVED[i].load(Ordering::Relaxed) - before[i]);
     let text = String::from_utf8_lossy(&out.stdout);
     let rps = text
         .lines()
@@ -283,6 +287,7 @@ fn wrk(k: &KubeLab, url: &str, secs: u64, close: bool) -> Wrk {
         rps,
         p99,
         errors: wrk_errors(&text),
+        served,
     }
 }
 
@@ -350,6 +355,7 @@ fn http_server(k: &KubeLab, pod: usize) {
                             .to_ascii_lowercase()
                             .contains("connection: close");
                         buf.drain(..end + 4);
+                        SERVED[pod].fetch_add(1, Ordering::Relaxed);
                         let answer: &[u8] = if close {
                             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
                         } else {

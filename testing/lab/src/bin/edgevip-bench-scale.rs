@@ -164,7 +164,13 @@ fn main() {
             println!("| {n} | {name} | {} |", cells.join(" | "));
         }
         let ratios: Vec<String> = (0..4)
-            .map(|j| format!("{:.2}", med[1][j] / med[0][j]))
+            .map(|j| {
+                if med[0][j] > 0.0 {
+                    format!("{:.2}", med[1][j] / med[0][j])
+                } else {
+                    "— (keepalived measured 0)".into()
+                }
+            })
             .collect();
         println!("| {n} | edgevip / keepalived | {} |", ratios.join(" | "));
     }
