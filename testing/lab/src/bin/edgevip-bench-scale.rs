@@ -129,7 +129,17 @@ fn main() {
         for _ in 0..a.rounds {
             for (k, which) in [Impl::Keepalived, Impl::Edgevip].into_iter().enumerate() {
                 match measure(&a.bin, which, n, a.secs) {
-                    Ok(c) => costs[k].push(c),
+                    Ok(c) => {
+                        eprintln!(
+                            "{} with {n} instances: master {:.2} s/min, backup {:.2} s/min, PSS {:.2} / {:.2} MiB",
+                            which.comm(),
+                            c.master_cpu,
+                            c.backup_cpu,
+                            c.master_pss,
+                            c.backup_pss
+                        );
+                        costs[k].push(c);
+                    }
                     Err(e) => {
                         // A round that fails is reported, not averaged in; the smoke run
                         // fails outright.
@@ -150,9 +160,6 @@ fn main() {
                 );
             }
         }
-        if costs.iter().any(Vec::is_empty) {
-            continue;
-        }
         let col = |v: &[Cost], f: fn(&Cost) -> f64| stats(&v.iter().map(f).collect::<Vec<_>>());
         let cell = |s: (f64, f64, f64)| {
             if a.rounds > 1 {
@@ -169,6 +176,9 @@ fn main() {
         ];
         let mut med = [[0.0; 4]; 2];
         for (k, name) in ["keepalived 2.2.7", "edgevip"].iter().enumerate() {
+            if costs[k].is_empty() {
+                continue;
+            }
             let cells: Vec<String> = fields
                 .iter()
                 .enumerate()
@@ -179,6 +189,9 @@ fn main() {
                 })
                 .collect();
             println!("| {n} | {name} | {} |", cells.join(" | "));
+        }
+        if costs.iter().any(Vec::is_empty) {
+            continue;
         }
         let ratios: Vec<String> = (0..4)
             .map(|j| {
