@@ -4,19 +4,21 @@
 //!
 //! Addresses: hosts 192.0.2.11, .12, … and 2001:db8::11, …; the client .2 / ::2.
 
+pub mod capture;
 pub mod cluster;
 mod keepalived;
 pub mod kube;
 mod lab;
 mod netns;
 mod probe;
+pub mod procstat;
 
 pub use cluster::{API, Cluster, Node, PORT, VIP4, VIP6};
 pub use keepalived::{KeepalivedConf, keepalived_available, render_config};
 pub use kube::KubeLab;
 pub use lab::{Host, Lab, LabChild, LabSpec};
 pub use netns::{cleanup_on_panic, in_netns, unique_prefix};
-pub use probe::{ProbeReport, Prober};
+pub use probe::{ProbeReport, Prober, RESPONDER_ARG, responder_from_args};
 
 use std::time::{Duration, Instant};
 

@@ -50,6 +50,80 @@ impl Lab {
     }
 }
 
+/// The argument that turns a benchmark binary into a responder process (see
+/// [`Lab::spawn_responder`]).
+pub const RESPONDER_ARG: &str = "--lab-responder";
+
+/// If this process was started as a responder (`RESPONDER_ARG PORT INDEX`), answers on that
+/// port until killed and never returns. Benchmark binaries call it first thing in `main`.
+pub fn responder_from_args() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some(RESPONDER_ARG) {
+        return;
+    }
+    let port: u16 = args
+        .get(2)
+        .and_then(|a| a.parse().ok())
+        .expect("responder port");
+    let index: u8 = args
+        .get(3)
+        .and_then(|a| a.parse().ok())
+        .expect("responder index");
+    realtime();
+    let sock = UdpSocket::bind(("::", port)).expect("responder bind");
+    let mut buf = [0u8; 64];
+    loop {
+        if let Ok((n, from)) = sock.recv_from(&mut buf)
+            && n >= 8
+        {
+            let mut reply = [0u8; 9];
+            reply[0] = index;
+            reply[1..9].copy_from_slice(&buf[..8]);
+            let _ = sock.send_to(&reply, from);
+        }
+    }
+}
+
+impl Lab {
+    /// Starts a responder *process* on `port` inside host `i`'s namespace: `exe` (a binary
+    /// that calls [`responder_from_args`]) re-run as a responder. Unlike the threads of
+    /// `start_responders`, it lives and dies with the node: killing the node's processes
+    /// kills it. Waits (bounded) until it answers from inside the namespace.
+    pub fn spawn_responder(
+        &self,
+        i: usize,
+        port: u16,
+        exe: &std::path::Path,
+    ) -> io::Result<crate::LabChild> {
+        let h = self.host(i).clone();
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args([RESPONDER_ARG, &port.to_string(), &i.to_string()]);
+        let child = self.spawn(&h.ns, cmd)?;
+        let target = std::net::SocketAddr::new(h.ip4.into(), port);
+        let answered = in_netns(&h.ns, move || -> io::Result<bool> {
+            let s = UdpSocket::bind("0.0.0.0:0")?;
+            s.set_read_timeout(Some(Duration::from_millis(20)))?;
+            let mut buf = [0u8; 16];
+            for _ in 0..250 {
+                s.send_to(&[0u8; 8], target)?;
+                if let Ok((9, _)) = s.recv_from(&mut buf) {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })?
+        .join()
+        .map_err(|_| io::Error::other("responder check thread died"))?
+        .unwrap_or(Ok(false))?;
+        if !answered {
+            return Err(io::Error::other(format!(
+                "responder on host {i} never answered"
+            )));
+        }
+        Ok(child)
+    }
+}
+
 /// What the prober saw.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeReport {
@@ -110,7 +184,7 @@ impl Drop for Prober {
 /// Real-time scheduling for the prober and responders (best effort): on a busy 2-core
 /// machine a normal thread can wait ~10 ms for a core, which would show up as a gap that
 /// has nothing to do with failover. Both threads block in `recv` between packets.
-fn realtime() {
+pub(crate) fn realtime() {
     let param = libc::sched_param { sched_priority: 10 };
     // SAFETY: plain syscall on the calling thread with a valid parameter.
     unsafe {

@@ -1,13 +1,18 @@
-//! The forwarding benchmark (issue 5), on the Kubernetes lab with one "pod" behind the
-//! edge nodes: wrk from the client through the VIP in NAT mode vs straight to the pod
+//! The forwarding benchmark (issue 5), on the Kubernetes lab with two "pods" behind the
+//! edge nodes: wrk from the client through the VIP in NAT mode vs straight to one pod
 //! (routed through the same node), and edgevip's PROXY mode vs HAProxy 2.6 doing the same
-//! job (TCP, send-proxy) on the same node, in the same run; then the time nft takes to
-//! replace the rules of a Service with 1,000 endpoints. Prints a table with the ratios.
+//! job (TCP, send-proxy, round robin over both pods) on the same node, in the same run.
+//! Two runs: keep-alive connections, and one connection per request (`Connection: close`),
+//! where connection setup and the choice of a backend count. Each row is the round with
+//! the median requests/s, with that round's own p99. Then the time the daemon's NAT apply
+//! (`Nat::apply`, which pipes the rule set to `nft -j -f -`) takes to replace the rules of
+//! a Service with 1,000 endpoints, timed inside the node's namespace (no `ip netns exec`).
 //!
 //! Usage: edgevip-bench-forward [--edgevip PATH] [--quick]   (as root; `bench/forwarding`)
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use edgevip_lab::KubeLab;
@@ -34,14 +39,17 @@ fn main() {
     let Some(mut k) = KubeLab::new("bench-fwd", 3, &bin) else {
         std::process::exit(1);
     };
-    k.add_pods(1);
+    k.add_pods(2);
     let pod = KubeLab::pod_ip(0);
+    let pod1 = KubeLab::pod_ip(1);
     http_server(&k, 0);
+    http_server(&k, 1);
     k.set_service("web", "front");
     k.api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": "front-abc", "namespace": "web", "labels": {"kubernetes.io/service-name": "front"}},
         "addressType": "IPv4",
-        "endpoints": [{"addresses": [pod.to_string()], "conditions": {"ready": true}}],
+        "endpoints": [{"addresses": [pod.to_string()], "conditions": {"ready": true}},
+                      {"addresses": [pod1.to_string()], "conditions": {"ready": true}}],
         "ports": [{"name": "http", "port": HTTP_PORT, "protocol": "TCP"}]}));
     for i in 0..3 {
         k.start_node(i, &["--advert-interval", "100ms"]);
@@ -78,7 +86,7 @@ fn main() {
         &cfg,
         format!(
             "global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
-             frontend f\n  bind {}:8082\n  default_backend b\nbackend b\n  server s {pod}:{HTTP_PORT} send-proxy\n",
+             frontend f\n  bind {}:8082\n  default_backend b\nbackend b\n  balance roundrobin\n  server s0 {pod}:{HTTP_PORT} send-proxy\n  server s1 {pod1}:{HTTP_PORT} send-proxy\n",
             node.ip4
         ),
     )
@@ -90,12 +98,7 @@ fn main() {
     std::thread::sleep(Duration::from_millis(500));
 
     let secs = if quick { 3 } else { 10 };
-    println!("wrk -t1 -c32 -d{secs}s from the client, one pod answering a tiny HTTP response;");
-    println!("median of 3 interleaved rounds (1 with --quick)\n");
-    println!("| path | requests/s | p99 ms | ratio |");
-    println!("|---|---|---|---|");
-    // Rounds interleave the paths, so a noisy moment on the shared cores hits all of them;
-    // each figure is the median of its rounds.
+    // Rounds interleave the paths, so a noisy moment on the shared cores hits all of them.
     let rounds = if quick { 1 } else { 3 };
     let urls = [
         format!("http://{pod}:{HTTP_PORT}/"),
@@ -103,44 +106,68 @@ fn main() {
         format!("http://{VIP_PROXY}:80/"),
         format!("http://{}:8082/", node.ip4),
     ];
-    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); urls.len()];
-    for _ in 0..rounds {
-        for (u, r) in urls.iter().zip(runs.iter_mut()) {
-            r.push(wrk(&k, u, secs));
+    for close in [false, true] {
+        if close {
+            println!(
+                "\none connection per request: wrk -t1 -c32 -d{secs}s -H \"Connection: close\" (the pod closes"
+            );
+            println!(
+                "after each answer; the client connects again); round with the median requests/s of {rounds}\n"
+            );
+        } else {
+            println!(
+                "wrk -t1 -c32 -d{secs}s from the client, keep-alive, pods answering a tiny HTTP response;"
+            );
+            println!(
+                "round with the median requests/s of {rounds} interleaved rounds, with its own p99\n"
+            );
         }
+        println!("| path | requests/s | p99 ms | errors | answered by pod 0 / pod 1 | ratio |");
+        println!("|---|---|---|---|---|---|");
+        let mut runs: Vec<Vec<Wrk>> = vec![Vec::new(); urls.len()];
+        for _ in 0..rounds {
+            for (u, r) in urls.iter().zip(runs.iter_mut()) {
+                r.push(wrk(&k, u, secs, close));
+            }
+        }
+        let [direct, nat, proxy, hap] = [0, 1, 2, 3].map(|i| median_round(&runs[i]));
+        let row = |path: &str, w: &Wrk, ratio: String| {
+            println!(
+                "| {path} | {:.0} | {:.2} | {} | {} / {} | {ratio} |",
+                w.rps, w.p99, w.errors, w.served[0], w.served[1]
+            );
+        };
+        row(
+            "straight to pod 0 (routed via the node)",
+            &direct,
+            String::new(),
+        );
+        row(
+            "VIP, NAT mode (2 pods)",
+            &nat,
+            format!(
+                "{:.3} of direct (overhead {:.1}%)",
+                nat.rps / direct.rps,
+                (1.0 - nat.rps / direct.rps) * 100.0
+            ),
+        );
+        row(
+            "HAProxy 2.6, TCP + send-proxy, round robin (2 pods)",
+            &hap,
+            String::new(),
+        );
+        row(
+            "VIP, edgevip PROXY mode (2 pods)",
+            &proxy,
+            format!(
+                "{:.2}x HAProxy's requests/s, p99 {:.2}x",
+                proxy.rps / hap.rps,
+                proxy.p99 / hap.p99
+            ),
+        );
     }
-    let med = |v: &[(f64, f64)]| {
-        let mut a: Vec<f64> = v.iter().map(|x| x.0).collect();
-        let mut b: Vec<f64> = v.iter().map(|x| x.1).collect();
-        a.sort_by(f64::total_cmp);
-        b.sort_by(f64::total_cmp);
-        (a[a.len() / 2], b[b.len() / 2])
-    };
-    let (direct, nat, proxy, hap) = (med(&runs[0]), med(&runs[1]), med(&runs[2]), med(&runs[3]));
     let _ = haproxy.kill();
     let _ = haproxy.wait();
-    println!(
-        "| straight to the pod (routed via the node) | {:.0} | {:.2} | |",
-        direct.0, direct.1
-    );
-    println!(
-        "| VIP, NAT mode | {:.0} | {:.2} | {:.3} of direct (overhead {:.1}%) |",
-        nat.0,
-        nat.1,
-        nat.0 / direct.0,
-        (1.0 - nat.0 / direct.0) * 100.0
-    );
-    println!(
-        "| HAProxy 2.6, TCP + send-proxy | {:.0} | {:.2} | |",
-        hap.0, hap.1
-    );
-    println!(
-        "| VIP, edgevip PROXY mode | {:.0} | {:.2} | {:.2}x HAProxy's requests/s, p99 {:.2}x |",
-        proxy.0,
-        proxy.1,
-        proxy.0 / hap.0,
-        proxy.1 / hap.1
-    );
 
     // Rule replacement for a Service with 1,000 endpoints, as the daemon does it.
     let backends: Vec<SocketAddr> = (0..1000)
@@ -156,18 +183,32 @@ fn main() {
         proto: edgevip_forward::Proto::Tcp,
         backends,
     };
-    let text = serde_json::to_string(&edgevip_forward::nat::ruleset(&[svc])).unwrap();
-    let mut took = Vec::new();
-    for _ in 0..if quick { 3 } else { 10 } {
-        let t = Instant::now();
-        nft_in(&k.cluster.lab.host(2).ns, &text);
-        took.push(t.elapsed());
-    }
-    took.sort();
+    let n = if quick { 3 } else { 10 };
+    // Inside the namespace of a node: only `Nat::apply` is timed. A fresh `Nat` each time,
+    // so the apply is never skipped as unchanged.
+    let took = edgevip_lab::in_netns(&k.cluster.lab.host(2).ns, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        (0..n)
+            .map(|_| {
+                let mut nat = edgevip_forward::nat::Nat::default();
+                let t = Instant::now();
+                let applied = rt.block_on(nat.apply(std::slice::from_ref(&svc)));
+                let took = t.elapsed();
+                assert!(matches!(applied, Ok(true)), "apply: {applied:?}");
+                took.as_secs_f64() * 1000.0
+            })
+            .collect::<Vec<f64>>()
+    })
+    .expect("enter node")
+    .join()
+    .expect("apply thread")
+    .expect("entered");
+    let (med, max, spread) = edgevip_lab::procstat::stats(&took);
     println!(
-        "\nrule update, one Service with 1,000 endpoints (nft -j -f, whole table swapped): median {:.1} ms, max {:.1} ms (target <= 50 ms)",
-        took[took.len() / 2].as_secs_f64() * 1000.0,
-        took[took.len() - 1].as_secs_f64() * 1000.0
+        "\nrule update, one Service with 1,000 endpoints (Nat::apply: nft -j -f -, whole table swapped), {n} applies: median {med:.1} ms, max {max:.1} ms, spread {spread:.1} ms (target <= 50 ms)"
     );
 }
 
@@ -191,32 +232,46 @@ fn pod_namespace(k: &KubeLab) -> String {
     format!("{prefix}-pod0")
 }
 
-fn nft_in(ns: &str, json: &str) {
-    use std::io::Write;
-    let mut c = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-j", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("nft");
-    c.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
-    assert!(c.wait().unwrap().success());
+/// One wrk run.
+#[derive(Debug, Clone, Copy)]
+struct Wrk {
+    rps: f64,
+    p99: f64,
+    /// Socket errors (connect, read, write, timeout) and non-2xx answers.
+    errors: u64,
+    /// Requests each pod answered during the run (balancing, seen from the pods).
+    served: [u64; 2],
 }
 
-/// (requests/s, p99 ms) from wrk run in the client namespace.
-fn wrk(k: &KubeLab, url: &str, secs: u64) -> (f64, f64) {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            k.cluster.lab.client_ns(),
-            "wrk",
-            "-t1",
-            "-c32",
-        ])
-        .arg(format!("-d{secs}s"))
-        .args(["--latency", url])
-        .output()
-        .expect("wrk");
+/// Requests answered per pod, counted by the pods' HTTP servers.
+static SERVED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// The round with the median requests/s (the lower middle one for an even count), so its
+/// requests/s and p99 come from the same round.
+fn median_round(v: &[Wrk]) -> Wrk {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    s[(s.len() - 1) / 2]
+}
+
+/// wrk from the client namespace; `close` asks for one connection per request.
+fn wrk(k: &KubeLab, url: &str, secs: u64, close: bool) -> Wrk {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        k.cluster.lab.client_ns(),
+        "wrk",
+        "-t1",
+        "-c32",
+    ])
+    .arg(format!("-d{secs}s"));
+    if close {
+        cmd.args(["-H", "Connection: close"]);
+    }
+    let before = SERVED.each_ref().map(|c| c.load(Ordering::Relaxed));
+    let out = cmd.args(["--latency", url]).output().expect("wrk");
+    let served = [0, 1].map(|i| SERVED[i].load(Ordering::Relaxed) - before[i]);
     let text = String::from_utf8_lossy(&out.stdout);
     let rps = text
         .lines()
@@ -228,7 +283,29 @@ fn wrk(k: &KubeLab, url: &str, secs: u64) -> (f64, f64) {
         .find_map(|l| l.trim().strip_prefix("99%"))
         .map(|v| parse_latency(v.trim()))
         .unwrap_or(f64::NAN);
-    (rps, p99)
+    Wrk {
+        rps,
+        p99,
+        errors: wrk_errors(&text),
+        served,
+    }
+}
+
+/// "Socket errors: connect 0, read 3, write 0, timeout 0" and "Non-2xx or 3xx responses: 5".
+fn wrk_errors(text: &str) -> u64 {
+    let mut n = 0;
+    for l in text.lines() {
+        let l = l.trim();
+        if let Some(rest) = l.strip_prefix("Socket errors:") {
+            n += rest
+                .split(',')
+                .filter_map(|p| p.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+        } else if let Some(rest) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            n += rest.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    n
 }
 
 fn parse_latency(v: &str) -> f64 {
@@ -242,7 +319,8 @@ fn parse_latency(v: &str) -> f64 {
     }
 }
 
-/// A minimal HTTP/1.1 keep-alive server in pod `k` that strips a PROXY header if present.
+/// A minimal HTTP/1.1 keep-alive server in pod `k` that strips a PROXY header if present
+/// and closes after answering a request that says `Connection: close`.
 fn http_server(k: &KubeLab, pod: usize) {
     let ns = pod_namespace(k).replace("pod0", &format!("pod{pod}"));
     let l = edgevip_lab::in_netns(&ns, || std::net::TcpListener::bind(("0.0.0.0", HTTP_PORT)))
@@ -273,11 +351,18 @@ fn http_server(k: &KubeLab, pod: usize) {
                         first = false;
                     }
                     while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let close = String::from_utf8_lossy(&buf[..end])
+                            .to_ascii_lowercase()
+                            .contains("connection: close");
                         buf.drain(..end + 4);
-                        if c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                            .await
-                            .is_err()
-                        {
+                        SERVED[pod].fetch_add(1, Ordering::Relaxed);
+                        let answer: &[u8] = if close {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                        };
+                        if c.write_all(answer).await.is_err() || close {
+                            let _ = c.shutdown().await;
                             return;
                         }
                     }
