@@ -6,7 +6,16 @@ use edgevip::cli::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run { .. })
+        && let Some(code) = edgevip::init::run_if_pid1()
+    {
+        return code;
+    }
     init_logging(cli.log_format, &cli.log_level);
+    if matches!(cli.command, Command::Run { .. }) {
+        let fds = edgevip::daemon::raise_fd_limit();
+        tracing::info!(limit = fds, "file descriptor limit");
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
