@@ -80,10 +80,12 @@ impl Base {
             max_connections,
             ..Default::default()
         };
-        api::serve(listen, state, detail, limits).map_err(|e| {
-            tracing::error!(%listen, error = %e, "cannot serve the API");
-            ExitCode::FAILURE
-        })
+        api::serve(listen, state, detail, limits)
+            .map(drop)
+            .map_err(|e| {
+                tracing::error!(%listen, error = %e, "cannot serve the API");
+                ExitCode::FAILURE
+            })
     }
 }
 

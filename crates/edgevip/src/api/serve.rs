@@ -70,39 +70,46 @@ impl ApiMetrics {
 }
 
 /// Binds, then serves on a thread of its own until the process ends: a busy API never
-/// delays the VRRP event loop (and `/healthz` still tells when that loop stalls).
+/// delays the VRRP event loop (and `/healthz` still tells when that loop stalls). Returns
+/// the bound address.
 pub fn serve(
     listen: SocketAddr,
     state: ApiState,
     detail: bool,
     limits: Limits,
-) -> std::io::Result<()> {
-    let std_listener = std::net::TcpListener::bind(listen)?;
-    std_listener.set_nonblocking(true)?;
+) -> std::io::Result<SocketAddr> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // A backlog of 1,024: a burst of connections waits in the kernel, not in SYN retries.
+    // Registered with the API's own runtime (entered, not blocked on: the caller may be
+    // inside the daemon's runtime).
+    let listener = {
+        let _g = rt.enter();
+        let s = if listen.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        s.set_reuseaddr(true)?;
+        s.bind(listen)?;
+        s.listen(1024)?
+    };
+    let listen = listener.local_addr()?;
     tracing::info!(%listen, status = detail, max_connections = limits.max_connections, "API listening");
     std::thread::Builder::new()
         .name("edgevip-api".into())
-        .spawn(move || rt.block_on(accept_loop(std_listener, listen, state, detail, limits)))?;
-    Ok(())
+        .spawn(move || rt.block_on(accept_loop(listener, listen, state, detail, limits)))?;
+    Ok(listen)
 }
 
 async fn accept_loop(
-    std_listener: std::net::TcpListener,
+    listener: tokio::net::TcpListener,
     listen: SocketAddr,
     state: ApiState,
     detail: bool,
     limits: Limits,
 ) {
-    let listener = match tokio::net::TcpListener::from_std(std_listener) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(%listen, error = %e, "API listener unusable");
-            return;
-        }
-    };
     let board = state.board.clone();
     let metrics = state.metrics.api.clone();
     let app = router(state, detail);
@@ -199,6 +206,53 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Clock, Heartbeat};
+    use crate::metrics::Metrics;
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut t = String::new();
+        let _ = s.read_to_string(&mut t);
+        t
+    }
+
+    // Async: `serve` is called from inside the daemon's runtime.
+    #[tokio::test]
+    async fn the_probe_listener_keeps_status_off_unless_asked_and_bounds_header_time() {
+        let state = ApiState {
+            board: Board::default(),
+            metrics: Metrics::new(),
+            heartbeat: Heartbeat::default(),
+            clock: Clock::new(),
+            ready: tokio::sync::watch::channel(true).1,
+            kubernetes: None,
+        };
+        let limits = Limits {
+            header_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let probe = serve(any, state.clone(), false, limits).unwrap();
+        let full = serve(any, state, true, limits).unwrap();
+        assert!(get(probe, "/readyz").starts_with("HTTP/1.1 200"));
+        assert!(
+            get(probe, "/status").starts_with("HTTP/1.1 404"),
+            "no detail on the probe listener"
+        );
+        assert!(get(full, "/status").starts_with("HTTP/1.1 200"));
+        // Half a request line, then silence: closed after the header timeout.
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(probe).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /hea").unwrap();
+        let t0 = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    }
 
     #[test]
     fn at_the_cap_the_oldest_connection_is_closed_for_the_new_one() {

@@ -1,0 +1,215 @@
+//! Network-facing surfaces under load (issue 10, item 2), on the Kubernetes lab: 1,000 idle
+//! connections to the API and 10,000 to a PROXY frontend on the master leave `/healthz`
+//! answering in < 100 ms, cause no VRRP transition and keep the daemon under the
+//! DaemonSet's 128 MiB; the daemon raised its descriptor limit to the hard limit; idle
+//! PROXY clients are closed after the first-byte timeout; a status listener on 0.0.0.0
+//! never answers on the VIP. Skipped unless root.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::VIP4;
+use edgevip_lab::{KubeLab, in_netns};
+use serde_json::json;
+
+const API_IDLE: usize = 1_000;
+const PROXY_IDLE: usize = 10_000;
+const RSS_LIMIT_KIB: u64 = 128 * 1024;
+
+/// The edgevip process of node `i`.
+fn daemon_pid(k: &KubeLab, i: usize) -> u32 {
+    k.cluster
+        .pids(i)
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "edgevip")
+        })
+        .expect("edgevip runs")
+}
+
+fn proc_field(pid: u32, file: &str, key: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .map(|l| l[key.len()..].trim().to_string())
+        .unwrap_or_default()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    proc_field(pid, "status", "VmRSS:")
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// `/healthz` on node `i`: (status code, latency).
+fn healthz(k: &KubeLab, i: usize) -> (u16, Duration) {
+    let t = Instant::now();
+    let code = k.cluster.try_http_get(i, "/healthz").map_or(0, |r| r.0);
+    (code, t.elapsed())
+}
+
+fn transitions(k: &KubeLab, i: usize) -> String {
+    let m = k.cluster.http_get(i, "/metrics").1;
+    m.lines()
+        .filter(|l| l.starts_with("edgevip_transitions_total"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Opens `n` connections to `target` from namespace `ns` (sending nothing) and holds them
+/// until told to stop; reports how many opened.
+fn hold(ns: &str, target: SocketAddr, n: usize) -> (mpsc::Receiver<usize>, mpsc::Sender<()>) {
+    let (opened_tx, opened) = mpsc::channel();
+    let (stop, stop_rx) = mpsc::channel::<()>();
+    in_netns(ns, move || {
+        let mut held = Vec::with_capacity(n);
+        for _ in 0..n {
+            if let Ok(s) = TcpStream::connect_timeout(&target, Duration::from_secs(3)) {
+                held.push(s);
+            }
+        }
+        let _ = opened_tx.send(held.len());
+        let _ = stop_rx.recv_timeout(Duration::from_secs(120));
+    })
+    .expect("enter namespace");
+    (opened, stop)
+}
+
+/// A raw GET from namespace `ns`: the response text (empty when closed unanswered).
+fn raw_get(ns: &str, target: SocketAddr, path: &str) -> String {
+    let path = path.to_string();
+    in_netns(ns, move || {
+        let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+        let mut t = String::new();
+        let _ = s.read_to_string(&mut t);
+        Some(t)
+    })
+    .expect("enter namespace")
+    .join()
+    .expect("thread")
+    .flatten()
+    .unwrap_or_default()
+}
+
+#[test]
+fn idle_floods_on_the_api_and_a_proxy_frontend_leave_vrrp_and_the_probe_alone() {
+    let Some(mut k) = KubeLab::new("surfaces", 2, env!("CARGO_BIN_EXE_edgevip")) else {
+        return;
+    };
+    k.add_pods(1);
+    k.set_service("web", "front");
+    k.set_endpoints("web", "front", &[0]);
+    for i in 0..2 {
+        k.start_node(
+            i,
+            &[
+                "--advert-interval",
+                "100ms",
+                "--status-listen",
+                "0.0.0.0:9181",
+            ],
+        );
+    }
+    k.wait_ready(Duration::from_secs(15));
+    k.set_configmap(json!({VIP4: "web/front:PROXY"}));
+    let m = k.cluster.single_holder(VIP4, None, Duration::from_secs(5));
+    let vip = SocketAddr::new(VIP4.parse().unwrap(), 80);
+    let answer = k.tcp_request(vip);
+    assert!(
+        answer.is_some(),
+        "the PROXY frontend serves\n{}",
+        k.cluster.logs()
+    );
+    let pid = daemon_pid(&k, m);
+
+    // The descriptor limit was raised to the hard limit.
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let nofile: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(nofile[3], nofile[4], "soft = hard: {limits}");
+
+    // The 0.0.0.0 status listener answers on the node's address, never on the VIP.
+    let client = k.cluster.lab.client_ns().to_string();
+    let host = k.cluster.lab.host(m).ip4;
+    let on_node = raw_get(&client, SocketAddr::new(host.into(), 9181), "/status");
+    assert!(on_node.starts_with("HTTP/1.0 200"), "{on_node}");
+    let on_vip = raw_get(&client, SocketAddr::new(vip.ip(), 9181), "/status");
+    assert!(on_vip.is_empty(), "/status answered on the VIP: {on_vip}");
+
+    let before = [transitions(&k, 0), transitions(&k, 1)];
+    let (rss0, fds0) = (rss_kib(pid), open_fds(pid));
+    let node_ns = k.cluster.lab.host(m).ns.clone();
+    let t_flood = Instant::now();
+    let (api_opened, stop_api) = hold(&node_ns, common::API.parse().unwrap(), API_IDLE);
+    let (proxy_opened, stop_proxy) = hold(&client, vip, PROXY_IDLE);
+    let api_n = api_opened.recv_timeout(Duration::from_secs(60)).unwrap();
+    let proxy_n = proxy_opened.recv_timeout(Duration::from_secs(60)).unwrap();
+    let opened_in = t_flood.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let (rss1, fds1) = (rss_kib(pid), open_fds(pid));
+    let mut worst = Duration::ZERO;
+    for _ in 0..10 {
+        let (code, took) = healthz(&k, m);
+        assert_eq!(code, 200, "{}", k.cluster.logs());
+        worst = worst.max(took);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = k.cluster.http_get(m, "/metrics").1;
+    let refused: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.contains("refused") && !l.starts_with('#'))
+        .collect();
+    eprintln!(
+        "API idle connections opened: {api_n}; PROXY idle connections opened: {proxy_n} in {opened_in:?}; \
+         /healthz worst {worst:?}; RSS {rss0} KiB -> {rss1} KiB; fds {fds0} -> {fds1}; nofile {}/{}\n{}",
+        nofile[3],
+        nofile[4],
+        refused.join("\n")
+    );
+    assert_eq!(api_n, API_IDLE);
+    assert_eq!(proxy_n, PROXY_IDLE, "the kernel accepted every connection");
+    assert!(
+        worst < Duration::from_millis(100),
+        "/healthz took {worst:?}"
+    );
+    assert!(rss1 < RSS_LIMIT_KIB, "RSS {rss1} KiB");
+    assert_eq!(k.cluster.holders(VIP4), vec![m], "the VIP stayed");
+    assert_eq!(
+        [transitions(&k, 0), transitions(&k, 1)],
+        before,
+        "no VRRP transition"
+    );
+
+    // Silent PROXY clients are closed after the first-byte timeout (10 s): the descriptors
+    // come back while the clients still hold their ends.
+    let freed =
+        edgevip_lab::wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+            open_fds(pid) < fds0 + 200
+        });
+    let fds2 = open_fds(pid);
+    let _ = (stop_api.send(()), stop_proxy.send(()));
+    eprintln!("fds after the first-byte timeout: {fds2}");
+    assert!(
+        freed,
+        "idle PROXY connections still open: {fds2} fds (was {fds0})"
+    );
+    assert!(k.tcp_request(vip).is_some(), "the frontend serves again");
+    assert_eq!(k.cluster.holders(VIP4), vec![m]);
+}
