@@ -213,3 +213,86 @@ fn idle_floods_on_the_api_and_a_proxy_frontend_leave_vrrp_and_the_probe_alone() 
     assert!(k.tcp_request(vip).is_some(), "the frontend serves again");
     assert_eq!(k.cluster.holders(VIP4), vec![m]);
 }
+
+/// As PID 1 (its own PID namespace, as in a container), edgevip reaps what a notify hook
+/// leaves behind: an orphaned grandchild exits and leaves no zombie.
+#[test]
+fn as_pid1_orphans_of_hooks_are_reaped() {
+    if std::process::Command::new("unshare")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: unshare (util-linux) missing");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("edgevip-pid1-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("edgevip-as-pid1");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec unshare --pid --fork --kill-child --mount-proc {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_edgevip")
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    let Some(mut c) = common::Cluster::new("pid1_reap", 1, false, &wrapper) else {
+        return;
+    };
+    let node = common::Node::default();
+    // The hook backgrounds a sleep in a subshell and exits: the sleep is re-parented to
+    // PID 1 and must be reaped when it ends.
+    let yaml = format!(
+        "{}    notify: [\"sh\", \"-c\", \"(sleep 0.2 &); exit 0\"]\n",
+        node.yaml()
+    );
+    c.start(0, &yaml);
+    c.wait_holder(VIP4, 0, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(2));
+    // The init: the edgevip whose parent is `unshare`. A zombie has left the network
+    // namespace, so its children are found by parent pid, not by `ip netns pids`.
+    let stat = |p: &str| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+    let ppid = |s: &str| -> String {
+        s.rsplit_once(") ")
+            .and_then(|(_, r)| r.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_string()
+    };
+    let init = c
+        .pids(0)
+        .into_iter()
+        .map(|p| p.to_string())
+        .find(|p| {
+            let s = stat(p);
+            s.contains("(edgevip)") && stat(&ppid(&s)).contains("(unshare)")
+        })
+        .expect("the init process");
+    let procs: Vec<(String, String)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+        .map(|p| {
+            let s = stat(&p);
+            (p, s)
+        })
+        .filter(|(_, s)| ppid(s) == init)
+        .collect();
+    let zombies: Vec<&(String, String)> = procs
+        .iter()
+        .filter(|(_, s)| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+        .collect();
+    let daemons = 1 + procs
+        .iter()
+        .filter(|(_, s)| s.contains("(edgevip)"))
+        .count();
+    eprintln!("children of the init: {procs:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(daemons, 2, "init and daemon: {procs:?}\n{}", c.logs());
+    assert!(zombies.is_empty(), "zombies: {zombies:?}");
+}
