@@ -67,16 +67,20 @@ pub async fn run(args: KubeArgs) -> ExitCode {
     ) {
         return code;
     }
+    // The loopback status listener is a convenience (`edgevip status`): failing to bind it
+    // (say --api-listen 0.0.0.0 took the port) is logged, not fatal.
     if surfaces.status_listen != opts.api_listen
-        && let Err(code) = base.serve_api(
-            surfaces.status_listen,
-            true,
-            surfaces.api_max_connections as usize,
-            ready_rx,
-            Some(kube_rx),
-        )
+        && base
+            .serve_api(
+                surfaces.status_listen,
+                true,
+                surfaces.api_max_connections as usize,
+                ready_rx,
+                Some(kube_rx),
+            )
+            .is_err()
     {
-        return code;
+        tracing::warn!(listen = %surfaces.status_listen, "no status listener: /status is served only with --api-status or on another --status-listen");
     }
     let proxy_limits = edgevip_forward::proxy::Limits::from_fd_limit(
         crate::daemon::fd_limit(),
@@ -226,8 +230,9 @@ impl Forwarder {
     }
 
     async fn remove(self) {
-        if let Err(e) = self.nat.remove().await {
-            tracing::warn!(error = %e, "NAT table not removed");
+        match self.nat.remove().await {
+            Ok(()) | Err(edgevip_forward::nat::NatError::Missing(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "NAT table not removed"),
         }
     }
 }

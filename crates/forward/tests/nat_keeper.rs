@@ -143,3 +143,24 @@ async fn a_hung_nft_is_killed_and_counted_as_failed() {
     .await;
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn without_nft_and_without_nat_wanted_nothing_is_retried() {
+    let k = Keeper::spawn(Nft {
+        program: "/nonexistent/nft".into(),
+        timeout: Duration::from_secs(1),
+    });
+    let applied = k.applied();
+    until("in line", Duration::from_secs(2), || {
+        applied.borrow().services.is_some()
+    })
+    .await;
+    assert_eq!(applied.borrow().total_failures, 0);
+    k.set(&[service()]);
+    until(
+        "a failure once NAT is wanted",
+        Duration::from_secs(2),
+        || applied.borrow().failures >= 1,
+    )
+    .await;
+}

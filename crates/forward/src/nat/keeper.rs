@@ -21,8 +21,13 @@ const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
-#[error("nft: {0}")]
-pub struct NatError(pub String);
+pub enum NatError {
+    /// `nft` is not installed: no table of ours can have been made by this image.
+    #[error("nft: {0}: not installed")]
+    Missing(String),
+    #[error("nft: {0}")]
+    Failed(String),
+}
 
 /// How `nft` is run: the program (a test passes a fake) and the time a run may take
 /// before it is killed.
@@ -44,7 +49,7 @@ impl Default for Nft {
 impl Nft {
     /// `nft -j -f -` with the batch on stdin; killed after `timeout`.
     pub async fn run(&self, set: &Nftables<'_>) -> Result<(), NatError> {
-        let json = serde_json::to_vec(set).map_err(|e| NatError(e.to_string()))?;
+        let json = serde_json::to_vec(set).map_err(|e| NatError::Failed(e.to_string()))?;
         let run = async {
             let mut child = tokio::process::Command::new(&self.program)
                 .args(["-j", "-f", "-"])
@@ -53,28 +58,31 @@ impl Nft {
                 .stderr(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
-                .map_err(|e| NatError(format!("{}: {e}", self.program)))?;
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => NatError::Missing(self.program.clone()),
+                    _ => NatError::Failed(format!("{}: {e}", self.program)),
+                })?;
             if let Some(mut stdin) = child.stdin.take() {
                 stdin
                     .write_all(&json)
                     .await
-                    .map_err(|e| NatError(format!("writing the batch: {e}")))?;
+                    .map_err(|e| NatError::Failed(format!("writing the batch: {e}")))?;
             }
             let out = child
                 .wait_with_output()
                 .await
-                .map_err(|e| NatError(e.to_string()))?;
+                .map_err(|e| NatError::Failed(e.to_string()))?;
             if out.status.success() {
                 Ok(())
             } else {
                 let err = String::from_utf8_lossy(&out.stderr);
                 let err: String = err.trim().chars().take(512).collect();
-                Err(NatError(format!("{}: {err}", out.status)))
+                Err(NatError::Failed(format!("{}: {err}", out.status)))
             }
         };
         tokio::time::timeout(self.timeout, run)
             .await
-            .map_err(|_| NatError(format!("killed after {:?}", self.timeout)))?
+            .map_err(|_| NatError::Failed(format!("killed after {:?}", self.timeout)))?
     }
 }
 
@@ -165,6 +173,11 @@ async fn keep(
                         a.failures = 0;
                         a.last_error = None;
                     });
+                }
+                // Nothing to remove and no nft (forwarding unused on this image): in line.
+                Err(NatError::Missing(p)) if target.iter().all(|s| s.backends.is_empty()) => {
+                    tracing::debug!(program = %p, "nft not installed; no NAT wanted");
+                    applied.send_modify(|a| a.services = Some(target));
                 }
                 Err(e) => {
                     let mut failures = 0;
