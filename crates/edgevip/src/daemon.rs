@@ -147,7 +147,17 @@ pub async fn run(path: PathBuf) -> ExitCode {
 }
 
 async fn reload(path: &Path, engine: &mut Engine, metrics: &Metrics) {
-    match edgevip_config::load(path) {
+    // Read off the event loop: a config on a hung mount (or a FIFO) must not freeze VRRP,
+    // nor keep SIGTERM from being handled.
+    let p = path.to_path_buf();
+    let loaded = match tokio::task::spawn_blocking(move || edgevip_config::load(&p)).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(config = %path.display(), error = %e, "reload failed");
+            return;
+        }
+    };
+    match loaded {
         Ok(cfg) => {
             tracing::info!(config = %path.display(), "reloading");
             engine.apply(&cfg.instances).await;

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Check { config } => match edgevip_config::load(&config) {
             Ok(c) => {
                 println!(
@@ -47,7 +47,10 @@ fn main() -> ExitCode {
         } => rt.block_on(edgevip::daemon::run(config)),
         Command::Run { kube, .. } => rt.block_on(edgevip::kube_mode::run(*kube)),
         Command::Status { api, json } => rt.block_on(edgevip::client::status(api, json)),
-    }
+    };
+    // A config read still stuck (a hung mount) must not keep the process from exiting.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }
 
 fn init_logging(format: LogFormat, level: &str) {

@@ -9,6 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -295,4 +296,47 @@ fn as_pid1_orphans_of_hooks_are_reaped() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(daemons, 2, "init and daemon: {procs:?}\n{}", c.logs());
     assert!(zombies.is_empty(), "zombies: {zombies:?}");
+}
+
+/// SIGTERM during a reload that cannot finish (the config is now a FIFO nobody writes:
+/// a hung mount) still hands over and exits.
+#[test]
+fn sigterm_is_handled_while_a_reload_hangs() {
+    let Some(mut c) = common::cluster("hup_term", 2, false) else {
+        return;
+    };
+    for (i, prio) in [(0, 150u8), (1, 100)] {
+        let n = common::Node {
+            priority: prio,
+            ..common::Node::default()
+        };
+        c.start(i, &n.yaml());
+    }
+    c.wait_holder(VIP4, 0, Duration::from_secs(5));
+    let cfg = c.config_path(0);
+    std::fs::remove_file(&cfg).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&cfg)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    c.hup(0);
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    let code = c.term(0);
+    let took = t0.elapsed();
+    eprintln!("exit {code:?} after {took:?}");
+    assert_eq!(
+        code,
+        Some(0),
+        "SIGTERM not handled during the reload\n{}",
+        c.logs()
+    );
+    assert_eq!(c.sole_holder(VIP4, None, Duration::from_secs(3)), 1);
+    // Unblock anything still opening the FIFO.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&cfg);
+    let _ = std::fs::remove_file(&cfg);
 }
