@@ -1,6 +1,9 @@
-//! The HTTP API: `/healthz`, `/status` (JSON), `/metrics` (Prometheus text).
+//! The HTTP API: `/healthz`, `/readyz`, `/status` (JSON), `/metrics` (Prometheus text).
+//!
+//! A probe endpoint on a node at the cluster's front door: it must never answer on a VIP,
+//! never hold more than a bounded number of connections (each with a bounded life), and
+//! never be the reason VRRP starves of file descriptors or memory. See `limits`.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,13 +28,19 @@ pub struct ApiState {
     pub kubernetes: Option<tokio::sync::watch::Receiver<serde_json::Value>>,
 }
 
-pub fn router(state: ApiState) -> Router {
-    Router::new()
+/// `detail`: also serve `/status` (Service names, VIPs, backend addresses). The probe
+/// listener on the node's address leaves it off unless the operator asks.
+pub fn router(state: ApiState, detail: bool) -> Router {
+    let r = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/status", get(status))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+        .route("/metrics", get(metrics));
+    let r = if detail {
+        r.route("/status", get(status))
+    } else {
+        r
+    };
+    r.with_state(state)
 }
 
 /// Healthy while the engine's loop turned within the last few seconds.
@@ -79,14 +88,5 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         .into_response()
 }
 
-/// Binds and serves until the process ends.
-pub async fn serve(listen: SocketAddr, state: ApiState) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(%listen, "API listening");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(state)).await {
-            tracing::error!(error = %e, "API server stopped");
-        }
-    });
-    Ok(())
-}
+mod serve;
+pub use serve::{ApiMetrics, Limits, serve};

@@ -94,8 +94,10 @@ pub struct KubeArgs {
     /// (HTTP GET expecting 200; failing = fault, the VIP leaves the node), or `none`.
     #[arg(long, default_value = "http://127.0.0.1:10254/healthz")]
     pub ingress_check: String,
-    /// Where /healthz, /readyz, /status and /metrics listen.
-    #[arg(long, default_value = "0.0.0.0:9180")]
+    /// Where /healthz, /readyz and /metrics listen (and /status when loopback or with
+    /// --api-status): the node's own address (the DaemonSet passes status.hostIP as
+    /// `$(HOST_IP):9180`; an IPv6 address needs no brackets) or loopback, never a VIP.
+    #[arg(long, env = "EDGEVIP_API_LISTEN", default_value = "127.0.0.1:9180", value_parser = parse_listen)]
     pub api_listen: SocketAddr,
     /// A deleted ConfigMap releases its VIPs only after this long.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -149,6 +151,39 @@ pub struct KubeArgs {
     /// Let the ConfigMap's HTTP/TCP checks reach other hosts than loopback and this node.
     #[arg(long)]
     pub allow_configmap_remote_checks: bool,
+
+    #[command(flatten)]
+    pub surfaces: SurfaceArgs,
+}
+
+/// Limits of the network-facing listeners (API and PROXY frontends). Defaults are safe
+/// for a node at the cluster's front door; 0 for a cap means "derived from the
+/// file-descriptor limit, keeping a reserve for VRRP and the API".
+#[derive(Debug, Clone, clap::Args)]
+pub struct SurfaceArgs {
+    /// Also serve /status (Service names, VIPs, backends) on --api-listen when that is not
+    /// loopback. /status is always served on --status-listen.
+    #[arg(long)]
+    pub api_status: bool,
+    /// A loopback listener with every endpoint including /status (`edgevip status`);
+    /// skipped when it equals --api-listen.
+    #[arg(long, default_value = "127.0.0.1:9180", value_parser = parse_listen)]
+    pub status_listen: SocketAddr,
+    /// Open API connections at most (past it, the oldest is closed for the new one).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub api_max_connections: u64,
+    /// Open PROXY connections at most, all frontends together (0: from the fd limit).
+    #[arg(long, default_value_t = 0)]
+    pub proxy_max_connections: usize,
+    /// Open PROXY connections at most per frontend (VIP:port) (0: the overall cap).
+    #[arg(long, default_value_t = 0)]
+    pub proxy_max_connections_per_frontend: usize,
+    /// A PROXY client must send its first byte within this (the backend is dialled then).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub proxy_first_byte_timeout: Duration,
+    /// A proxied connection with no byte either way for this long is closed.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub proxy_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -159,6 +194,42 @@ pub enum ProxyProtocol {
     None,
 }
 
+/// `IP:PORT`, `[IPv6]:PORT`, or an unbracketed `IPv6:PORT` as `$(HOST_IP):9180` gives.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    s.rsplit_once(':')
+        .and_then(|(ip, port)| Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?)))
+        .ok_or_else(|| format!("{s:?} is not IP:PORT"))
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     edgevip_config::parse_duration(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_take_the_host_ip_as_the_downward_api_gives_it() {
+        assert_eq!(
+            parse_listen("192.0.2.7:9180").unwrap().to_string(),
+            "192.0.2.7:9180"
+        );
+        assert_eq!(
+            parse_listen("[2001:db8::7]:9180").unwrap().to_string(),
+            "[2001:db8::7]:9180"
+        );
+        assert_eq!(
+            parse_listen("2001:db8::7:9180").unwrap().to_string(),
+            "[2001:db8::7]:9180"
+        );
+        assert!(
+            parse_listen(":9180").is_err(),
+            "an empty $(HOST_IP) is an error"
+        );
+        assert!(parse_listen("192.0.2.7").is_err());
+    }
 }

@@ -59,9 +59,12 @@ impl Base {
         }
     }
 
-    pub async fn serve_api(
+    /// `detail`: serve `/status` on this listener too.
+    pub fn serve_api(
         &self,
         listen: SocketAddr,
+        detail: bool,
+        max_connections: usize,
         ready: watch::Receiver<bool>,
         kubernetes: Option<watch::Receiver<serde_json::Value>>,
     ) -> Result<(), ExitCode> {
@@ -73,10 +76,16 @@ impl Base {
             ready,
             kubernetes,
         };
-        api::serve(listen, state).await.map_err(|e| {
-            tracing::error!(%listen, error = %e, "cannot serve the API");
-            ExitCode::FAILURE
-        })
+        let limits = api::Limits {
+            max_connections,
+            ..Default::default()
+        };
+        api::serve(listen, state, detail, limits)
+            .map(drop)
+            .map_err(|e| {
+                tracing::error!(%listen, error = %e, "cannot serve the API");
+                ExitCode::FAILURE
+            })
     }
 }
 
@@ -101,7 +110,7 @@ pub async fn run(path: PathBuf) -> ExitCode {
     let shared = base.shared.clone();
     let (ready_tx, ready) = watch::channel(false);
     if let Some(api) = &cfg.api
-        && let Err(code) = base.serve_api(api.listen, ready, None).await
+        && let Err(code) = base.serve_api(api.listen, true, 256, ready, None)
     {
         return code;
     }
@@ -112,7 +121,19 @@ pub async fn run(path: PathBuf) -> ExitCode {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = base.hup.recv() => reload(&path, &mut engine, &shared.metrics).await,
+            // A reload in progress never holds SIGTERM back: the stop wins, and the
+            // shutdown below hands over whatever the reload had started.
+            _ = base.hup.recv() => {
+                let stop = tokio::select! {
+                    _ = reload(&path, &mut engine, &shared.metrics) => false,
+                    _ = base.term.recv() => true,
+                    _ = base.int.recv() => true,
+                };
+                if stop {
+                    tracing::warn!("stop signal during a reload: reload abandoned");
+                    break;
+                }
+            }
             _ = base.term.recv() => break,
             _ = base.int.recv() => break,
             // Keeps /healthz green while no instance is configured.
@@ -126,7 +147,17 @@ pub async fn run(path: PathBuf) -> ExitCode {
 }
 
 async fn reload(path: &Path, engine: &mut Engine, metrics: &Metrics) {
-    match edgevip_config::load(path) {
+    // Read off the event loop: a config on a hung mount (or a FIFO) must not freeze VRRP,
+    // nor keep SIGTERM from being handled.
+    let p = path.to_path_buf();
+    let loaded = match tokio::task::spawn_blocking(move || edgevip_config::load(&p)).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(config = %path.display(), error = %e, "reload failed");
+            return;
+        }
+    };
+    match loaded {
         Ok(cfg) => {
             tracing::info!(config = %path.display(), "reloading");
             engine.apply(&cfg.instances).await;
@@ -147,4 +178,25 @@ async fn reload(path: &Path, engine: &mut Engine, metrics: &Metrics) {
                 .inc();
         }
     }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (container runtimes often start at
+/// 1,024) and returns the soft limit in force. Connection caps are derived from it, so
+/// the API and the proxy stop short of it and VRRP always finds a descriptor.
+pub fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    }
+}
+
+/// The soft RLIMIT_NOFILE in force.
+pub fn fd_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft)
 }

@@ -58,12 +58,45 @@ pub async fn run(args: KubeArgs) -> ExitCode {
     );
     let (ready, ready_rx) = watch::channel(false);
     let (kube_status, kube_rx) = watch::channel(serde_json::Value::Null);
-    if let Err(code) = base
-        .serve_api(opts.api_listen, ready_rx, Some(kube_rx))
-        .await
-    {
+    let surfaces = &args.surfaces;
+    // /status (Service names, VIPs, backends) only where asked or private (loopback).
+    let detail = surfaces.api_status || opts.api_listen.ip().is_loopback();
+    if let Err(code) = base.serve_api(
+        opts.api_listen,
+        detail,
+        surfaces.api_max_connections as usize,
+        ready_rx.clone(),
+        Some(kube_rx.clone()),
+    ) {
         return code;
     }
+    // The loopback status listener is a convenience (`edgevip status`): failing to bind it
+    // (say --api-listen 0.0.0.0 took the port) is logged, not fatal.
+    if surfaces.status_listen != opts.api_listen
+        && base
+            .serve_api(
+                surfaces.status_listen,
+                true,
+                surfaces.api_max_connections as usize,
+                ready_rx,
+                Some(kube_rx),
+            )
+            .is_err()
+    {
+        tracing::warn!(listen = %surfaces.status_listen, "no status listener: /status is served only with --api-status or on another --status-listen");
+    }
+    let proxy_limits = edgevip_forward::proxy::Limits::from_fd_limit(
+        crate::daemon::fd_limit(),
+        surfaces.proxy_max_connections,
+        surfaces.proxy_max_connections_per_frontend,
+        surfaces.proxy_first_byte_timeout,
+        surfaces.proxy_idle_timeout,
+    );
+    tracing::info!(
+        total = proxy_limits.total,
+        per_frontend = proxy_limits.per_frontend,
+        "PROXY connection caps"
+    );
     let inputs = Inputs {
         desired: handle.desired,
         status: handle.status,
@@ -71,7 +104,7 @@ pub async fn run(args: KubeArgs) -> ExitCode {
     };
     let daemon = Daemon {
         engine: Engine::new(shared.clone()),
-        forwarder: Forwarder::new(shared.metrics.proxy.clone()),
+        forwarder: Forwarder::new(shared.metrics.proxy.clone(), proxy_limits),
         shared,
         ready,
         kube_status,
@@ -217,53 +250,52 @@ impl Plane for Daemon {
             self.events
                 .on_node(&self.node_name, Kind::Warning, "AdvertsNotFromPeers", note);
         }
+        let nat = self.forwarder.nat.applied().borrow().clone();
+        m.set_kube("nat_apply_failures", nat.total_failures as i64);
+        m.set_kube(
+            "nat_in_force",
+            i64::from(nat.failures == 0 && nat.services.is_some()),
+        );
     }
 
-    async fn shutdown(mut self) {
+    async fn shutdown(self) {
         self.engine.shutdown().await;
         self.forwarder.remove().await;
     }
 }
 
-/// NAT rules and proxies, kept on every edge node so a new master forwards at once.
+/// NAT rules and proxies, kept on every edge node so a new master forwards at once. NAT
+/// is applied, retried and bounded by its keeper task; this only hands it the latest.
 struct Forwarder {
-    nat: edgevip_forward::nat::Nat,
+    nat: edgevip_forward::nat::Keeper,
     proxies: edgevip_forward::proxy::Proxies,
     current: edgevip_forward::Spec,
 }
 
 impl Forwarder {
-    fn new(metrics: edgevip_forward::proxy::ProxyMetrics) -> Forwarder {
+    fn new(
+        metrics: edgevip_forward::proxy::ProxyMetrics,
+        limits: edgevip_forward::proxy::Limits,
+    ) -> Forwarder {
         Forwarder {
-            nat: Default::default(),
-            proxies: edgevip_forward::proxy::Proxies::new(metrics),
+            nat: edgevip_forward::nat::Keeper::spawn(Default::default()),
+            proxies: edgevip_forward::proxy::Proxies::with_limits(metrics, limits),
             current: Default::default(),
         }
     }
 
     async fn apply(&mut self, spec: &edgevip_forward::Spec) {
+        self.nat.set(&spec.nat);
         if *spec == self.current {
             return;
         }
-        let started = std::time::Instant::now();
-        if !spec.nat.is_empty() || !self.current.nat.is_empty() {
-            match self.nat.apply(&spec.nat).await {
-                Ok(true) => {
-                    tracing::info!(services = spec.nat.len(), took = ?started.elapsed(), "NAT rules replaced")
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "NAT rules not applied: keeping the previous ones")
-                }
-            }
-            if spec.nat.iter().any(|n| n.vip.is_ipv4())
-                && std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
-                    .is_ok_and(|v| v.trim() == "0")
-            {
-                tracing::warn!(
-                    "net.ipv4.ip_forward is 0: NATed traffic to other nodes' endpoints is dropped"
-                );
-            }
+        if spec.nat.iter().any(|n| n.vip.is_ipv4())
+            && std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .is_ok_and(|v| v.trim() == "0")
+        {
+            tracing::warn!(
+                "net.ipv4.ip_forward is 0: NATed traffic to other nodes' endpoints is dropped"
+            );
         }
         for e in self.proxies.update(&spec.proxy) {
             tracing::error!(error = %e, "proxy");
@@ -271,11 +303,10 @@ impl Forwarder {
         self.current = spec.clone();
     }
 
-    async fn remove(&mut self) {
-        if !self.current.nat.is_empty()
-            && let Err(e) = self.nat.remove().await
-        {
-            tracing::warn!(error = %e, "NAT table not removed");
+    async fn remove(self) {
+        match self.nat.remove().await {
+            Ok(()) | Err(edgevip_forward::nat::NatError::Missing(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "NAT table not removed"),
         }
     }
 }

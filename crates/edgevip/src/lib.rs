@@ -8,6 +8,7 @@ pub mod client;
 pub mod daemon;
 pub mod engine;
 pub mod health;
+pub mod init;
 pub mod kube_mode;
 pub mod metrics;
 pub mod notify;

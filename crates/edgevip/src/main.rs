@@ -6,7 +6,16 @@ use edgevip::cli::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run { .. })
+        && let Some(code) = edgevip::init::run_if_pid1()
+    {
+        return code;
+    }
     init_logging(cli.log_format, &cli.log_level);
+    if matches!(cli.command, Command::Run { .. }) {
+        let fds = edgevip::daemon::raise_fd_limit();
+        tracing::info!(limit = fds, "file descriptor limit");
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -17,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Check { config } => match edgevip_config::load(&config) {
             Ok(c) => {
                 println!(
@@ -38,7 +47,10 @@ fn main() -> ExitCode {
         } => rt.block_on(edgevip::daemon::run(config)),
         Command::Run { kube, .. } => rt.block_on(edgevip::kube_mode::run(*kube)),
         Command::Status { api, json } => rt.block_on(edgevip::client::status(api, json)),
-    }
+    };
+    // A config read still stuck (a hung mount) must not keep the process from exiting.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }
 
 fn init_logging(format: LogFormat, level: &str) {

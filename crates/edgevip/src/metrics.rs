@@ -70,6 +70,7 @@ pub struct Metrics {
     /// Kubernetes mode: one gauge per aspect of the controller's view.
     pub kube: Family<KubeLabels, Gauge>,
     pub proxy: edgevip_forward::proxy::ProxyMetrics,
+    pub api: crate::api::ApiMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -122,8 +123,10 @@ impl Metrics {
             notify_runs: Family::default(),
             kube: Family::default(),
             proxy: Default::default(),
+            api: Default::default(),
         };
         m.proxy.register(&mut r);
+        m.api.register(&mut r);
         r.register(
             "instance_state",
             "1 for the current state of each virtual router",

@@ -162,40 +162,8 @@ pub fn teardown() -> Nftables<'static> {
     }
 }
 
-/// Applies rule sets through `nft -j -f -`, skipping one identical to the last applied.
-#[derive(Default)]
-pub struct Nat {
-    last: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("nft: {0}")]
-pub struct NatError(String);
-
-impl Nat {
-    /// Returns whether anything was applied.
-    pub async fn apply(&mut self, services: &[NatService]) -> Result<bool, NatError> {
-        let set = ruleset(services);
-        let text = serde_json::to_string(&set).map_err(|e| NatError(e.to_string()))?;
-        if self.last.as_deref() == Some(text.as_str()) {
-            return Ok(false);
-        }
-        run(set).await?;
-        self.last = Some(text);
-        Ok(true)
-    }
-
-    pub async fn remove(&mut self) -> Result<(), NatError> {
-        self.last = None;
-        run(teardown()).await
-    }
-}
-
-async fn run(set: Nftables<'static>) -> Result<(), NatError> {
-    nftables::helper::apply_ruleset_async(&set)
-        .await
-        .map_err(|e| NatError(e.to_string()))
-}
+mod keeper;
+pub use keeper::{Applied, Keeper, NatError, Nft};
 
 #[cfg(test)]
 mod tests;

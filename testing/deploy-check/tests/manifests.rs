@@ -47,6 +47,13 @@ const KNOWN_FLAGS: &[&str] = &[
     "--unicast",
     "--ingress-check",
     "--api-listen",
+    "--api-status",
+    "--status-listen",
+    "--api-max-connections",
+    "--proxy-max-connections",
+    "--proxy-max-connections-per-frontend",
+    "--proxy-first-byte-timeout",
+    "--proxy-idle-timeout",
     "--release-grace",
     "--advert-interval",
     "--preempt",
@@ -78,6 +85,7 @@ const SWITCHES: &[&str] = &[
     "--allow-configmap-ttl",
     "--allow-configmap-peers",
     "--allow-configmap-remote-checks",
+    "--api-status",
 ];
 /// LoadBalancer mode's flags: only together with `--load-balancers`.
 const LB_FLAGS: &[&str] = &[
@@ -821,14 +829,26 @@ fn check_daemonset(ds: &DaemonSet, configmap_ref: &str, sa: &str) -> Vec<String>
     {
         p.push(format!("--ingress-check {v}: want a URL or none"));
     }
+    // The API on the node's own address (downward API status.hostIP), never 0.0.0.0,
+    // where it would answer on every VIP.
+    let host_ip = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "HOST_IP")
+        .and_then(|e| e.value_from.as_ref())
+        .and_then(|v| v.field_ref.as_ref())
+        .map(|f| f.field_path.as_str());
     let api_port = match flag("--api-listen") {
-        Some(l) => l
-            .parse::<std::net::SocketAddr>()
-            .map(|a| i32::from(a.port()))
-            .unwrap_or_else(|_| {
-                p.push(format!("--api-listen {l} is not ADDR:PORT"));
+        Some(l) => match l.strip_prefix("$(HOST_IP):").map(str::parse::<u16>) {
+            Some(Ok(port)) if host_ip == Some("status.hostIP") => i32::from(port),
+            _ => {
+                p.push(format!(
+                    "--api-listen {l}: want $(HOST_IP):PORT with env HOST_IP from status.hostIP (got {host_ip:?})"
+                ));
                 0
-            }),
+            }
+        },
         None => API_PORT,
     };
     if api_port != API_PORT {
@@ -3263,6 +3283,7 @@ fn run_binary(bin: &Path, args: &[String]) -> Run {
         .env_remove("NODE_NAME")
         .env_remove("KUBECONFIG")
         .env_remove("EDGEVIP_LOG")
+        .env_remove("EDGEVIP_API_LISTEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -3306,7 +3327,10 @@ fn check_binary_accepts(what: &str, container_args: &[String]) {
     let bin = edgevip_binary();
     let mut args: Vec<String> = container_args
         .iter()
-        .map(|a| a.replace("$(NODE_NAME)", "edge-0"))
+        .map(|a| {
+            a.replace("$(NODE_NAME)", "edge-0")
+                .replace("$(HOST_IP)", "192.0.2.11")
+        })
         .collect();
     args.retain(|a| !a.starts_with("--kubeconfig"));
     args.extend(["--kubeconfig".to_string(), "/nonexistent".to_string()]);
@@ -3361,7 +3385,10 @@ fn the_binary_check_catches_rejected_args() {
     let docs = plain();
     let base: Vec<String> = container_args(the_daemonset(&docs))
         .iter()
-        .map(|a| a.replace("$(NODE_NAME)", "edge-0"))
+        .map(|a| {
+            a.replace("$(NODE_NAME)", "edge-0")
+                .replace("$(HOST_IP)", "192.0.2.11")
+        })
         .chain(["--kubeconfig".to_string(), "/nonexistent".to_string()])
         .collect();
     let with = |extra: &[&str]| {
@@ -3518,7 +3545,7 @@ fn known_flags_are_the_binarys() {
             "--proxy-protocol does not list {v}:\n{pp_help}"
         );
     }
-    assert_eq!(default("--api-listen"), format!("0.0.0.0:{API_PORT}"));
+    assert_eq!(default("--api-listen"), format!("127.0.0.1:{API_PORT}"));
     assert_eq!(
         default("--node-selector"),
         include_node_selector(&value_at(&v, &["nodeSelector"]).clone())
