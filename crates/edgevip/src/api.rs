@@ -89,4 +89,4 @@ async fn metrics(State(s): State<ApiState>) -> Response {
 }
 
 mod serve;
-pub use serve::{ApiMetrics, Limits, serve};
+pub use serve::{Limits, serve};

@@ -70,7 +70,7 @@ pub struct Metrics {
     /// Kubernetes mode: one gauge per aspect of the controller's view.
     pub kube: Family<KubeLabels, Gauge>,
     pub proxy: edgevip_forward::proxy::ProxyMetrics,
-    pub api: crate::api::ApiMetrics,
+    pub api: ApiMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -289,5 +289,35 @@ impl Metrics {
             }
             self.priority.remove(&Self::router(instance, f));
         }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    pub reason: String,
+}
+
+/// Connections the API closed without serving: `evicted` (the oldest, to admit a new one
+/// at the cap), `vip_address` (made to a VIP), `accept_error` (e.g. out of descriptors).
+#[derive(Clone, Default)]
+pub struct ApiMetrics {
+    pub refused: Family<RefusedLabels, Counter>,
+}
+
+impl ApiMetrics {
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "api_connections_refused",
+            "API connections closed unserved, by reason (evicted, vip_address, accept_error)",
+            self.refused.clone(),
+        );
+    }
+
+    pub(crate) fn refuse(&self, reason: &str) {
+        self.refused
+            .get_or_create(&RefusedLabels {
+                reason: reason.into(),
+            })
+            .inc();
     }
 }

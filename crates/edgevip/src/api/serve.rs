@@ -13,10 +13,6 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
 
 use super::{ApiState, router};
@@ -36,36 +32,6 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(5),
             connection_deadline: Duration::from_secs(10),
         }
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RefusedLabels {
-    pub reason: String,
-}
-
-/// Connections the API closed without serving: `evicted` (the oldest, to admit a new one
-/// at the cap), `vip_address` (made to a VIP), `accept_error` (e.g. out of descriptors).
-#[derive(Clone, Default)]
-pub struct ApiMetrics {
-    pub refused: Family<RefusedLabels, Counter>,
-}
-
-impl ApiMetrics {
-    pub fn register(&self, r: &mut Registry) {
-        r.register(
-            "api_connections_refused",
-            "API connections closed unserved, by reason (evicted, vip_address, accept_error)",
-            self.refused.clone(),
-        );
-    }
-
-    fn refuse(&self, reason: &str) {
-        self.refused
-            .get_or_create(&RefusedLabels {
-                reason: reason.into(),
-            })
-            .inc();
     }
 }
 
