@@ -133,11 +133,6 @@ fn proxy_mode_shows_the_client_and_skips_dead_backends() {
     let (pods, _, failed) = spread(&k, 20);
     assert_eq!(failed, 0);
     assert!(!pods.contains("pod1"), "{pods:?}");
-    // Removed from the endpoints: no new connections to it.
-    k.set_endpoints("web", "front", &[0]);
-    std::thread::sleep(Duration::from_millis(100));
-    let (pods, _, _) = spread(&k, 10);
-    assert_eq!(pods, BTreeSet::from(["pod0".to_string()]));
     // The proxy dialled the pods' target port (the EndpointSlice's, not the Service's 80)
     // and counted the dead backend's refusals.
     let series = |what: &str, pod: usize| {
@@ -156,4 +151,19 @@ fn proxy_mode_shows_the_client_and_skips_dead_backends() {
         "{}: {refused}",
         series("connect_failures", 1)
     );
+    // Removed from the endpoints: no new connections to it, and the series of the removed
+    // backends are gone (metrics do not grow with pod churn).
+    k.set_endpoints("web", "front", &[0]);
+    std::thread::sleep(Duration::from_millis(100));
+    let (pods, _, _) = spread(&k, 10);
+    assert_eq!(pods, BTreeSet::from(["pod0".to_string()]));
+    let (_, text) = k.cluster.http_get(m, "/metrics");
+    for pod in [1, 2] {
+        let gone = format!("backend=\"{}:{POD_TCP}\"", KubeLab::pod_ip(pod));
+        assert!(
+            !text.contains(&gone),
+            "series of removed pod{pod} still there"
+        );
+    }
+    assert!(text.contains(&series("connections", 0)));
 }
