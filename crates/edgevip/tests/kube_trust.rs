@@ -208,35 +208,77 @@ fn a_vrid_clash_with_lb_vrid_leaves_the_rich_instance_serving() {
 
 #[test]
 fn adverts_from_an_address_no_node_lists_raise_a_warning_event() {
-    let Some(mut k) = lab("kube_trust_peer", 2) else {
+    let Some(mut k) = lab("kube_trust_peer", 1) else {
         return;
     };
-    // edge-1's InternalIP is not on the NIC VRRP uses (`--interface eth0`): its adverts
-    // come from 192.0.2.12, which edge-0 knows as no peer.
-    let mut n1 = k.node_object(1, true);
-    n1["status"]["addresses"][0]["address"] = json!("192.0.2.99");
-    k.api.apply(n1);
     k.set_configmap(json!({VIP4: ""}));
     k.start_node(0, &["--advert-interval", "100ms"]);
-    k.start_node(1, &["--advert-interval", "100ms", "--interface", "eth0"]);
     k.wait_ready(Duration::from_secs(15));
+    // A host on the segment that is no edge node (the lab's client) sends adverts for the
+    // compat instance's VRID (50) to edge-0, every 100 ms, until the Event is there.
+    let me = k.cluster.lab.client().ip4;
+    let to = k.cluster.lab.host(0).ip4;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let halt = stop.clone();
+    let sender = edgevip_lab::in_netns(k.cluster.lab.client_ns(), move || {
+        let a = vrrp::packet::Advert {
+            version: vrrp::packet::Version::V3,
+            vrid: 50,
+            priority: 100,
+            interval_cs: 10,
+            addresses: vec![VIP4.parse().unwrap()],
+            auth: vrrp::packet::Auth::None,
+        };
+        let bytes = vrrp::packet::encode(
+            &a,
+            me.into(),
+            to.into(),
+            vrrp::packet::ChecksumForm::PseudoHeader,
+        )
+        .unwrap();
+        let s = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::from(i32::from(vrrp::wire::IPPROTO_VRRP))),
+        )
+        .unwrap();
+        s.set_ttl_v4(255).unwrap();
+        let dst: std::net::SocketAddr = std::net::SocketAddrV4::new(to, 0).into();
+        // Bounded: at most 30 s of adverts.
+        for _ in 0..300 {
+            if halt.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let _ = s.send_to(&bytes, &dst.into());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .expect("client namespace");
     let start = Instant::now();
-    loop {
+    let found = loop {
         let evs = k.api.list("events.k8s.io/v1", "Event");
         if let Some(e) = evs.iter().find(|e| {
             e["reason"] == "AdvertsNotFromPeers"
                 && e["type"] == "Warning"
                 && e["regarding"]["name"] == "edge-0"
         }) {
-            eprintln!("after {:?}: {}", start.elapsed(), e["note"]);
-            assert!(e["note"].as_str().unwrap().contains("not_a_peer"));
-            break;
+            break Some((
+                start.elapsed(),
+                e["note"].as_str().unwrap_or("").to_string(),
+            ));
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(25),
-            "no AdvertsNotFromPeers Event: {evs:#?}\n{}",
-            k.cluster.logs()
-        );
+        if start.elapsed() > Duration::from_secs(25) {
+            break None;
+        }
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = sender.join();
+    let Some((after, note)) = found else {
+        panic!("no AdvertsNotFromPeers Event\n{}", k.cluster.logs());
+    };
+    eprintln!("after {after:?}: {note}");
+    assert!(note.contains("not_a_peer"), "{note}");
+    // The stranger moved nothing: edge-0 serves the VIP.
+    assert_eq!(k.cluster.holders(VIP4), [0]);
 }
