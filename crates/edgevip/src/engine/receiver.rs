@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 
 /// Datagrams queued per router before the reader drops (and counts) more: a router that
 /// cannot keep up must not stall its neighbours on the link.
-const QUEUE: usize = 64;
+const QUEUE: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {

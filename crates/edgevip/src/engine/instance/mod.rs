@@ -103,6 +103,34 @@ struct Task {
     checks: Checks,
     /// What the status board shows, to publish only on change.
     published: [Option<Visible>; 2],
+    /// Drop counters by (router, reason), resolved once: a flood costs an increment each.
+    drops: std::collections::HashMap<
+        (usize, &'static str),
+        prometheus_client::metrics::counter::Counter,
+    >,
+    drop_log: LogLimit,
+}
+
+/// At most one log line a second; says how many were held back meanwhile.
+#[derive(Default)]
+struct LogLimit {
+    last: Option<std::time::Instant>,
+    held: u64,
+}
+
+impl LogLimit {
+    /// `Some(held back since the last line)` when a line may go out now.
+    fn allow(&mut self, now: std::time::Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.held += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
 }
 
 enum Event {
@@ -176,6 +204,8 @@ impl Task {
             tracking: Tracking::default(),
             checks: Checks::start(&cfg.name, &cfg.health_checks, sh.metrics.clone()),
             published: [None; 2],
+            drops: Default::default(),
+            drop_log: LogLimit::default(),
             cfg,
             sh,
         };
@@ -315,10 +345,24 @@ impl Task {
         match self.vrs[i].accept(&dg, &self.own) {
             Ok(a) => self.feed(i, Input::Advert(a.heard)).await,
             Err(reason) => {
-                tracing::debug!(instance = %self.cfg.name, src = %d.src, %reason, "advert dropped");
-                self.sh
-                    .metrics
-                    .drop(&self.cfg.name, self.vrs[i].label, reason.as_str());
+                let label = reason.as_str();
+                let vr = &self.vrs[i];
+                let counter = self.drops.entry((i, label)).or_insert_with(|| {
+                    self.sh
+                        .metrics
+                        .dropped
+                        .get_or_create(&crate::metrics::DropLabels {
+                            instance: self.cfg.name.clone(),
+                            family: vr.label.into(),
+                            reason: label.into(),
+                        })
+                        .clone()
+                });
+                counter.inc();
+                // A flood must not become a flood of log lines: one a second, with a count.
+                if let Some(skipped) = self.drop_log.allow(std::time::Instant::now()) {
+                    tracing::debug!(instance = %self.cfg.name, src = %d.src, %reason, skipped, "advert dropped");
+                }
             }
         }
     }
@@ -529,4 +573,20 @@ async fn usable_primary(
         interface: cfg.interface.clone(),
         family: receiver::family_label(family),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_limited_to_one_a_second_with_a_count() {
+        let mut l = LogLimit::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(l.allow(t0), Some(0));
+        for k in 1..=1000 {
+            assert_eq!(l.allow(t0 + Duration::from_micros(k)), None);
+        }
+        assert_eq!(l.allow(t0 + Duration::from_secs(1)), Some(1000));
+    }
 }
