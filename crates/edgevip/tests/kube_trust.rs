@@ -221,28 +221,8 @@ fn adverts_from_an_address_no_node_lists_raise_a_warning_event() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let halt = stop.clone();
     let sender = edgevip_lab::in_netns(k.cluster.lab.client_ns(), move || {
-        let a = vrrp::packet::Advert {
-            version: vrrp::packet::Version::V3,
-            vrid: 50,
-            priority: 100,
-            interval_cs: 10,
-            addresses: vec![VIP4.parse().unwrap()],
-            auth: vrrp::packet::Auth::None,
-        };
-        let bytes = vrrp::packet::encode(
-            &a,
-            me.into(),
-            to.into(),
-            vrrp::packet::ChecksumForm::PseudoHeader,
-        )
-        .unwrap();
-        let s = socket2::Socket::new(
-            socket2::Domain::IPV4,
-            socket2::Type::RAW,
-            Some(socket2::Protocol::from(i32::from(vrrp::wire::IPPROTO_VRRP))),
-        )
-        .unwrap();
-        s.set_ttl_v4(255).unwrap();
+        let bytes = common::advert(50, me, to, 100);
+        let s = common::raw_vrrp_socket(me);
         let dst: std::net::SocketAddr = std::net::SocketAddrV4::new(to, 0).into();
         // Bounded: at most 30 s of adverts.
         for _ in 0..300 {

@@ -3,14 +3,12 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Node, VIP4};
-use socket2::{Domain, Protocol, Socket, Type};
-use vrrp::packet::{self, Advert, Auth, ChecksumForm, Version};
-use vrrp::wire::{IPPROTO_VRRP, MCAST_V4};
+use vrrp::wire::MCAST_V4;
 
 const FLOOD_FOR: Duration = Duration::from_secs(3);
 /// Upper bound on what one flood sends, whatever the rate.
@@ -24,43 +22,7 @@ fn node(i: usize) -> Node<'static> {
 }
 
 fn advert(src: Ipv4Addr, priority: u8) -> Vec<u8> {
-    let a = Advert {
-        version: Version::V3,
-        vrid: 51,
-        priority,
-        interval_cs: 10,
-        addresses: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))],
-        auth: Auth::None,
-    };
-    packet::encode(&a, src.into(), MCAST_V4.into(), ChecksumForm::PseudoHeader).unwrap()
-}
-
-/// A raw protocol-112 socket in the client's namespace: TTL 255 (so the flood passes the
-/// TTL check and reaches the decoder), and no DF (so 5,000-byte datagrams are fragmented).
-fn raw_socket(src: Ipv4Addr) -> Socket {
-    let s = Socket::new(
-        Domain::IPV4,
-        Type::RAW,
-        Some(Protocol::from(i32::from(IPPROTO_VRRP))),
-    )
-    .expect("raw socket");
-    s.set_ttl_v4(255).unwrap();
-    s.set_multicast_ttl_v4(255).unwrap();
-    s.set_multicast_if_v4(&src).unwrap();
-    let dont: libc::c_int = libc::IP_PMTUDISC_DONT;
-    // SAFETY: a valid socket descriptor, and a pointer to a c_int with its exact size, as
-    // IP_MTU_DISCOVER expects.
-    let r = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&s),
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            (&dont as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0, "IP_MTU_DISCOVER");
-    s
+    common::advert(51, src, MCAST_V4, priority)
 }
 
 /// Sends `packets` round robin to their destinations for `FLOOD_FOR` (at most `FLOOD_MAX`),
@@ -69,7 +31,7 @@ fn flood(c: &common::Cluster, packets: Vec<(Vec<u8>, Ipv4Addr)>) -> usize {
     let src = c.lab.client().ip4;
     let ns = c.lab.client_ns().to_string();
     let h = edgevip_lab::in_netns(&ns, move || {
-        let s = raw_socket(src);
+        let s = common::raw_vrrp_socket(src);
         let started = Instant::now();
         let mut sent = 0;
         while sent < FLOOD_MAX && started.elapsed() < FLOOD_FOR {

@@ -72,7 +72,8 @@ pub fn interval_cs(i: &Instance) -> u16 {
     (i.advert_interval.as_millis() / 10) as u16
 }
 
-fn auth(i: &Instance) -> Auth {
+/// The VRRPv2 password as the wire carries it (`Auth::None` for v3).
+pub fn auth(i: &Instance) -> Auth {
     match (&i.auth_pass, version(i)) {
         (Some(p), Version::V2) => {
             let mut b = [0u8; 8];

@@ -16,3 +16,54 @@ pub fn cluster(test: &str, hosts: usize, ipv6: bool) -> Option<Cluster> {
 pub fn status(c: &Cluster, i: usize) -> Status {
     serde_json::from_str(&c.status_json(i, API)).expect("status JSON")
 }
+
+/// A VRRPv3 advert for 192.0.2.100 from `src` to `dst`, as a host on the segment sends it.
+pub fn advert(vrid: u8, src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, priority: u8) -> Vec<u8> {
+    let a = vrrp::packet::Advert {
+        version: vrrp::packet::Version::V3,
+        vrid,
+        priority,
+        interval_cs: 10,
+        addresses: vec![std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+            192, 0, 2, 100,
+        ))],
+        auth: vrrp::packet::Auth::None,
+    };
+    vrrp::packet::encode(
+        &a,
+        src.into(),
+        dst.into(),
+        vrrp::packet::ChecksumForm::PseudoHeader,
+    )
+    .unwrap()
+}
+
+/// A raw protocol-112 socket (call it in the sender's namespace): TTL 255 (so what it sends
+/// passes the TTL check and reaches the decoder), multicast out of `src`, and no DF (so
+/// 5,000-byte datagrams are fragmented).
+pub fn raw_vrrp_socket(src: std::net::Ipv4Addr) -> socket2::Socket {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(i32::from(vrrp::wire::IPPROTO_VRRP))),
+    )
+    .expect("raw socket");
+    s.set_ttl_v4(255).unwrap();
+    s.set_multicast_ttl_v4(255).unwrap();
+    s.set_multicast_if_v4(&src).unwrap();
+    let dont: libc::c_int = libc::IP_PMTUDISC_DONT;
+    // SAFETY: a valid socket descriptor, and a pointer to a c_int with its exact size, as
+    // IP_MTU_DISCOVER expects.
+    let r = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&s),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&dont as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "IP_MTU_DISCOVER");
+    s
+}

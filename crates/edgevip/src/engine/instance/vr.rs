@@ -50,7 +50,6 @@ impl Plan {
             vec![wire::multicast_group(family == Family::V4)]
         };
         let version = translate::version(cfg);
-        let rc = translate::router_config(cfg, IpAddr::from([0, 0, 0, 0]));
         Plan {
             unicast: cfg.unicast,
             unicast_min_ttl: cfg.unicast_min_ttl,
@@ -60,12 +59,12 @@ impl Plan {
                 version,
                 vrid: cfg.vrid,
                 priority: 0,
-                interval_cs: rc.advert_interval_cs,
+                interval_cs: translate::interval_cs(cfg),
                 addresses: translate::vips(cfg, family)
                     .iter()
                     .map(|v| v.addr)
                     .collect(),
-                auth: rc.auth,
+                auth: translate::auth(cfg),
             },
             // v2 encodes message-only whatever is asked.
             form: if family == Family::V6 || cfg.v3_checksum_pseudo_header {
