@@ -24,6 +24,7 @@
 //!     unicast_min_ttl: 255        # unicast peers behind a router may arrive with less
 //!     unicast_src: 192.0.2.11     # IPv4 advert source (default: the interface's first)
 //!     handoff: true               # make-before-break on graceful stop
+//!     strict_vip_list: false      # drop adverts listing other VIPs (always counted)
 //!     health_checks:              # of the local ingress; failing: weight, or fault without
 //!       - {name: ingress, http: {url: "http://127.0.0.1:10254/healthz", expect_status: 200},
 //!          interval: 200ms, timeout: 300ms, rise: 3, fall: 2, weight: -50}
@@ -104,6 +105,9 @@ pub struct Instance {
     /// interface's primary address. IPv6 adverts always come from the link-local address.
     pub unicast_src: Option<IpAddr>,
     pub handoff: bool,
+    /// Drop adverts whose VIP list differs from ours (keepalived's `vrrp_strict` check);
+    /// default false: such adverts are counted and logged, and still believed.
+    pub strict_vip_list: bool,
     /// Checks of a local service (the ingress controller): a failing one lowers the
     /// priority by its weight, or faults the instance when it has none.
     pub health_checks: Vec<HealthCheck>,

@@ -51,6 +51,7 @@ pub struct Instance {
     /// Absent lets [`crate::Defaults::unicast_src`] apply.
     pub unicast_src: Option<String>,
     pub handoff: Option<bool>,
+    pub strict_vip_list: Option<bool>,
     /// Absent (not merely empty) lets [`crate::Defaults::health_checks`] apply.
     pub health_checks: Option<Vec<HealthCheck>>,
     #[serde(default)]

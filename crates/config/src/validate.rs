@@ -221,6 +221,7 @@ fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Ins
         unicast_min_ttl,
         unicast_src,
         handoff: r.handoff.unwrap_or(true),
+        strict_vip_list: r.strict_vip_list.unwrap_or(false),
         health_checks,
         notify: r.notify,
     })

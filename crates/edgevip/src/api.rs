@@ -57,18 +57,26 @@ async fn healthz(State(s): State<ApiState>) -> Response {
     }
 }
 
-/// Ready once the desired state is known: in Kubernetes mode, after the first full list of
-/// the ConfigMap and the edge nodes (a rolling update waits for it before the next node).
+/// Ready once the desired state is known (in Kubernetes mode, after the first full list of
+/// the ConfigMap and the edge nodes) and every instance runs: a rolling update waits for
+/// it before the next node, so a version that cannot start an instance stops the rollout.
 async fn readyz(State(s): State<ApiState>) -> Response {
-    if *s.ready.borrow() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
+    if !*s.ready.borrow() {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: desired state not known yet\n",
         )
-            .into_response()
+            .into_response();
     }
+    let failed = s.board.failed();
+    if failed.is_empty() {
+        return (StatusCode::OK, "ready\n").into_response();
+    }
+    let mut body = String::from("not ready:\n");
+    for (name, error) in failed {
+        body.push_str(&format!("instance {name} failed: {error}\n"));
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
 }
 
 async fn status(State(s): State<ApiState>) -> Response {

@@ -43,6 +43,11 @@ pub struct VipOpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabels {
+    pub instance: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChecksumLabels {
     pub instance: String,
     pub form: String,
@@ -61,6 +66,10 @@ pub struct Metrics {
     /// Datagrams a shared receive path dropped before any instance saw them.
     pub rx_dropped: Family<RxDropLabels, Counter>,
     pub vip_errors: Family<VipOpLabels, Counter>,
+    /// Adverts whose address list differs from ours (RFC 5798 §7.1 asks to log them).
+    pub vip_list_mismatches: Family<RouterLabels, Counter>,
+    /// 1 while an instance cannot start (interface missing, no address); /status says why.
+    pub failed: Family<InstanceLabels, Gauge>,
     pub announcements: Family<RouterLabels, Counter>,
     pub checksum_forms: Family<ChecksumLabels, Counter>,
     pub reloads: Family<ReloadLabels, Counter>,
@@ -115,6 +124,8 @@ impl Metrics {
             dropped: Family::default(),
             rx_dropped: Family::default(),
             vip_errors: Family::default(),
+            vip_list_mismatches: Family::default(),
+            failed: Family::default(),
             announcements: Family::default(),
             checksum_forms: Family::default(),
             reloads: Family::default(),
@@ -158,6 +169,16 @@ impl Metrics {
             "vip_errors",
             "Failed VIP additions or removals",
             m.vip_errors.clone(),
+        );
+        r.register(
+            "vip_list_mismatches",
+            "Adverts whose VIP list differs from ours (dropped when strict_vip_list is set)",
+            m.vip_list_mismatches.clone(),
+        );
+        r.register(
+            "instance_failed",
+            "1 while an instance cannot start (interface missing, no address yet); retried with backoff",
+            m.failed.clone(),
         );
         r.register(
             "announcements",
@@ -277,9 +298,42 @@ impl Metrics {
             .set(v);
     }
 
-    /// Forgets a removed instance's series.
+    pub fn set_failed(&self, instance: &str, failed: bool) {
+        self.failed
+            .get_or_create(&InstanceLabels {
+                instance: instance.into(),
+            })
+            .set(i64::from(failed));
+    }
+
+    /// Forgets a removed instance's series (its task forgets the drop series it made).
     pub fn forget(&self, instance: &str) {
+        self.failed.remove(&InstanceLabels {
+            instance: instance.into(),
+        });
+        for form in ["pseudo_header", "message_only"] {
+            self.checksum_forms.remove(&ChecksumLabels {
+                instance: instance.into(),
+                form: form.into(),
+            });
+        }
+        for op in ["add", "remove"] {
+            self.vip_errors.remove(&VipOpLabels {
+                instance: instance.into(),
+                op: op.into(),
+            });
+        }
         for f in ["ipv4", "ipv6"] {
+            let r = Self::router(instance, f);
+            for family in [
+                &self.transitions,
+                &self.adverts_sent,
+                &self.adverts_received,
+                &self.announcements,
+                &self.vip_list_mismatches,
+            ] {
+                family.remove(&r);
+            }
             for s in ["init", "backup", "master", "fault"] {
                 self.state.remove(&StateLabels {
                     instance: instance.into(),
@@ -288,6 +342,11 @@ impl Metrics {
                 });
             }
             self.priority.remove(&Self::router(instance, f));
+            self.dropped.remove(&DropLabels {
+                instance: instance.into(),
+                family: f.into(),
+                reason: "family_not_configured".into(),
+            });
         }
     }
 }

@@ -66,6 +66,16 @@ impl Board {
         self.0.write().expect("status lock").remove(name);
     }
 
+    /// Instances that could not start, with the reason (`/readyz` names them).
+    pub fn failed(&self) -> Vec<(String, String)> {
+        self.0
+            .read()
+            .expect("status lock")
+            .values()
+            .filter_map(|s| Some((s.name.clone(), s.error.clone()?)))
+            .collect()
+    }
+
     pub fn snapshot(&self) -> Status {
         Status {
             instances: self

@@ -193,3 +193,69 @@ fn a_flood_of_lower_priority_adverts_is_not_amplified() {
         arp.len()
     );
 }
+
+/// RFC 5798 §7.1: an advert whose address list differs from ours comes from a router
+/// configured differently. It is counted and logged; with `strict_vip_list` it is dropped.
+#[test]
+fn adverts_listing_other_vips_are_counted_and_dropped_when_strict() {
+    let Some(mut c) = common::cluster("vipmismatch", 2, false) else {
+        return;
+    };
+    let vips = [["192.0.2.100/24"], ["192.0.2.101/24"]];
+    for (i, vips) in vips.iter().enumerate() {
+        let n = Node {
+            vrid: 51 + i as u8,
+            vips,
+            ..Node::default()
+        };
+        let strict = if i == 1 {
+            "    strict_vip_list: true\n"
+        } else {
+            ""
+        };
+        c.start(i, &format!("{}{strict}", n.yaml()));
+    }
+    c.wait_holder("192.0.2.100", 0, Duration::from_secs(5));
+    c.wait_holder("192.0.2.101", 1, Duration::from_secs(5));
+    // A higher-priority sender on the segment, for both VRIDs, listing another address.
+    let client = c.lab.client().ip4;
+    let other = ["198.51.100.7".parse().unwrap()];
+    let ns = c.lab.client_ns().to_string();
+    let h = edgevip_lab::in_netns(&ns, move || {
+        let s = common::raw_vrrp_socket(client);
+        let to: SocketAddr = SocketAddrV4::new(MCAST_V4, 0).into();
+        let ads: Vec<Vec<u8>> = [51, 52]
+            .map(|vrid| common::advert_listing(vrid, client, MCAST_V4, 250, &other))
+            .into();
+        for _ in 0..75 {
+            for a in &ads {
+                let _ = s.send_to(a, &to.into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .expect("client namespace");
+    // Mid-way (the sender runs 1.5 s): believed by default, so the higher priority took the
+    // master role from host 0; ignored by the strict host 1.
+    std::thread::sleep(Duration::from_millis(900));
+    let during = (c.holders("192.0.2.100"), c.holders("192.0.2.101"));
+    h.join().expect("sender").expect("in namespace");
+    let mismatches = |i: usize| {
+        c.metric(
+            i,
+            "edgevip_vip_list_mismatches_total{instance=\"ingress\",family=\"ipv4\"}",
+        )
+    };
+    let (m0, m1) = (mismatches(0), mismatches(1));
+    let dropped = c.metric(
+        1,
+        "edgevip_packets_dropped_total{instance=\"ingress\",family=\"ipv4\",reason=\"vip_mismatch\"}",
+    );
+    eprintln!(
+        "150 mismatching adverts: counted {m0} (default) and {m1} (strict), {dropped} dropped"
+    );
+    assert!(m0 >= 50.0 && m1 >= 50.0, "counted: {m0}, {m1}");
+    assert!(dropped >= 50.0, "strict drops them: {dropped}");
+    assert!(during.0.is_empty(), "host 0 stepped back: {:?}", during.0);
+    assert_eq!(during.1, [1], "the strict host ignored them");
+}

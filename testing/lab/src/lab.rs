@@ -236,6 +236,20 @@ impl Lab {
         ])
     }
 
+    /// Gives host `i` a second NIC `ifname` on the same bridge, up, with `cidr`: an
+    /// interface that appears while a daemon already runs.
+    pub fn add_nic(&self, i: usize, ifname: &str, cidr: &str) -> io::Result<()> {
+        let ns = &self.hosts[i].ns;
+        plug(
+            &self.switch,
+            "br0",
+            ns,
+            ifname,
+            &format!("{}n{i}", self.prefix),
+        )?;
+        ip(&["-n", ns, "addr", "add", cidr, "dev", ifname])
+    }
+
     /// Runs a command inside `ns` and waits for it.
     pub fn exec(&self, ns: &str, args: &[&str]) -> io::Result<Output> {
         Command::new("ip")

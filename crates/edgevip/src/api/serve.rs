@@ -201,6 +201,7 @@ mod tests {
             ..Limits::default()
         };
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let state_board = state.board.clone();
         let probe = serve(any, state.clone(), false, limits).unwrap();
         let full = serve(any, state, true, limits).unwrap();
         assert!(get(probe, "/readyz").starts_with("HTTP/1.1 200"));
@@ -209,6 +210,24 @@ mod tests {
             "no detail on the probe listener"
         );
         assert!(get(full, "/status").starts_with("HTTP/1.1 200"));
+        // An instance that cannot start makes the node unready, and says which and why.
+        state_board.set(crate::status::InstanceStatus {
+            state: "failed".into(),
+            error: Some("interface eth9: not found".into()),
+            ..serde_json::from_value(serde_json::json!({
+                "name": "ingress", "state": "init", "priority": 100, "effective_priority": 100,
+                "master": null, "vips": [], "transitions": 0, "since": "", "interface": "eth9",
+                "vrid": 1, "version": 3, "routers": []}))
+            .unwrap()
+        });
+        let r = get(probe, "/readyz");
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(
+            r.contains("instance ingress failed: interface eth9: not found"),
+            "{r}"
+        );
+        state_board.remove("ingress");
+        assert!(get(probe, "/readyz").starts_with("HTTP/1.1 200"));
         // Half a request line, then silence: closed after the header timeout.
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(probe).unwrap();

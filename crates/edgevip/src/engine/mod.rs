@@ -94,7 +94,7 @@ impl Engine {
                     .chain(i.track_interfaces.iter().map(|t| t.name.clone()))
             })
             .collect();
-        self.shared.links.ensure(&self.shared.netlink, &names).await;
+        self.shared.links.track(&self.shared.netlink, &names).await;
         let wanted: HashMap<&str, &Instance> =
             instances.iter().map(|i| (i.name.as_str(), i)).collect();
         let gone: Vec<String> = self

@@ -19,14 +19,23 @@ pub fn status(c: &Cluster, i: usize) -> Status {
 
 /// A VRRPv3 advert for 192.0.2.100 from `src` to `dst`, as a host on the segment sends it.
 pub fn advert(vrid: u8, src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, priority: u8) -> Vec<u8> {
+    advert_listing(vrid, src, dst, priority, &["192.0.2.100".parse().unwrap()])
+}
+
+/// A VRRPv3 advert listing `vips`.
+pub fn advert_listing(
+    vrid: u8,
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    priority: u8,
+    vips: &[std::net::IpAddr],
+) -> Vec<u8> {
     let a = vrrp::packet::Advert {
         version: vrrp::packet::Version::V3,
         vrid,
         priority,
         interval_cs: 10,
-        addresses: vec![std::net::IpAddr::V4(std::net::Ipv4Addr::new(
-            192, 0, 2, 100,
-        ))],
+        addresses: vips.to_vec(),
         auth: vrrp::packet::Auth::None,
     };
     vrrp::packet::encode(

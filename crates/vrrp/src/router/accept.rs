@@ -30,6 +30,11 @@ pub struct Link<'a> {
     pub unicast_min_ttl: u8,
     /// Every address of this host on the interface: a packet from one is our own.
     pub own: &'a [IpAddr],
+    /// The addresses we advertise for this VRID (this family). A sender with another list
+    /// is misconfigured (RFC 5798 §7.1: log it); `strict_vips` drops its adverts, as
+    /// keepalived's `vrrp_strict` does.
+    pub vips: &'a [IpAddr],
+    pub strict_vips: bool,
 }
 
 /// A believed advert and the checksum form it used.
@@ -37,6 +42,9 @@ pub struct Link<'a> {
 pub struct Accepted {
     pub heard: Heard,
     pub checksum: ChecksumForm,
+    /// The advert's address list equals ours (as sets). A mismatch is counted, not dropped,
+    /// unless `Link::strict_vips`.
+    pub vips_match: bool,
 }
 
 /// Why a datagram was not believed; `as_str` is the metric label.
@@ -61,6 +69,8 @@ pub enum DropReason {
     Auth,
     /// VRRPv2 requires every router of a VRID to use the same interval (RFC 3768 §7.1).
     IntervalMismatch,
+    /// The advert's address list differs from ours and `Link::strict_vips` is set.
+    VipMismatch,
 }
 
 impl DropReason {
@@ -76,6 +86,7 @@ impl DropReason {
             DropReason::VersionMismatch => "version_mismatch",
             DropReason::Auth => "auth",
             DropReason::IntervalMismatch => "interval_mismatch",
+            DropReason::VipMismatch => "vip_mismatch",
         }
     }
 }
@@ -91,6 +102,11 @@ impl std::fmt::Display for DropReason {
 /// source at hop limit 255 was sent on this very link: as trustworthy as multicast.
 fn on_link_v6(src: IpAddr, ttl: u8) -> bool {
     matches!(src, IpAddr::V6(a) if a.is_unicast_link_local()) && ttl == wire::TTL
+}
+
+/// Equal as sets, without allocating: lists hold at most 255 addresses, usually a few.
+fn same_set(a: &[IpAddr], b: &[IpAddr]) -> bool {
+    a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x))
 }
 
 impl Router {
@@ -135,7 +151,12 @@ impl Router {
                 return Err(DropReason::IntervalMismatch);
             }
         }
+        let vips_match = same_set(&adv.addresses, link.vips);
+        if !vips_match && link.strict_vips {
+            return Err(DropReason::VipMismatch);
+        }
         Ok(Accepted {
+            vips_match,
             heard: Heard {
                 src: d.src,
                 version: adv.version,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use edgevip_config::Instance;
 use edgevip_netio::{Announcer, Family, LinkInfo};
 use tokio::sync::mpsc;
-use vrrp::router::{Action, Datagram, Input, State};
+use vrrp::router::{Action, Datagram, DropReason, Input, State};
 
 use super::changes::Changes;
 use super::links::LinkMap;
@@ -57,13 +57,19 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// missing, no address yet) is retried with backoff and takes updates meanwhile.
 pub async fn run(mut cfg: Instance, sh: Shared, mut cmds: mpsc::Receiver<Cmd>) {
     let mut pause = RETRY_FIRST;
+    let mut links = sh.links.subscribe();
     loop {
+        let seen = links.borrow_and_update().get(&cfg.interface).copied();
         // Boxed: opening is large (netlink) and happens once; the running task stays small.
         match Box::pin(Task::open(cfg.clone(), sh.clone())).await {
-            Ok(mut task) => return task.main(&mut cmds).await,
+            Ok(mut task) => {
+                sh.metrics.set_failed(&cfg.name, false);
+                return task.main(&mut cmds).await;
+            }
             Err(e) => {
                 tracing::error!(instance = %cfg.name, error = %e, retry_in = ?pause, "instance failed to start");
                 sh.board.set(observe::failed(&cfg, &e.to_string()));
+                sh.metrics.set_failed(&cfg.name, true);
             }
         }
         tokio::select! {
@@ -76,8 +82,25 @@ pub async fn run(mut cfg: Instance, sh: Shared, mut cmds: mpsc::Receiver<Cmd>) {
                 Some(Cmd::Shutdown) | None => return,
             },
             _ = tokio::time::sleep(pause) => pause = (pause * 2).min(RETRY_MAX),
+            // The interface appeared or came up: try now, not at the end of the backoff.
+            () = link_changed(&mut links, &cfg.interface, seen) => pause = RETRY_FIRST,
         }
     }
+}
+
+/// Resolves when `name`'s entry in the link map differs from `seen`; pending forever if
+/// the link watch has ended.
+async fn link_changed(
+    links: &mut tokio::sync::watch::Receiver<LinkMap>,
+    name: &str,
+    seen: Option<bool>,
+) {
+    while links.changed().await.is_ok() {
+        if links.borrow_and_update().get(name).copied() != seen {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// Tracked interfaces and health checks, summed: a priority adjustment and whether a
@@ -298,6 +321,13 @@ impl Task {
             f.announcements.stop();
         }
         self.publish();
+        for (i, reason) in self.drops.keys() {
+            self.sh.metrics.dropped.remove(&crate::metrics::DropLabels {
+                instance: self.cfg.name.clone(),
+                family: self.vrs[*i].label.into(),
+                reason: (*reason).into(),
+            });
+        }
         tracing::info!(instance = %self.cfg.name, "instance stopped");
     }
 
@@ -343,7 +373,13 @@ impl Task {
             payload: &d.payload,
         };
         match self.vrs[i].accept(&dg, &self.own) {
-            Ok(a) => self.feed(i, Input::Advert(a.heard)).await,
+            Ok(a) => {
+                if !a.vips_match && self.drop_log.allow(std::time::Instant::now()).is_some() {
+                    tracing::warn!(instance = %self.cfg.name, src = %d.src,
+                        "advert lists other VIPs than ours: the routers of this VRID are configured differently");
+                }
+                self.feed(i, Input::Advert(a.heard)).await
+            }
             Err(reason) => {
                 let label = reason.as_str();
                 let vr = &self.vrs[i];
@@ -361,6 +397,11 @@ impl Task {
                 counter.inc();
                 // A flood must not become a flood of log lines: one a second, with a count.
                 if let Some(skipped) = self.drop_log.allow(std::time::Instant::now()) {
+                    if reason == DropReason::VipMismatch {
+                        tracing::warn!(instance = %self.cfg.name, src = %d.src, skipped,
+                            "advert lists other VIPs than ours: dropped (strict_vip_list)");
+                        return;
+                    }
                     tracing::debug!(instance = %self.cfg.name, src = %d.src, %reason, skipped, "advert dropped");
                 }
             }

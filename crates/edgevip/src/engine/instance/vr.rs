@@ -32,6 +32,7 @@ struct Plan {
     unicast: bool,
     unicast_min_ttl: u8,
     peers: Vec<IpAddr>,
+    strict_vips: bool,
     /// Where adverts go: the group, or every unicast peer of this family.
     dsts: Vec<IpAddr>,
     advert: Advert,
@@ -54,6 +55,7 @@ impl Plan {
             unicast: cfg.unicast,
             unicast_min_ttl: cfg.unicast_min_ttl,
             peers,
+            strict_vips: cfg.strict_vip_list,
             dsts,
             advert: Advert {
                 version,
@@ -109,6 +111,7 @@ struct Counters {
     priority: Gauge,
     pseudo_header: Counter,
     message_only: Counter,
+    vip_mismatch: Counter,
 }
 
 impl Counters {
@@ -126,6 +129,7 @@ impl Counters {
             sent: m.adverts_sent.get_or_create(&r).clone(),
             received: m.adverts_received.get_or_create(&r).clone(),
             priority: m.priority.get_or_create(&r).clone(),
+            vip_mismatch: m.vip_list_mismatches.get_or_create(&r).clone(),
             pseudo_header: form("pseudo_header"),
             message_only: form("message_only"),
         }
@@ -181,8 +185,13 @@ impl Vr {
             peers: &self.plan.peers,
             unicast_min_ttl: self.plan.unicast_min_ttl,
             own,
+            vips: &self.plan.advert.addresses,
+            strict_vips: self.plan.strict_vips,
         };
         let r = self.router.accept(d, &link);
+        if matches!(&r, Ok(a) if !a.vips_match) || r == Err(DropReason::VipMismatch) {
+            self.counters.vip_mismatch.inc();
+        }
         if let Ok(a) = &r {
             self.counters.received.inc();
             if self.family == Family::V4 && a.heard.version == Version::V3 {

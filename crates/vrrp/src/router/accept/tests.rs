@@ -9,6 +9,7 @@ const SRC: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12));
 const GROUP: IpAddr = IpAddr::V4(wire::MCAST_V4);
 const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11));
 const MY_OTHER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 31));
+const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100));
 
 fn router(version: Version, auth: Auth, primary: IpAddr) -> Router {
     Router::new(Config {
@@ -45,6 +46,8 @@ const MULTICAST: Link<'static> = Link {
     peers: &[],
     unicast_min_ttl: 255,
     own: &[MY_OTHER],
+    vips: &[VIP],
+    strict_vips: false,
 };
 
 fn dg(src: IpAddr, dst: IpAddr, ttl: u8, payload: &[u8]) -> Datagram<'_> {
@@ -193,7 +196,7 @@ fn ipv6_unicast_accepts_link_local_sources_only_at_hop_limit_255() {
         unicast: true,
         peers: &peers,
         unicast_min_ttl: 250,
-        own: &[],
+        ..MULTICAST
     };
     let ll: IpAddr = "fe80::12".parse().unwrap();
     let dst: IpAddr = "2001:db8::11".parse().unwrap();
@@ -228,5 +231,50 @@ fn ipv6_multicast_adverts_come_from_link_local_sources() {
     assert_eq!(
         r.accept(&dg(global, group, 255, &q), &MULTICAST),
         Err(DropReason::SourceNotLinkLocal)
+    );
+}
+
+#[test]
+fn a_different_vip_list_is_flagged_and_dropped_only_when_strict() {
+    let r = router(Version::V3, Auth::None, ME);
+    let p = advert(Version::V3, 51, Auth::None, SRC, GROUP);
+    assert!(
+        r.accept(&dg(SRC, GROUP, 255, &p), &MULTICAST)
+            .unwrap()
+            .vips_match
+    );
+    let extra: IpAddr = "192.0.2.101".parse().unwrap();
+    for vips in [&[VIP, extra][..], &[extra][..], &[][..]] {
+        let link = Link { vips, ..MULTICAST };
+        let a = r.accept(&dg(SRC, GROUP, 255, &p), &link).unwrap();
+        assert!(!a.vips_match, "ours {vips:?}, theirs [{VIP}]");
+        let strict = Link {
+            strict_vips: true,
+            ..link
+        };
+        assert_eq!(
+            r.accept(&dg(SRC, GROUP, 255, &p), &strict),
+            Err(DropReason::VipMismatch)
+        );
+    }
+    // Order does not matter: the same set is the same list.
+    let two = Advert {
+        version: Version::V3,
+        vrid: 51,
+        priority: 140,
+        interval_cs: 100,
+        addresses: vec![extra, VIP],
+        auth: Auth::None,
+    };
+    let p = packet::encode(&two, SRC, GROUP, ChecksumForm::PseudoHeader).unwrap();
+    let strict = Link {
+        vips: &[VIP, extra],
+        strict_vips: true,
+        ..MULTICAST
+    };
+    assert!(
+        r.accept(&dg(SRC, GROUP, 255, &p), &strict)
+            .unwrap()
+            .vips_match
     );
 }
