@@ -108,6 +108,10 @@ pub struct Instance {
     /// Drop adverts whose VIP list differs from ours (keepalived's `vrrp_strict` check);
     /// default false: such adverts are counted and logged, and still believed.
     pub strict_vip_list: bool,
+    /// Kubernetes mode: why this node must not hold the VIPs now (e.g. the target Service
+    /// has no ready endpoint here); the controller sets it, the file cannot. `Some` is a
+    /// fault, like a failing health check without weight.
+    pub ineligible: Option<String>,
     /// Checks of a local service (the ingress controller): a failing one lowers the
     /// priority by its weight, or faults the instance when it has none.
     pub health_checks: Vec<HealthCheck>,

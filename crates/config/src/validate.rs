@@ -222,6 +222,7 @@ fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Ins
         unicast_src,
         handoff: r.handoff.unwrap_or(true),
         strict_vip_list: r.strict_vip_list.unwrap_or(false),
+        ineligible: None,
         health_checks,
         notify: r.notify,
     })

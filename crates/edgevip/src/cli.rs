@@ -90,10 +90,16 @@ pub struct KubeArgs {
     /// Whether a recovered higher-priority node takes the VIP back (kube-keepalived-vip: no).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub preempt: bool,
-    /// Health check of the local ingress controller for instances that define none
-    /// (HTTP GET expecting 200; failing = fault, the VIP leaves the node), or `none`.
-    #[arg(long, default_value = "http://127.0.0.1:10254/healthz")]
+    /// Health check of the local ingress controller (HTTP GET expecting 200; failing =
+    /// fault, the VIP leaves the node): `auto` (ingress-nginx's
+    /// http://127.0.0.1:10254/healthz, only once the forwarded Service's endpoints show the
+    /// ingress on the host network), `none`, or a URL (every instance without checks).
+    #[arg(long, default_value = "auto")]
     pub ingress_check: String,
+    /// Which nodes may hold the ConfigMap's VIPs: `any-endpoint` (the forwarded Service has
+    /// a ready endpoint anywhere; NAT crosses nodes) or `local-endpoint` (one on this node).
+    #[arg(long, value_enum, default_value = "any-endpoint")]
+    pub eligibility: EligibilityArg,
     /// Where /healthz, /readyz and /metrics listen (and /status when loopback or with
     /// --api-status): the node's own address (the DaemonSet passes status.hostIP as
     /// `$(HOST_IP):9180`; an IPv6 address needs no brackets) or loopback, never a VIP.
@@ -184,6 +190,12 @@ pub struct SurfaceArgs {
     /// A proxied connection with no byte either way for this long is closed.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub proxy_idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EligibilityArg {
+    AnyEndpoint,
+    LocalEndpoint,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -167,3 +167,52 @@ fn proxy_mode_shows_the_client_and_skips_dead_backends() {
     }
     assert!(text.contains(&series("connections", 0)));
 }
+
+/// The README's default setup (issue 11): ingress pods on the pod network, no health port on
+/// the nodes, every flag at its default. A node is eligible while the Service has ready
+/// endpoints; the VIP serves through NAT soon after the ConfigMap appears, leaves every node
+/// when the endpoints are gone, and comes back with them.
+#[test]
+fn by_default_a_pod_network_ingress_is_served_while_it_has_ready_endpoints() {
+    let Some(mut k) = KubeLab::new("fwd_default", 2, env!("CARGO_BIN_EXE_edgevip")) else {
+        return;
+    };
+    k.add_pods(2);
+    k.set_service("web", "front");
+    k.set_endpoints("web", "front", &[0, 1]);
+    k.ingress_check = None;
+    for i in 0..2 {
+        // Pod-network ingress: nothing answers on the nodes' 127.0.0.1:10254.
+        k.stop_ingress(i);
+        k.start_node(i, &["--advert-interval", "100ms"]);
+    }
+    k.wait_ready(Duration::from_secs(15));
+    let target = SocketAddr::new(VIP4.parse().unwrap(), 80);
+    let created = Instant::now();
+    k.set_configmap(json!({VIP4: "web/front"}));
+    while k.tcp_request(target).is_none() {
+        assert!(
+            created.elapsed() < Duration::from_secs(2),
+            "not served 2 s after the ConfigMap\n{}",
+            k.cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "ConfigMap created -> served through NAT: {:?}",
+        created.elapsed()
+    );
+    k.cluster.single_holder(VIP4, None, Duration::from_secs(2));
+
+    // No ready endpoint: no node is eligible, the VIP leaves.
+    k.set_endpoints("web", "front", &[]);
+    let gone = Instant::now();
+    while !k.cluster.holders(VIP4).is_empty() {
+        assert!(gone.elapsed() < Duration::from_secs(3), "VIP still held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    k.set_endpoints("web", "front", &[1]);
+    k.cluster.single_holder(VIP4, None, Duration::from_secs(3));
+    let (pods, _, failed) = spread(&k, 5);
+    assert_eq!((failed, pods), (0, BTreeSet::from(["pod1".to_string()])));
+}

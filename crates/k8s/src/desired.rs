@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use edgevip_config::{Defaults, HealthCheck, Instance, raw};
+use edgevip_config::{Defaults, Instance, raw};
 
 use crate::compat::{self, Method, ServiceRef};
+use crate::eligibility::{Eligibility, IngressCheck};
 use crate::nodes::{self, NodeInfo};
 use crate::services::{self, LbSettings, Plan, SvcInfo};
 use crate::trust::{self, Fence, NodeLink, Trust};
@@ -31,8 +32,11 @@ pub struct Settings {
     pub advert_interval: Duration,
     /// kube-keepalived-vip ran `nopreempt`: a recovered node does not take the VIP back.
     pub preempt: bool,
-    /// The check of the local ingress given to instances that define none.
-    pub ingress_check: Option<HealthCheck>,
+    /// The check of the local ingress: never, for instances that define none, or when the
+    /// ingress shows on the host network.
+    pub ingress_check: IngressCheck,
+    /// Where a node must see ready endpoints to hold the compat VIPs.
+    pub eligibility: Eligibility,
     /// LoadBalancer Services mode, when enabled.
     pub lb: Option<LbSettings>,
     /// Forward `NAT` / `PROXY` entries to their Service's endpoints.
@@ -453,7 +457,7 @@ impl<'a> Ctx<'a> {
                 advert_interval: s.advert_interval,
                 preempt: s.preempt,
                 unicast_peers: s.unicast.then_some(peers),
-                health_checks: s.ingress_check.iter().cloned().collect(),
+                health_checks: s.ingress_check.default_checks(),
                 // Peers are listed by InternalIP: our IPv4 adverts come from ours, whatever
                 // address comes first on the interface (or whichever NIC --interface names).
                 unicast_src: s.unicast.then(|| me.address_of(true)).flatten(),

@@ -56,6 +56,8 @@ pub struct Slice {
     pub ports: Vec<(String, u16, Proto)>,
     /// Ready and not terminating.
     pub addresses: Vec<IpAddr>,
+    /// The nodes those endpoints run on (`nodeName`), for local-endpoint eligibility.
+    pub nodes: std::collections::BTreeSet<String>,
 }
 
 impl Slice {
@@ -82,7 +84,7 @@ impl Slice {
                 ))
             })
             .collect();
-        let addresses = s
+        let ready: Vec<_> = s
             .endpoints
             .iter()
             .filter(|e| {
@@ -91,12 +93,17 @@ impl Slice {
                 c.and_then(|c| c.ready).unwrap_or(true)
                     && !c.and_then(|c| c.terminating).unwrap_or(false)
             })
+            .collect();
+        let addresses = ready
+            .iter()
             .flat_map(|e| e.addresses.iter().filter_map(|a| a.parse().ok()))
             .collect();
+        let nodes = ready.iter().filter_map(|e| e.node_name.clone()).collect();
         Some(Slice {
             service: format!("{ns}/{svc}"),
             ports,
             addresses,
+            nodes,
         })
     }
 }
@@ -176,6 +183,7 @@ mod tests {
                 .map(|(n, p)| (n.to_string(), *p, Proto::Tcp))
                 .collect(),
             addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            nodes: Default::default(),
         }
     }
 

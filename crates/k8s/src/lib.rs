@@ -15,6 +15,7 @@
 pub mod compat;
 pub mod controller;
 pub mod desired;
+pub mod eligibility;
 pub mod events;
 pub mod forwarding;
 pub mod nodes;

@@ -25,7 +25,8 @@ fn options() -> Options {
             unicast: true,
             advert_interval: Duration::from_millis(200),
             preempt: false,
-            ingress_check: None,
+            ingress_check: Default::default(),
+            eligibility: Default::default(),
             lb: Some(LbSettings {
                 class: DEFAULT_CLASS.into(),
                 default_class: false,

@@ -34,6 +34,8 @@ pub struct KubeLab {
     pods: Vec<Option<Vec<tokio::task::JoinHandle<()>>>>,
     /// In-cluster mode: the directory of the wrapper and the ServiceAccount files.
     in_cluster: Option<PathBuf>,
+    /// `--ingress-check` given to the daemons; `None`: the daemon's default (`auto`).
+    pub ingress_check: Option<String>,
 }
 
 /// Starts the daemon as a pod would find itself: in a private mount namespace, a tmpfs
@@ -144,6 +146,7 @@ impl KubeLab {
             nodes,
             pods: Vec::new(),
             in_cluster: None,
+            ingress_check: Some(INGRESS_HEALTH.into()),
         };
         for i in 0..nodes {
             k.api.apply(k.node_object(i, true));
@@ -189,9 +192,10 @@ impl KubeLab {
             format!("{CONFIGMAP_NS}/{CONFIGMAP}"),
             "--api-listen".into(),
             crate::API.into(),
-            "--ingress-check".into(),
-            INGRESS_HEALTH.into(),
         ]);
+        if let Some(check) = &self.ingress_check {
+            args.extend(["--ingress-check".into(), check.clone()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         self.cluster.start_args(i, &args);
     }

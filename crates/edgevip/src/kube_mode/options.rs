@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use edgevip_config::HealthCheck;
 use edgevip_k8s::controller;
 use edgevip_k8s::desired::Settings;
+use edgevip_k8s::eligibility::{Eligibility, IngressCheck};
 use edgevip_k8s::services::{LbSettings, Pool};
 use edgevip_k8s::trust::{Cidr, Rights, Trust};
 
-use crate::cli::{KubeArgs, ProxyProtocol};
+use crate::cli::{EligibilityArg, KubeArgs, ProxyProtocol};
 
 /// A command line Kubernetes mode cannot run with (exit status 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,7 +20,7 @@ pub enum ArgError {
     NodeName,
     #[error("--services-configmap NAMESPACE/NAME is required with --kubernetes, got {0:?}")]
     ConfigMap(Option<String>),
-    #[error("--ingress-check: {0:?} is neither an http:// URL nor `none`")]
+    #[error("--ingress-check: {0:?} is neither an http:// URL, `auto` nor `none`")]
     IngressCheck(String),
     #[error("--address-pool: {0}")]
     AddressPool(String),
@@ -91,6 +92,10 @@ impl KubeOptions {
                     advert_interval: args.advert_interval,
                     preempt: args.preempt,
                     ingress_check,
+                    eligibility: match args.eligibility {
+                        EligibilityArg::AnyEndpoint => Eligibility::AnyEndpoint,
+                        EligibilityArg::LocalEndpoint => Eligibility::LocalEndpoint,
+                    },
                     lb,
                     forwarding: args.forwarding,
                     proxy_header: match args.proxy_protocol {
@@ -111,14 +116,22 @@ impl KubeOptions {
     }
 }
 
-fn ingress_check(spec: &str) -> Result<Option<HealthCheck>, ArgError> {
-    if spec == "none" || spec.is_empty() {
-        return Ok(None);
+/// ingress-nginx's health endpoint: what `auto` checks once the ingress is on the host
+/// network.
+const INGRESS_NGINX_HEALTH: &str = "http://127.0.0.1:10254/healthz";
+
+fn ingress_check(spec: &str) -> Result<IngressCheck, ArgError> {
+    match spec {
+        "none" | "" => Ok(IngressCheck::Off),
+        "auto" => Ok(IngressCheck::Auto(HealthCheck::http(
+            "ingress",
+            INGRESS_NGINX_HEALTH,
+        ))),
+        url if HealthCheck::is_http_url(url) => {
+            Ok(IngressCheck::Always(HealthCheck::http("ingress", url)))
+        }
+        _ => Err(ArgError::IngressCheck(spec.into())),
     }
-    if !HealthCheck::is_http_url(spec) {
-        return Err(ArgError::IngressCheck(spec.into()));
-    }
-    Ok(Some(HealthCheck::http("ingress", spec)))
 }
 
 #[cfg(test)]
@@ -152,18 +165,27 @@ mod tests {
             ("edge-a", 50, std::time::Duration::from_millis(300))
         );
         assert_eq!(o.controller.configmap(), "edgevip/vips");
-        assert!(s.ingress_check.is_none() && s.lb.is_none());
+        assert!(s.ingress_check == IngressCheck::Off && s.lb.is_none());
         let o = check(&format!(
             "{OK} --load-balancers --address-pool 198.51.100.1-198.51.100.9"
         ))
         .unwrap();
         assert_eq!(o.controller.settings.lb.unwrap().vrid, 51);
-        let check_url = &check(OK).unwrap().controller.settings.ingress_check;
-        assert_eq!(
-            check_url.as_ref().map(|c| c.name.as_str()),
-            Some("ingress"),
-            "the default ingress check"
+        let s = check(OK).unwrap().controller.settings;
+        assert!(
+            matches!(&s.ingress_check, IngressCheck::Auto(c) if c.name == "ingress"),
+            "the default: auto, {:?}",
+            s.ingress_check
         );
+        assert_eq!(s.eligibility, Eligibility::AnyEndpoint);
+        let s = check(&format!(
+            "{OK} --ingress-check http://127.0.0.1:8080/ok --eligibility local-endpoint"
+        ))
+        .unwrap()
+        .controller
+        .settings;
+        assert!(matches!(s.ingress_check, IngressCheck::Always(_)));
+        assert_eq!(s.eligibility, Eligibility::LocalEndpoint);
     }
 
     #[test]

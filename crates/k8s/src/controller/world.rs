@@ -16,6 +16,7 @@ use super::cache::Cache;
 use super::{KubeStatus, Options};
 use crate::Reject;
 use crate::desired::{Builder, Desired, Settings, Source};
+use crate::eligibility;
 use crate::forwarding::{self, Slice, SvcPorts};
 use crate::nodes::NodeInfo;
 use crate::services::SvcInfo;
@@ -203,6 +204,14 @@ impl World {
                 self.settings.proxy_header,
             );
             d.forward = spec;
+            eligibility::apply(
+                &mut d,
+                self.settings.eligibility,
+                &self.settings.ingress_check,
+                self.slices.items(),
+                &nodes,
+                &self.settings.node_name,
+            );
             for (vip, why) in problems {
                 d.warnings.push(Reject {
                     object: self.object.clone(),

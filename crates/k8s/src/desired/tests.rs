@@ -31,10 +31,11 @@ fn settings(me: &str) -> Settings {
         unicast: true,
         advert_interval: Duration::from_millis(200),
         preempt: false,
-        ingress_check: Some(HealthCheck::http(
+        ingress_check: crate::eligibility::IngressCheck::Always(HealthCheck::http(
             "ingress",
             "http://127.0.0.1:10254/healthz",
         )),
+        eligibility: Default::default(),
         lb: None,
         forwarding: false,
         proxy_header: edgevip_forward::ProxyHeader::V1,

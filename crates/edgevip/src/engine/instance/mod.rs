@@ -503,7 +503,7 @@ impl Task {
         let (w, f) = health::weight_and_fault(&self.cfg.health_checks, &self.checks.current());
         Tracking {
             weight: weight + w,
-            fault: fault || f,
+            fault: fault || f || self.cfg.ineligible.is_some(),
         }
     }
 
@@ -537,7 +537,8 @@ impl Task {
         }
         let fault_changed = t.fault != self.tracking.fault;
         self.tracking = t;
-        tracing::info!(instance = %self.cfg.name, weight = t.weight, fault = t.fault, "{why}");
+        tracing::info!(instance = %self.cfg.name, weight = t.weight, fault = t.fault,
+            ineligible = self.cfg.ineligible.as_deref().unwrap_or("no"), "{why}");
         let p = self.effective_priority();
         for i in 0..self.vrs.len() {
             if fault_changed {
