@@ -115,6 +115,18 @@ struct Kustomization {
     api_version: String,
     kind: String,
     resources: Vec<String>,
+    #[serde(default)]
+    images: Vec<KustomizeImage>,
+}
+
+/// An `images:` entry (what `kustomize edit set image` writes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KustomizeImage {
+    name: String,
+    new_name: Option<String>,
+    new_tag: Option<String>,
+    digest: Option<String>,
 }
 
 // A handful of objects per test: their size does not matter.
@@ -1117,7 +1129,6 @@ fn every_manifest_parses_as_its_api_type() {
         key("ClusterRoleBinding", "", "edgevip"),
         key("Role", NS, "edgevip"),
         key("RoleBinding", NS, "edgevip"),
-        key("ConfigMap", NS, CONFIGMAP),
         key("DaemonSet", NS, "edgevip"),
         key("Kustomization", "", ""),
     ];
@@ -1496,18 +1507,31 @@ fn the_service_account_is_bound_and_used() {
     assert!(kinds.contains("ClusterRoleBinding") && kinds.contains("RoleBinding"));
 }
 
+/// The example a user starts from: deploy/examples/configmap-simple.yaml.
+fn simple_example() -> ConfigMap {
+    let origin = "deploy/examples/configmap-simple.yaml";
+    let docs = parse_stream(&read(&repo_root().join(origin)), origin).unwrap();
+    let cms = configmaps(&docs);
+    assert_eq!(cms.len(), 1, "{origin}: one ConfigMap");
+    cms[0].clone()
+}
+
 #[test]
 fn vip_configmap_holds_valid_entries() {
+    // The ConfigMap is the user's: the default install has none, so re-applying it never
+    // overwrites the entries.
     let docs = plain();
-    let cms = configmaps(&docs);
-    assert_eq!(cms.len(), 1);
-    let cm = cms[0];
+    assert!(
+        configmaps(&docs).is_empty(),
+        "deploy/ (the default install) must not hold the VIP ConfigMap"
+    );
+    let cm = simple_example();
     assert_eq!(cm.metadata.name.as_deref(), Some(CONFIGMAP));
     assert_eq!(cm.metadata.namespace.as_deref(), Some(NS));
     let data = cm.data.clone().unwrap_or_default();
     assert!(!data.is_empty(), "no VIPs");
     assert!(cm.binary_data.is_none());
-    check_vip_entries("deploy/04-configmap.yaml", &data);
+    check_vip_entries("deploy/examples/configmap-simple.yaml", &data);
     // The seed: the VIP in front of the ingress controller serving foo.bar.com/bar.foo.com.
     assert_eq!(
         data.get("192.0.2.100").map(String::as_str),
@@ -1628,16 +1652,21 @@ fn example_configmap_and_ingress() {
         .unwrap();
     let flags = parse_args(&args).unwrap();
     let simple_vrid: u8 = flags.get("--vrid").map_or(50, |v| v.parse().unwrap());
-    for cm in configmaps(&docs) {
-        // A drop-in replacement of deploy/04-configmap.yaml.
+    let cms = configmaps(&docs);
+    assert!(
+        cms.iter()
+            .any(|c| c.data.as_ref().is_some_and(|d| d.contains_key("edgevip.yaml"))),
+        "an example shows the rich format"
+    );
+    for cm in cms {
+        // Each is the VIP ConfigMap the DaemonSet reads.
         assert_eq!(cm.metadata.name.as_deref(), Some(CONFIGMAP));
         assert_eq!(cm.metadata.namespace.as_deref(), Some(NS));
         let data = cm.data.clone().unwrap_or_default();
-        assert!(
-            data.contains_key("edgevip.yaml"),
-            "the example shows the rich format"
-        );
         check_vip_entries("deploy/examples", &data);
+        if !data.contains_key("edgevip.yaml") {
+            continue;
+        }
         let rich: Rich = serde_saphyr::from_str(&data["edgevip.yaml"]).unwrap();
         assert!(
             rich.instances.iter().all(|i| i.vrid != simple_vrid),
@@ -1737,6 +1766,20 @@ fn kustomization_lists_every_manifest_in_order() {
         k.resources, files,
         "kustomization resources = deploy/*.yaml, sorted"
     );
+    // The image is overridable (`kustomize edit set image`): the entry names the
+    // DaemonSet's image and pins the release's tag.
+    let image = the_daemonset(&docs).spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+        .containers[0]
+        .image
+        .clone()
+        .unwrap();
+    let (repo, tag) = image.rsplit_once(':').expect("image:tag");
+    assert_eq!(k.images.len(), 1, "one images: entry");
+    let e = &k.images[0];
+    assert_eq!(e.name, repo, "images[0].name = the DaemonSet's image");
+    assert_eq!(e.new_tag.as_deref(), Some(tag));
+    assert_eq!(tag, workspace_version());
+    assert!(e.new_name.is_none() && e.digest.is_none());
 }
 
 #[test]
@@ -2122,12 +2165,9 @@ fn helm_chart_metadata_and_values_parse() {
         chart.app_version
     );
     assert_eq!(Some(image.as_str()), c.image.as_deref());
-    let cm = configmaps(&docs)[0];
-    assert_eq!(
-        value_at(&v, &["vips"]),
-        &serde_json::to_value(&cm.data).unwrap(),
-        "values.vips = deploy/04-configmap.yaml data"
-    );
+    // No VIPs by default: the ConfigMap is the user's, as with deploy/.
+    assert_eq!(value_at(&v, &["vips"]), &serde_json::json!({}));
+    assert_eq!(value_at(&v, &["rich"]), &serde_json::json!(""));
 }
 
 #[test]
@@ -2262,10 +2302,22 @@ fn helm_template_renders_the_same_objects() {
     };
     assert_eq!(rules(&rendered), rules(&plain_docs), "helm RBAC vs deploy/");
     assert_no_problems("helm bindings", check_bindings(&rendered, SA, NS));
+    assert!(configmaps(&rendered).is_empty(), "helm default: no ConfigMap");
+    // With the example's entries as values the chart renders the example.
+    let example = simple_example();
+    let sets: Vec<String> = example
+        .data
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("vips.{}={v}", k.replace('.', "\\.")))
+        .collect();
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let with_vips = helm_template(&sets);
     assert_eq!(
-        configmaps(&rendered)[0].data,
-        configmaps(&plain_docs)[0].data,
-        "helm ConfigMap vs deploy/"
+        configmaps(&with_vips)[0].data,
+        example.data,
+        "helm vips=<the example's> vs deploy/examples/configmap-simple.yaml"
     );
 
     // Without namespace.create (the usual --create-namespace install) only the Namespace goes.
@@ -2368,7 +2420,7 @@ fn helm_template_renders_the_same_objects() {
     // The rich format goes into the same ConfigMap.
     let rich = helm_template(&["rich=spread: false\ninstances: []"]);
     let data = configmaps(&rich)[0].data.clone().unwrap();
-    assert!(data.contains_key("edgevip.yaml") && data.contains_key("192.0.2.100"));
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["edgevip.yaml"]);
 }
 
 /// The labels Helm adds to everything it renders (the chart's helpers); deploy/ has none
@@ -2605,6 +2657,74 @@ fn helm_template_forwarding_switches() {
 // ---------------------------------------------------------------------------------------
 // kubectl
 
+/// A directory under the target dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "edgevip-deploy-check-{what}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `to` as a path relative to `from` (kustomize takes no absolute resource paths): up to
+/// the root, then down.
+fn relative_to_root(from: &Path, to: &Path) -> String {
+    let ups = from.components().count() - 1;
+    let down = to.strip_prefix("/").unwrap_or(to);
+    format!("{}{}", "../".repeat(ups), down.display())
+}
+
+/// `kubectl kustomize DIR`, parsed.
+fn kustomize(dir: &Path) -> Result<Vec<Doc>, String> {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("kubectl: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    parse_stream(&String::from_utf8(out.stdout).unwrap(), "kubectl kustomize")
+}
+
+/// `kubectl kustomize deploy/` and the chart's default render are the same objects, field
+/// for field (but for Helm's own labels).
+#[test]
+fn kustomize_build_equals_the_helm_default_render() {
+    if !tool("kubectl") || !tool("helm") {
+        skip(
+            "kustomize_build_equals_the_helm_default_render",
+            "helm or kubectl is not installed (scripts/install-deps installs them)",
+        );
+        return;
+    }
+    let built = comparable(&kustomize(&deploy_dir()).unwrap_or_else(|e| panic!("{e}")));
+    let rendered = comparable(&helm_template(&["namespace.create=true"]));
+    assert_eq!(
+        rendered.keys().collect::<Vec<_>>(),
+        built.keys().collect::<Vec<_>>(),
+        "helm default objects vs kubectl kustomize deploy/"
+    );
+    let mut out = Vec::new();
+    for (key, b) in &built {
+        differences(&format!("{key:?}"), &rendered[key], b, &mut out);
+    }
+    assert_no_problems("helm default render vs kubectl kustomize deploy/", out);
+}
+
 #[test]
 fn kubectl_kustomize_and_client_dry_run() {
     if !tool("kubectl") {
@@ -2631,6 +2751,30 @@ fn kubectl_kustomize_and_client_dry_run() {
         keys(&plain()),
         "kustomize build vs deploy/*.yaml"
     );
+    let (built_c, plain_c) = (comparable(&built), comparable(&plain()));
+    let mut out = Vec::new();
+    for (key, p) in &plain_c {
+        differences(&format!("{key:?}"), &built_c[key], p, &mut out);
+    }
+    assert_no_problems("kubectl kustomize deploy/ (as helm) vs deploy/*.yaml", out);
+
+    // An overlay's `images:` entry (what `kustomize edit set image` writes) replaces the
+    // DaemonSet's image.
+    let overlay = TempDir::new("kustomize-overlay");
+    std::fs::write(
+        overlay.0.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             resources:\n  - {}\nimages:\n  - name: ghcr.io/edgevip/edgevip\n    \
+             newName: registry.example/mirror/edgevip\n    newTag: 9.9.9\n",
+            relative_to_root(&overlay.0, &deploy_dir())
+        ),
+    )
+    .unwrap();
+    let built = kustomize(&overlay.0).unwrap_or_else(|e| panic!("overlay: {e}"));
+    let c = &the_daemonset(&built).spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+        .containers[0];
+    assert_eq!(c.image.as_deref(), Some("registry.example/mirror/edgevip:9.9.9"));
 
     // A client-side dry run still needs an API server for discovery: only with a context.
     let ctx = Command::new("kubectl")
@@ -2712,7 +2856,7 @@ fn loadbalancer_args_are_documented_in_the_plain_manifests() {
     // The example pool does not hand out the ConfigMap's VIPs.
     let pool = parse_pool(&lb_flags["--address-pool"]).unwrap();
     assert!(pool.iter().any(|r| r.0.is_ipv4()) && pool.iter().any(|r| r.0.is_ipv6()));
-    for vip in configmaps(&docs)[0].data.iter().flatten().map(|(k, _)| k) {
+    for vip in simple_example().data.iter().flatten().map(|(k, _)| k) {
         let ip: IpAddr = vip.parse().unwrap();
         assert!(
             !pool_contains(&pool, ip),
@@ -3133,10 +3277,10 @@ fn forwarding_is_documented_in_the_plain_manifests() {
             );
         }
     }
-    let cm = read(&deploy_dir().join("04-configmap.yaml"));
+    let cm = read(&deploy_dir().join("examples/configmap-simple.yaml"));
     assert!(
         !cm.contains("deploy/optional"),
-        "04-configmap.yaml: forwarding needs no optional file"
+        "configmap-simple.yaml: forwarding needs no optional file"
     );
 }
 
