@@ -3978,6 +3978,24 @@ fn helm_monitoring_objects() {
         );
         return;
     }
+    // `helm lint --strict`: defaults, and everything on.
+    let all = format!(
+        "{},monitoring.serviceMonitor.enabled=true,namespace.create=true",
+        MONITORING_SETS.join(",")
+    );
+    for set in ["namespace.create=false", all.as_str()] {
+        let out = Command::new("helm")
+            .args(["lint", "--strict"])
+            .arg(chart_dir())
+            .args(["--namespace", NS, "--set", set])
+            .output()
+            .expect("helm lint");
+        assert!(
+            out.status.success(),
+            "helm lint --strict --set {set}:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     // Off by default.
     let base = helm_template(&[]);
     assert!(monitoring_docs(&base).is_empty());

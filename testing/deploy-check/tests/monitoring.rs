@@ -4,10 +4,11 @@
 //! is one the daemon exports.
 //!
 //! What the daemon exports is read twice: from a real `/metrics` scrape of the debug binary
-//! (standalone, in a network namespace of its own, with a failing health check and a
-//! rejected reload so those families have samples), and from the registrations in the
-//! source (crates/edgevip/src/metrics.rs, crates/forward/src/proxy.rs) for the families a
-//! standalone daemon leaves empty (Kubernetes, proxy, drops). The two must agree wherever
+//! (standalone, in a network namespace of its own, with a stranger's adverts on the link, a
+//! failing health check and notify hook and a rejected reload, so those families have
+//! samples), and from the registrations in the source (crates/edgevip/src/metrics.rs,
+//! crates/forward/src/proxy.rs) for the families a standalone daemon leaves empty
+//! (Kubernetes, proxy, VIP errors, refused API connections). The two must agree wherever
 //! both know a family.
 
 mod common;
@@ -511,8 +512,8 @@ fn kube_whats() -> BTreeSet<String> {
 struct Netns(String);
 
 impl Netns {
-    fn create() -> Netns {
-        let name = format!("evdc-metrics-{}", std::process::id());
+    fn create(role: &str) -> Netns {
+        let name = format!("evdc-{role}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         ip(&["netns", "add", &name]);
         let ns = Netns(name);
@@ -611,6 +612,8 @@ fn parse_exposition(text: &str) -> BTreeMap<String, Family> {
     out
 }
 
+/// The scraped daemon: master of "web" (its only peer 192.0.2.3 never speaks), a health
+/// check that fails, a notify hook that fails.
 const SCRAPE_CONFIG: &str = "api:
   listen: 127.0.0.1:9180
 instances:
@@ -620,59 +623,100 @@ instances:
     priority: 150
     advert_interval: 100ms
     vips: [192.0.2.100/24]
+    unicast_peers: [192.0.2.3]
+    notify: [/bin/false]
     health_checks:
       - {name: ingress, tcp: \"127.0.0.1:1\", interval: 100ms, timeout: 100ms, weight: -10}
 ";
 
-/// Runs the debug binary standalone in a namespace of its own (a veth pair, the VIP from
-/// 192.0.2.0/24), lets it become master with a failing health check, reloads it once with
-/// a valid and once with an invalid file, and returns its /metrics.
-fn scrape_the_daemon() -> String {
-    let ns = Netns::create();
-    ip(&[
-        "-n", &ns.0, "link", "add", "evdca", "type", "veth", "peer", "name", "evdcb",
-    ]);
-    ip(&["-n", &ns.0, "addr", "add", "192.0.2.1/24", "dev", "evdca"]);
-    ip(&["-n", &ns.0, "link", "set", "evdca", "up"]);
-    ip(&["-n", &ns.0, "link", "set", "evdcb", "up"]);
-    let dir = std::env::temp_dir().join(format!("edgevip-scrape-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("edgevip.yaml");
-    std::fs::write(&cfg, SCRAPE_CONFIG).unwrap();
-    let log = std::fs::File::create(dir.join("edgevip.log")).unwrap();
-    let bin = common::edgevip_binary();
+/// A stranger on the link: adverts for VRID 51 from an address that is no peer
+/// (packets_dropped not_a_peer) and for VRID 52, which the daemon does not run
+/// (rx_dropped unknown_vrid).
+const STRANGER_CONFIG: &str = "api:
+  listen: 127.0.0.1:9180
+instances:
+  - {name: web, interface: evdcb, vrid: 51, priority: 100, advert_interval: 100ms,
+     vips: [192.0.2.100/24], unicast_peers: [192.0.2.1]}
+  - {name: other, interface: evdcb, vrid: 52, priority: 100, advert_interval: 100ms,
+     vips: [192.0.2.101/24]}
+";
+
+/// `edgevip run --config CFG` inside namespace `ns`, logging to `log`.
+fn spawn_daemon(ns: &str, cfg: &Path, log: &Path) -> Daemon {
+    let log = std::fs::File::create(log).unwrap();
     let child = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(&bin)
+        .args(["netns", "exec", ns])
+        .arg(common::edgevip_binary())
         .args(["run", "--config"])
-        .arg(&cfg)
+        .arg(cfg)
         .env_remove("EDGEVIP_LOG")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .expect("edgevip run");
-    let daemon = Daemon(child);
+    Daemon(child)
+}
+
+/// Runs the debug binary standalone in a namespace of its own, linked by a veth pair
+/// (addresses from 192.0.2.0/24) to a stranger's namespace running a second edgevip; lets
+/// it become master, drop the stranger's adverts, fail its health check and notify hook;
+/// reloads it once with a valid and once with an invalid file, and returns its /metrics.
+fn scrape_the_daemon() -> String {
+    let ns = Netns::create("metrics");
+    let stranger = Netns::create("stranger");
+    ip(&[
+        "-n", &ns.0, "link", "add", "evdca", "type", "veth", "peer", "name", "evdcb",
+    ]);
+    ip(&["-n", &ns.0, "link", "set", "evdcb", "netns", &stranger.0]);
+    ip(&["-n", &ns.0, "addr", "add", "192.0.2.1/24", "dev", "evdca"]);
+    ip(&[
+        "-n",
+        &stranger.0,
+        "addr",
+        "add",
+        "192.0.2.2/24",
+        "dev",
+        "evdcb",
+    ]);
+    ip(&["-n", &ns.0, "link", "set", "evdca", "up"]);
+    ip(&["-n", &stranger.0, "link", "set", "evdcb", "up"]);
+    let dir = std::env::temp_dir().join(format!("edgevip-scrape-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("edgevip.yaml");
+    std::fs::write(&cfg, SCRAPE_CONFIG).unwrap();
+    std::fs::write(dir.join("stranger.yaml"), STRANGER_CONFIG).unwrap();
+    let daemon = spawn_daemon(&ns.0, &cfg, &dir.join("edgevip.log"));
+    let other = spawn_daemon(
+        &stranger.0,
+        &dir.join("stranger.yaml"),
+        &dir.join("stranger.log"),
+    );
     let hup = || {
         let _ = Command::new("kill")
             .args(["-HUP", &daemon.0.id().to_string()])
             .output();
     };
-    // Bounded: 20 s for master, probes, and the two reloads.
+    // Bounded: 20 s for master, drops, probes, the hook, and the two reloads.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut reloads = 0;
+    let ready = [
+        r#"edgevip_instance_state{instance="web",family="ipv4",state="master"} 1"#,
+        r#"edgevip_health_check_probes_total{instance="web",check="ingress",result="failed"}"#,
+        r#"edgevip_notify_runs_total{instance="web",check="master",result="failed"}"#,
+        r#"reason="not_a_peer""#,
+        r#"reason="unknown_vrid""#,
+    ];
     let text = loop {
         assert!(
             Instant::now() < deadline,
-            "no complete /metrics within 20 s; log:\n{}",
-            std::fs::read_to_string(dir.join("edgevip.log")).unwrap_or_default()
+            "no complete /metrics within 20 s; log:\n{}\nstranger's log:\n{}",
+            std::fs::read_to_string(dir.join("edgevip.log")).unwrap_or_default(),
+            std::fs::read_to_string(dir.join("stranger.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(200));
         let Some(text) = scrape(&ns.0) else { continue };
-        let master = text
-            .contains(r#"edgevip_instance_state{instance="web",family="ipv4",state="master"} 1"#);
-        let failed = text.contains(r#"result="failed""#);
-        if !(master && failed) {
+        if !ready.iter().all(|r| text.contains(r)) {
             continue;
         }
         match reloads {
@@ -687,7 +731,9 @@ fn scrape_the_daemon() -> String {
         reloads += 1;
     };
     drop(daemon);
+    drop(other);
     drop(ns);
+    drop(stranger);
     let _ = std::fs::remove_dir_all(&dir);
     text
 }
@@ -721,7 +767,7 @@ fn rules_and_dashboard_use_only_what_the_daemon_exports() {
     }
     if root && have_ip {
         assert!(
-            both >= 9,
+            both >= 13,
             "only {both} families in both the scrape and the source"
         );
     }
