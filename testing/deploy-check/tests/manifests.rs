@@ -2825,8 +2825,27 @@ fn kustomize(dir: &Path) -> Result<Vec<Doc>, String> {
     parse_stream(&String::from_utf8(out.stdout).unwrap(), "kubectl kustomize")
 }
 
+const MIRROR_IMAGE: &str = "registry.example/mirror/edgevip:9.9.9";
+
+/// `kubectl kustomize` of an overlay of deploy/ that moves the image to MIRROR_IMAGE.
+fn image_overlay() -> Vec<Doc> {
+    let overlay = TempDir::new("kustomize-overlay");
+    let (name, tag) = MIRROR_IMAGE.rsplit_once(':').unwrap();
+    std::fs::write(
+        overlay.0.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             resources:\n  - {}\nimages:\n  - name: ghcr.io/edgevip/edgevip\n    \
+             newName: {name}\n    newTag: {tag}\n",
+            relative_to_root(&overlay.0, &deploy_dir())
+        ),
+    )
+    .unwrap();
+    kustomize(&overlay.0).unwrap_or_else(|e| panic!("overlay: {e}"))
+}
+
 /// `kubectl kustomize deploy/` and the chart's default render are the same objects, field
-/// for field (but for Helm's own labels).
+/// for field (but for Helm's own labels); so are an image override in each.
 #[test]
 fn kustomize_build_equals_the_helm_default_render() {
     if !tool("kubectl") || !tool("helm") {
@@ -2848,6 +2867,19 @@ fn kustomize_build_equals_the_helm_default_render() {
         differences(&format!("{key:?}"), &rendered[key], b, &mut out);
     }
     assert_no_problems("helm default render vs kubectl kustomize deploy/", out);
+
+    let built = comparable(&image_overlay());
+    let (repo, tag) = MIRROR_IMAGE.rsplit_once(':').unwrap();
+    let rendered = comparable(&helm_template(&[
+        "namespace.create=true",
+        &format!("image.repository={repo}"),
+        &format!("image.tag={tag}"),
+    ]));
+    let mut out = Vec::new();
+    for (key, b) in &built {
+        differences(&format!("{key:?}"), &rendered[key], b, &mut out);
+    }
+    assert_no_problems("helm image.* vs a kustomize images: overlay", out);
 }
 
 #[test]
@@ -2885,18 +2917,7 @@ fn kubectl_kustomize_and_client_dry_run() {
 
     // An overlay's `images:` entry (what `kustomize edit set image` writes) replaces the
     // DaemonSet's image.
-    let overlay = TempDir::new("kustomize-overlay");
-    std::fs::write(
-        overlay.0.join("kustomization.yaml"),
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-             resources:\n  - {}\nimages:\n  - name: ghcr.io/edgevip/edgevip\n    \
-             newName: registry.example/mirror/edgevip\n    newTag: 9.9.9\n",
-            relative_to_root(&overlay.0, &deploy_dir())
-        ),
-    )
-    .unwrap();
-    let built = kustomize(&overlay.0).unwrap_or_else(|e| panic!("overlay: {e}"));
+    let built = image_overlay();
     let c = &the_daemonset(&built)
         .spec
         .as_ref()
@@ -2906,10 +2927,7 @@ fn kubectl_kustomize_and_client_dry_run() {
         .as_ref()
         .unwrap()
         .containers[0];
-    assert_eq!(
-        c.image.as_deref(),
-        Some("registry.example/mirror/edgevip:9.9.9")
-    );
+    assert_eq!(c.image.as_deref(), Some(MIRROR_IMAGE));
 
     // A client-side dry run still needs an API server for discovery: only with a context.
     let ctx = Command::new("kubectl")
