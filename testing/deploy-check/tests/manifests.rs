@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::edgevip_binary;
 use edgevip_deploy_check::{
     Stage, commented_list_items, dockerfile_stages, flag_tokens, helm_block, is_dns1123_label,
     is_vip_target, repo_root, shell_commands, skip, split_documents, values_references,
@@ -115,6 +117,18 @@ struct Kustomization {
     api_version: String,
     kind: String,
     resources: Vec<String>,
+    #[serde(default)]
+    images: Vec<KustomizeImage>,
+}
+
+/// An `images:` entry (what `kustomize edit set image` writes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KustomizeImage {
+    name: String,
+    new_name: Option<String>,
+    new_tag: Option<String>,
+    digest: Option<String>,
 }
 
 // A handful of objects per test: their size does not matter.
@@ -131,7 +145,110 @@ enum Object {
     DaemonSet(DaemonSet),
     Ingress(Ingress),
     Service(Service),
+    /// A Prometheus operator object (monitoring.coreos.com/v1), checked against the fields
+    /// edgevip uses (`MonitorSpec`, `RuleSpec`) and kept as written.
+    Monitoring(Monitoring),
     Kustomization(Kustomization),
+}
+
+#[derive(Debug, Clone)]
+struct Monitoring {
+    kind: &'static str,
+    metadata: ObjectMeta,
+    value: Value,
+}
+
+/// The Prometheus operator's kinds edgevip ships.
+const MONITORING_KINDS: &[&str] = &["PodMonitor", "ServiceMonitor", "PrometheusRule"];
+const MONITORING_API: &str = "monitoring.coreos.com/v1";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CrdObject<S> {
+    #[allow(dead_code)]
+    api_version: String,
+    #[allow(dead_code)]
+    kind: String,
+    metadata: ObjectMeta,
+    spec: S,
+}
+
+/// PodMonitor (`podMetricsEndpoints`) and ServiceMonitor (`endpoints`) specs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Parsed to refuse misspelt or misplaced fields; the checks read the raw value.
+#[allow(dead_code)]
+struct MonitorSpec {
+    selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    #[serde(alias = "endpoints")]
+    pod_metrics_endpoints: Vec<ScrapeEndpoint>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Parsed to refuse misspelt or misplaced fields; the checks read the raw value.
+#[allow(dead_code)]
+struct ScrapeEndpoint {
+    port: String,
+    path: String,
+    interval: Option<String>,
+    honor_labels: bool,
+    relabelings: Vec<Relabeling>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Parsed to refuse misspelt or misplaced fields; the checks read the raw value.
+#[allow(dead_code)]
+struct Relabeling {
+    source_labels: Vec<String>,
+    target_label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleGroup {
+    name: String,
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    alert: String,
+    expr: String,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+fn monitoring(kind: &str, doc: &str, value: &Value, origin: &str) -> Result<Monitoring, String> {
+    if value.get("apiVersion").and_then(Value::as_str) != Some(MONITORING_API) {
+        return Err(format!(
+            "{origin}: {kind} needs apiVersion {MONITORING_API}"
+        ));
+    }
+    let kind = MONITORING_KINDS
+        .iter()
+        .find(|k| **k == kind)
+        .ok_or_else(|| format!("{origin}: unknown kind {kind:?}"))?;
+    let metadata = match *kind {
+        "PrometheusRule" => serde_saphyr::from_str::<CrdObject<RuleSpec>>(doc).map(|o| o.metadata),
+        _ => serde_saphyr::from_str::<CrdObject<MonitorSpec>>(doc).map(|o| o.metadata),
+    }
+    .map_err(|e| format!("{origin}: does not parse as {kind}: {e}"))?;
+    Ok(Monitoring {
+        kind,
+        metadata,
+        value: value.clone(),
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +271,7 @@ impl Object {
             Object::DaemonSet(_) => DaemonSet::KIND,
             Object::Ingress(_) => Ingress::KIND,
             Object::Service(_) => Service::KIND,
+            Object::Monitoring(m) => m.kind,
             Object::Kustomization(_) => "Kustomization",
         }
     }
@@ -170,6 +288,7 @@ impl Object {
             Object::DaemonSet(o) => &o.metadata,
             Object::Ingress(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
+            Object::Monitoring(m) => &m.metadata,
             Object::Kustomization(_) => return None,
         })
     }
@@ -194,6 +313,7 @@ impl Object {
             Object::DaemonSet(o) => serde_json::to_value(o),
             Object::Ingress(o) => serde_json::to_value(o),
             Object::Service(o) => serde_json::to_value(o),
+            Object::Monitoring(m) => return m.value.clone(),
             Object::Kustomization(_) => return Value::Null,
         };
         v.expect("k8s-openapi objects serialize")
@@ -301,6 +421,9 @@ fn parse_stream(text: &str, origin: &str) -> Result<Vec<Doc>, String> {
             "DaemonSet" => Object::DaemonSet(typed(doc, value, &origin)?),
             "Ingress" => Object::Ingress(typed(doc, value, &origin)?),
             "Service" => Object::Service(typed(doc, value, &origin)?),
+            k if MONITORING_KINDS.contains(&k) => {
+                Object::Monitoring(monitoring(k, doc, value, &origin)?)
+            }
             "Kustomization" => {
                 let k: Kustomization =
                     serde_saphyr::from_str(doc).map_err(|e| format!("{origin}: {e}"))?;
@@ -1117,7 +1240,6 @@ fn every_manifest_parses_as_its_api_type() {
         key("ClusterRoleBinding", "", "edgevip"),
         key("Role", NS, "edgevip"),
         key("RoleBinding", NS, "edgevip"),
-        key("ConfigMap", NS, CONFIGMAP),
         key("DaemonSet", NS, "edgevip"),
         key("Kustomization", "", ""),
     ];
@@ -1496,18 +1618,31 @@ fn the_service_account_is_bound_and_used() {
     assert!(kinds.contains("ClusterRoleBinding") && kinds.contains("RoleBinding"));
 }
 
+/// The example a user starts from: deploy/examples/configmap-simple.yaml.
+fn simple_example() -> ConfigMap {
+    let origin = "deploy/examples/configmap-simple.yaml";
+    let docs = parse_stream(&read(&repo_root().join(origin)), origin).unwrap();
+    let cms = configmaps(&docs);
+    assert_eq!(cms.len(), 1, "{origin}: one ConfigMap");
+    cms[0].clone()
+}
+
 #[test]
 fn vip_configmap_holds_valid_entries() {
+    // The ConfigMap is the user's: the default install has none, so re-applying it never
+    // overwrites the entries.
     let docs = plain();
-    let cms = configmaps(&docs);
-    assert_eq!(cms.len(), 1);
-    let cm = cms[0];
+    assert!(
+        configmaps(&docs).is_empty(),
+        "deploy/ (the default install) must not hold the VIP ConfigMap"
+    );
+    let cm = simple_example();
     assert_eq!(cm.metadata.name.as_deref(), Some(CONFIGMAP));
     assert_eq!(cm.metadata.namespace.as_deref(), Some(NS));
     let data = cm.data.clone().unwrap_or_default();
     assert!(!data.is_empty(), "no VIPs");
     assert!(cm.binary_data.is_none());
-    check_vip_entries("deploy/04-configmap.yaml", &data);
+    check_vip_entries("deploy/examples/configmap-simple.yaml", &data);
     // The seed: the VIP in front of the ingress controller serving foo.bar.com/bar.foo.com.
     assert_eq!(
         data.get("192.0.2.100").map(String::as_str),
@@ -1628,16 +1763,23 @@ fn example_configmap_and_ingress() {
         .unwrap();
     let flags = parse_args(&args).unwrap();
     let simple_vrid: u8 = flags.get("--vrid").map_or(50, |v| v.parse().unwrap());
-    for cm in configmaps(&docs) {
-        // A drop-in replacement of deploy/04-configmap.yaml.
+    let cms = configmaps(&docs);
+    assert!(
+        cms.iter().any(|c| c
+            .data
+            .as_ref()
+            .is_some_and(|d| d.contains_key("edgevip.yaml"))),
+        "an example shows the rich format"
+    );
+    for cm in cms {
+        // Each is the VIP ConfigMap the DaemonSet reads.
         assert_eq!(cm.metadata.name.as_deref(), Some(CONFIGMAP));
         assert_eq!(cm.metadata.namespace.as_deref(), Some(NS));
         let data = cm.data.clone().unwrap_or_default();
-        assert!(
-            data.contains_key("edgevip.yaml"),
-            "the example shows the rich format"
-        );
         check_vip_entries("deploy/examples", &data);
+        if !data.contains_key("edgevip.yaml") {
+            continue;
+        }
         let rich: Rich = serde_saphyr::from_str(&data["edgevip.yaml"]).unwrap();
         assert!(
             rich.instances.iter().all(|i| i.vrid != simple_vrid),
@@ -1737,6 +1879,27 @@ fn kustomization_lists_every_manifest_in_order() {
         k.resources, files,
         "kustomization resources = deploy/*.yaml, sorted"
     );
+    // The image is overridable (`kustomize edit set image`): the entry names the
+    // DaemonSet's image and pins the release's tag.
+    let image = the_daemonset(&docs)
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image
+        .clone()
+        .unwrap();
+    let (repo, tag) = image.rsplit_once(':').expect("image:tag");
+    assert_eq!(k.images.len(), 1, "one images: entry");
+    let e = &k.images[0];
+    assert_eq!(e.name, repo, "images[0].name = the DaemonSet's image");
+    assert_eq!(e.new_tag.as_deref(), Some(tag));
+    assert_eq!(tag, workspace_version());
+    assert!(e.new_name.is_none() && e.digest.is_none());
 }
 
 #[test]
@@ -2122,12 +2285,9 @@ fn helm_chart_metadata_and_values_parse() {
         chart.app_version
     );
     assert_eq!(Some(image.as_str()), c.image.as_deref());
-    let cm = configmaps(&docs)[0];
-    assert_eq!(
-        value_at(&v, &["vips"]),
-        &serde_json::to_value(&cm.data).unwrap(),
-        "values.vips = deploy/04-configmap.yaml data"
-    );
+    // No VIPs by default: the ConfigMap is the user's, as with deploy/.
+    assert_eq!(value_at(&v, &["vips"]), &serde_json::json!({}));
+    assert_eq!(value_at(&v, &["rich"]), &serde_json::json!(""));
 }
 
 #[test]
@@ -2262,10 +2422,25 @@ fn helm_template_renders_the_same_objects() {
     };
     assert_eq!(rules(&rendered), rules(&plain_docs), "helm RBAC vs deploy/");
     assert_no_problems("helm bindings", check_bindings(&rendered, SA, NS));
+    assert!(
+        configmaps(&rendered).is_empty(),
+        "helm default: no ConfigMap"
+    );
+    // With the example's entries as values the chart renders the example.
+    let example = simple_example();
+    let sets: Vec<String> = example
+        .data
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("vips.{}={v}", k.replace('.', "\\.")))
+        .collect();
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let with_vips = helm_template(&sets);
     assert_eq!(
-        configmaps(&rendered)[0].data,
-        configmaps(&plain_docs)[0].data,
-        "helm ConfigMap vs deploy/"
+        configmaps(&with_vips)[0].data,
+        example.data,
+        "helm vips=<the example's> vs deploy/examples/configmap-simple.yaml"
     );
 
     // Without namespace.create (the usual --create-namespace install) only the Namespace goes.
@@ -2368,7 +2543,7 @@ fn helm_template_renders_the_same_objects() {
     // The rich format goes into the same ConfigMap.
     let rich = helm_template(&["rich=spread: false\ninstances: []"]);
     let data = configmaps(&rich)[0].data.clone().unwrap();
-    assert!(data.contains_key("edgevip.yaml") && data.contains_key("192.0.2.100"));
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["edgevip.yaml"]);
 }
 
 /// The labels Helm adds to everything it renders (the chart's helpers); deploy/ has none
@@ -2595,8 +2770,10 @@ fn helm_template_forwarding_switches() {
         let set = format!("forwarding.proxyProtocol={bad}");
         let r = try_helm_template(&[&set]);
         assert!(
-            r.as_ref()
-                .is_err_and(|e| e.contains("forwarding.proxyProtocol must be v1, v2 or none")),
+            r.as_ref().is_err_and(|e| {
+                e.contains("values don't meet the specifications of the schema")
+                    && e.contains("forwarding.proxyProtocol must be one of the following")
+            }),
             "{set} rendered: {r:?}"
         );
     }
@@ -2604,6 +2781,106 @@ fn helm_template_forwarding_switches() {
 
 // ---------------------------------------------------------------------------------------
 // kubectl
+
+/// A directory under the target dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "edgevip-deploy-check-{what}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `to` as a path relative to `from` (kustomize takes no absolute resource paths): up to
+/// the root, then down.
+fn relative_to_root(from: &Path, to: &Path) -> String {
+    let ups = from.components().count() - 1;
+    let down = to.strip_prefix("/").unwrap_or(to);
+    format!("{}{}", "../".repeat(ups), down.display())
+}
+
+/// `kubectl kustomize DIR`, parsed.
+fn kustomize(dir: &Path) -> Result<Vec<Doc>, String> {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("kubectl: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    parse_stream(&String::from_utf8(out.stdout).unwrap(), "kubectl kustomize")
+}
+
+const MIRROR_IMAGE: &str = "registry.example/mirror/edgevip:9.9.9";
+
+/// `kubectl kustomize` of an overlay of deploy/ that moves the image to MIRROR_IMAGE.
+fn image_overlay() -> Vec<Doc> {
+    let overlay = TempDir::new("kustomize-overlay");
+    let (name, tag) = MIRROR_IMAGE.rsplit_once(':').unwrap();
+    std::fs::write(
+        overlay.0.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             resources:\n  - {}\nimages:\n  - name: ghcr.io/edgevip/edgevip\n    \
+             newName: {name}\n    newTag: {tag}\n",
+            relative_to_root(&overlay.0, &deploy_dir())
+        ),
+    )
+    .unwrap();
+    kustomize(&overlay.0).unwrap_or_else(|e| panic!("overlay: {e}"))
+}
+
+/// `kubectl kustomize deploy/` and the chart's default render are the same objects, field
+/// for field (but for Helm's own labels); so are an image override in each.
+#[test]
+fn kustomize_build_equals_the_helm_default_render() {
+    if !tool("kubectl") || !tool("helm") {
+        skip(
+            "kustomize_build_equals_the_helm_default_render",
+            "helm or kubectl is not installed (scripts/install-deps installs them)",
+        );
+        return;
+    }
+    let built = comparable(&kustomize(&deploy_dir()).unwrap_or_else(|e| panic!("{e}")));
+    let rendered = comparable(&helm_template(&["namespace.create=true"]));
+    assert_eq!(
+        rendered.keys().collect::<Vec<_>>(),
+        built.keys().collect::<Vec<_>>(),
+        "helm default objects vs kubectl kustomize deploy/"
+    );
+    let mut out = Vec::new();
+    for (key, b) in &built {
+        differences(&format!("{key:?}"), &rendered[key], b, &mut out);
+    }
+    assert_no_problems("helm default render vs kubectl kustomize deploy/", out);
+
+    let built = comparable(&image_overlay());
+    let (repo, tag) = MIRROR_IMAGE.rsplit_once(':').unwrap();
+    let rendered = comparable(&helm_template(&[
+        "namespace.create=true",
+        &format!("image.repository={repo}"),
+        &format!("image.tag={tag}"),
+    ]));
+    let mut out = Vec::new();
+    for (key, b) in &built {
+        differences(&format!("{key:?}"), &rendered[key], b, &mut out);
+    }
+    assert_no_problems("helm image.* vs a kustomize images: overlay", out);
+}
 
 #[test]
 fn kubectl_kustomize_and_client_dry_run() {
@@ -2631,6 +2908,26 @@ fn kubectl_kustomize_and_client_dry_run() {
         keys(&plain()),
         "kustomize build vs deploy/*.yaml"
     );
+    let (built_c, plain_c) = (comparable(&built), comparable(&plain()));
+    let mut out = Vec::new();
+    for (key, p) in &plain_c {
+        differences(&format!("{key:?}"), &built_c[key], p, &mut out);
+    }
+    assert_no_problems("kubectl kustomize deploy/ (as helm) vs deploy/*.yaml", out);
+
+    // An overlay's `images:` entry (what `kustomize edit set image` writes) replaces the
+    // DaemonSet's image.
+    let built = image_overlay();
+    let c = &the_daemonset(&built)
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    assert_eq!(c.image.as_deref(), Some(MIRROR_IMAGE));
 
     // A client-side dry run still needs an API server for discovery: only with a context.
     let ctx = Command::new("kubectl")
@@ -2712,7 +3009,7 @@ fn loadbalancer_args_are_documented_in_the_plain_manifests() {
     // The example pool does not hand out the ConfigMap's VIPs.
     let pool = parse_pool(&lb_flags["--address-pool"]).unwrap();
     assert!(pool.iter().any(|r| r.0.is_ipv4()) && pool.iter().any(|r| r.0.is_ipv6()));
-    for vip in configmaps(&docs)[0].data.iter().flatten().map(|(k, _)| k) {
+    for vip in simple_example().data.iter().flatten().map(|(k, _)| k) {
         let ip: IpAddr = vip.parse().unwrap();
         assert!(
             !pool_contains(&pool, ip),
@@ -3024,10 +3321,11 @@ fn helm_forwarding_values_and_blocks() {
         .expect("--proxy-protocol only when forwarding.proxyProtocol is not v1");
     assert_eq!(flag_tokens(pp), vec!["--proxy-protocol"]);
     assert_eq!(flag_tokens(then), vec!["--proxy-protocol"]);
-    assert!(
-        outside.contains(r#"has $proxyProtocol (list "v1" "v2" "none")"#)
-            && outside.contains("fail"),
-        "the chart refuses a forwarding.proxyProtocol other than v1, v2, none"
+    // The schema refuses any other header (helm_template_forwarding_switches renders it).
+    assert_eq!(
+        schema()["properties"]["forwarding"]["properties"]["proxyProtocol"]["enum"],
+        serde_json::json!(PROXY_PROTOCOLS),
+        "values.schema.json: forwarding.proxyProtocol is one of v1, v2, none"
     );
     assert!(
         values_references(&ds)
@@ -3133,10 +3431,10 @@ fn forwarding_is_documented_in_the_plain_manifests() {
             );
         }
     }
-    let cm = read(&deploy_dir().join("04-configmap.yaml"));
+    let cm = read(&deploy_dir().join("examples/configmap-simple.yaml"));
     assert!(
         !cm.contains("deploy/optional"),
-        "04-configmap.yaml: forwarding needs no optional file"
+        "configmap-simple.yaml: forwarding needs no optional file"
     );
 }
 
@@ -3193,81 +3491,6 @@ fn daemonset_check_catches_forwarding_mistakes() {
 
 // ---------------------------------------------------------------------------------------
 // The real binary: its argument parser takes the manifests' command lines
-
-/// The current `edgevip` binary: `$EDGEVIP_BIN` when set, else built here as `cargo test -p
-/// edgevip` builds it for its own tests (`--test cli --no-run`: the same features, so the
-/// two never rebuild each other's binary; a no-op when it is up to date) and located from
-/// cargo's JSON messages, so a test run alone never checks a stale or missing binary. Built
-/// once per test process; a failed build fails every test that needs the binary.
-fn edgevip_binary() -> PathBuf {
-    static BIN: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("EDGEVIP_BIN") {
-            let p = PathBuf::from(p);
-            return if p.is_file() {
-                Ok(p)
-            } else {
-                Err(format!("EDGEVIP_BIN={} is no file", p.display()))
-            };
-        }
-        build_edgevip()
-    })
-    .clone()
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn build_edgevip() -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut cmd = Command::new(&cargo);
-    // What cargo set for this test process (its package's name, manifest dir, …) would look
-    // like a changed environment to build scripts (ring's) and rebuild them.
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        let from_cargo = [
-            "CARGO_PKG_",
-            "CARGO_MANIFEST_",
-            "CARGO_CRATE_",
-            "CARGO_BIN_",
-            "CARGO_CFG_",
-        ]
-        .iter()
-        .any(|p| k.starts_with(p))
-            || [
-                "OUT_DIR",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_RUSTC_CURRENT_DIR",
-            ]
-            .contains(&k.as_ref());
-        if from_cargo {
-            cmd.env_remove(k.as_ref());
-        }
-    }
-    let out = cmd
-        .args(["test", "-p", "edgevip", "--test", "cli", "--no-run"])
-        .args([
-            "--message-format",
-            "json-render-diagnostics",
-            "--manifest-path",
-        ])
-        .arg(repo_root().join("Cargo.toml"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("{}: {e}", Path::new(&cargo).display()))?;
-    if !out.status.success() {
-        return Err(format!("building edgevip failed: {}", out.status));
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| {
-            m["reason"] == "compiler-artifact" && m["target"]["kind"] == serde_json::json!(["bin"])
-        })
-        .filter(|m| m["target"]["name"] == "edgevip")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| "cargo named no edgevip executable".to_string())
-}
 
 struct Run {
     code: Option<i32>,
@@ -3559,4 +3782,432 @@ fn include_node_selector(sel: &Value) -> String {
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+// ---------------------------------------------------------------------------------------
+// values.schema.json, the chart README, monitoring objects
+
+fn schema() -> Value {
+    serde_json::from_str(&read(&chart_dir().join("values.schema.json")))
+        .expect("values.schema.json is JSON")
+}
+
+/// Objects whose schema mirrors a Kubernetes type: values.yaml sets only some of their
+/// fields, and the README documents them as one value.
+const SCHEMA_PASSTHROUGH: &[&str] = &["resources"];
+
+/// The documented values: schema paths, recursing into strict objects (the leaves are
+/// scalars, lists and free-form maps). Checks on the way that values.yaml and the schema
+/// hold the same keys.
+fn schema_leaves(schema: &Value, values: &Value, path: &str, out: &mut Vec<String>) {
+    let props = schema["properties"].as_object();
+    let strict = schema["additionalProperties"] == Value::Bool(false);
+    match props {
+        Some(props) if !SCHEMA_PASSTHROUGH.contains(&path) => {
+            assert!(
+                strict,
+                "values.schema.json {path}: an object with properties must set additionalProperties: false"
+            );
+            let have: BTreeSet<&String> = values
+                .as_object()
+                .map(|o| o.keys().collect())
+                .unwrap_or_default();
+            let want: BTreeSet<&String> = props.keys().collect();
+            assert_eq!(
+                have, want,
+                "values.yaml vs values.schema.json keys at {path:?}"
+            );
+            for (k, sub) in props {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                schema_leaves(sub, &values[k.as_str()], &p, out);
+            }
+        }
+        _ => {
+            assert!(
+                schema.get("type").is_some() || schema.get("oneOf").is_some(),
+                "values.schema.json {path}: no type"
+            );
+            out.push(path.to_string());
+        }
+    }
+}
+
+#[test]
+fn values_schema_covers_every_value_and_the_readme_lists_them() {
+    let s = schema();
+    assert_eq!(s["additionalProperties"], Value::Bool(false));
+    let mut leaves = Vec::new();
+    schema_leaves(&s, &values(), "", &mut leaves);
+    assert!(
+        leaves.len() > 40,
+        "only {} values: walk broken?",
+        leaves.len()
+    );
+    let readme = read(&chart_dir().join("README.md"));
+    let rows: BTreeSet<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`').map(|(k, _)| k.to_string()))
+        .collect();
+    let leaves: BTreeSet<String> = leaves.into_iter().collect();
+    let undocumented: Vec<_> = leaves.difference(&rows).collect();
+    let stale: Vec<_> = rows.difference(&leaves).collect();
+    assert!(
+        undocumented.is_empty(),
+        "values missing from the chart README's table: {undocumented:?}"
+    );
+    assert!(stale.is_empty(), "README rows that are no value: {stale:?}");
+    // Each row's default is the one values.yaml has (scalars only; maps and lists are
+    // written out by hand).
+    let v = values();
+    for line in readme.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let key = cells[0].trim_start_matches("| `").trim_end_matches('`');
+        let default = cells[2].trim_matches('`');
+        let path: Vec<&str> = key.split('.').collect();
+        let want = value_at(&v, &path);
+        let shown = match want {
+            Value::String(x) if x.is_empty() => "\"\"".to_string(),
+            Value::String(x) => x.clone(),
+            Value::Bool(_) | Value::Number(_) => want.to_string(),
+            _ => continue,
+        };
+        assert_eq!(default, shown, "README default of {key}");
+    }
+}
+
+/// The schema refuses wrong types, values out of range, unknown enum members and
+/// misspelt keys, and helm then renders nothing.
+#[test]
+fn helm_rejects_values_the_schema_refuses() {
+    if !tool("helm") {
+        skip(
+            "helm_rejects_values_the_schema_refuses",
+            "helm is not installed (scripts/install-deps installs it)",
+        );
+        return;
+    }
+    for bad in [
+        "vrid=abc",
+        "vrid=0",
+        "vrid=256",
+        "unicast=maybe",
+        "api.port=70000",
+        "image.pullPolicy=Sometimes",
+        "forwarding.enabled=yes",
+        "loadBalancer.vrid=many",
+        "releaseGrace=soon",
+        "tolerations[0].operator=Maybe",
+        "tolerations[0].effect=NoRun",
+        "monitoring.podMonitor.enabled=1",
+        "monitoring.dashboard.labels=x",
+        "updateStrategy.maxUnavailable=many",
+        "vips.192\\.0\\.2\\.7=not a service",
+        "podLabels.bad key=x",
+        "unknownValue=1",
+        "monitoring.podMonitr.enabled=true",
+        "trust.allowConfigMap.everything=true",
+    ] {
+        let r = try_helm_template(&[bad]);
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.contains("values don't meet the specifications of the schema")),
+            "--set {bad} was not refused by values.schema.json: {r:?}"
+        );
+    }
+    for good in [
+        "vrid=7",
+        "tolerations[0].operator=Exists",
+        "updateStrategy.maxUnavailable=50%",
+        "vips.192\\.0\\.2\\.7=ingress/nginx:PROXY",
+        "podLabels.team=edge",
+        "monitoring.interval=",
+        "resources.limits.cpu=1",
+    ] {
+        if let Err(e) = try_helm_template(&[good]) {
+            panic!("--set {good} refused: {e}");
+        }
+    }
+}
+
+/// The labels a pod of this DaemonSet carries.
+fn pod_labels(docs: &[Doc]) -> BTreeMap<String, String> {
+    the_daemonset(docs)
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap_or_default()
+}
+
+fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let m = selector["matchLabels"].as_object().expect("matchLabels");
+    !m.is_empty()
+        && m.iter()
+            .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
+}
+
+fn monitoring_docs(docs: &[Doc]) -> Vec<&Monitoring> {
+    docs.iter()
+        .filter_map(|d| match &d.obj {
+            Object::Monitoring(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The scrape endpoint the rules and the dashboard rely on: port api, /metrics,
+/// edgevip's `instance` label kept, `node` from the pod's node.
+fn check_endpoint(what: &str, ep: &Value) {
+    assert_eq!(ep["port"], "api", "{what}: port");
+    assert_eq!(ep["path"], "/metrics", "{what}: path");
+    assert_eq!(
+        ep["honorLabels"], true,
+        "{what}: honorLabels keeps edgevip's instance label"
+    );
+    assert_eq!(
+        ep["relabelings"],
+        serde_json::json!([{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}]),
+        "{what}: the node label"
+    );
+}
+
+const MONITORING_SETS: &[&str] = &[
+    "monitoring.podMonitor.enabled=true",
+    "monitoring.prometheusRule.enabled=true",
+    "monitoring.dashboard.enabled=true",
+];
+
+#[test]
+fn helm_monitoring_objects() {
+    if !tool("helm") {
+        skip(
+            "helm_monitoring_objects",
+            "helm is not installed (scripts/install-deps installs it)",
+        );
+        return;
+    }
+    // `helm lint --strict`: defaults, and everything on.
+    let all = format!(
+        "{},monitoring.serviceMonitor.enabled=true,namespace.create=true",
+        MONITORING_SETS.join(",")
+    );
+    for set in ["namespace.create=false", all.as_str()] {
+        let out = Command::new("helm")
+            .args(["lint", "--strict"])
+            .arg(chart_dir())
+            .args(["--namespace", NS, "--set", set])
+            .output()
+            .expect("helm lint");
+        assert!(
+            out.status.success(),
+            "helm lint --strict --set {set}:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // Off by default.
+    let base = helm_template(&[]);
+    assert!(monitoring_docs(&base).is_empty());
+    assert!(configmaps(&base).is_empty());
+
+    let docs = helm_template(MONITORING_SETS);
+    let pods = pod_labels(&docs);
+    let mons = monitoring_docs(&docs);
+    let kinds: Vec<&str> = mons.iter().map(|m| m.kind).collect();
+    assert_eq!(
+        kinds.iter().copied().collect::<BTreeSet<_>>(),
+        ["PodMonitor", "PrometheusRule"].into()
+    );
+    let pm = mons.iter().find(|m| m.kind == "PodMonitor").unwrap();
+    assert!(
+        selects(&pm.value["spec"]["selector"], &pods),
+        "the PodMonitor selects the pods"
+    );
+    check_endpoint("PodMonitor", &pm.value["spec"]["podMetricsEndpoints"][0]);
+    let ds = the_daemonset(&docs);
+    let port = &ds
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .ports
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(port.name.as_deref(), Some("api"));
+
+    // The PrometheusRule is the rule file, as it is.
+    let pr = mons.iter().find(|m| m.kind == "PrometheusRule").unwrap();
+    let file: Value =
+        serde_saphyr::from_str(&read(&deploy_dir().join("monitoring/edgevip-rules.yaml"))).unwrap();
+    assert_eq!(
+        pr.value["spec"], file,
+        "PrometheusRule spec vs deploy/monitoring/edgevip-rules.yaml"
+    );
+
+    // The dashboard: the JSON file as it is, with the sidecar's label, where asked.
+    let cm = configmaps(&docs)
+        .into_iter()
+        .find(|c| c.metadata.name.as_deref() == Some("edgevip-grafana-dashboard"))
+        .expect("dashboard ConfigMap");
+    assert_eq!(
+        cm.metadata
+            .labels
+            .as_ref()
+            .unwrap()
+            .get("grafana_dashboard")
+            .map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        cm.data.as_ref().unwrap().get("edgevip.json"),
+        Some(&read(
+            &deploy_dir().join("monitoring/grafana-dashboard.json")
+        ))
+    );
+    let moved = helm_template(&[
+        "monitoring.dashboard.enabled=true",
+        "monitoring.dashboard.namespace=grafana",
+        "monitoring.dashboard.annotations.grafana_folder=edge",
+        "monitoring.podMonitor.enabled=true",
+        "monitoring.podMonitor.labels.release=kps",
+        "monitoring.interval=",
+    ]);
+    let cm = configmaps(&moved)[0];
+    assert_eq!(cm.metadata.namespace.as_deref(), Some("grafana"));
+    assert_eq!(
+        cm.metadata.annotations.as_ref().unwrap()["grafana_folder"],
+        "edge"
+    );
+    let pm = monitoring_docs(&moved)[0];
+    assert_eq!(pm.value["metadata"]["labels"]["release"], "kps");
+    assert!(
+        pm.value["spec"]["podMetricsEndpoints"][0]
+            .get("interval")
+            .is_none()
+    );
+
+    // The ServiceMonitor variant: a headless Service over the pods' api port.
+    let sm_docs = helm_template(&["monitoring.serviceMonitor.enabled=true"]);
+    let svc = sm_docs
+        .iter()
+        .find_map(|d| match &d.obj {
+            Object::Service(s) => Some(s),
+            _ => None,
+        })
+        .expect("the metrics Service");
+    let spec = svc.spec.as_ref().unwrap();
+    assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
+    let sel = spec.selector.clone().unwrap();
+    assert!(
+        sel.iter().all(|(k, v)| pods.get(k) == Some(v)),
+        "the Service selects the pods"
+    );
+    let sp = &spec.ports.as_ref().unwrap()[0];
+    assert_eq!(sp.name.as_deref(), Some("api"));
+    assert_eq!(sp.target_port, Some(IntOrString::String("api".into())));
+    let sm = monitoring_docs(&sm_docs)[0];
+    assert_eq!(sm.kind, "ServiceMonitor");
+    let svc_labels = svc.metadata.labels.clone().unwrap();
+    assert!(
+        selects(&sm.value["spec"]["selector"], &svc_labels),
+        "the ServiceMonitor selects the Service"
+    );
+    assert!(
+        !selects(&sm.value["spec"]["selector"], &pods),
+        "…and not something else with the pods' labels"
+    );
+    check_endpoint("ServiceMonitor", &sm.value["spec"]["endpoints"][0]);
+
+    // podLabels reach the pods, not the selector.
+    let labelled = helm_template(&["podLabels.team=edge", "podAnnotations.a=b"]);
+    let ds = the_daemonset(&labelled);
+    assert_eq!(
+        pod_labels(&labelled).get("team").map(String::as_str),
+        Some("edge")
+    );
+    assert!(
+        !ds.spec
+            .as_ref()
+            .unwrap()
+            .selector
+            .match_labels
+            .as_ref()
+            .unwrap()
+            .contains_key("team")
+    );
+}
+
+/// deploy/monitoring (kustomize) and the chart's monitoring objects are the same, field
+/// for field but Helm's labels; the rule file's three homes hold the same rules.
+#[test]
+fn monitoring_kustomize_equals_the_helm_render() {
+    let rules_text = read(&deploy_dir().join("monitoring/edgevip-rules.yaml"));
+    for copy in ["files/edgevip-rules.yaml", "files/grafana-dashboard.json"] {
+        let name = copy.trim_start_matches("files/");
+        assert!(
+            read(&chart_dir().join(copy)) == read(&deploy_dir().join("monitoring").join(name)),
+            "deploy/helm/edgevip/{copy} differs from deploy/monitoring/{name}: copy it over"
+        );
+    }
+    let file: RuleSpec = serde_saphyr::from_str(&rules_text).unwrap();
+    let pr_text = read(&deploy_dir().join("monitoring/prometheusrule.yaml"));
+    let pr: CrdObject<RuleSpec> = serde_saphyr::from_str(&pr_text).unwrap();
+    assert_eq!(
+        pr.spec, file,
+        "deploy/monitoring/prometheusrule.yaml spec vs edgevip-rules.yaml"
+    );
+    // The whole text, comments too: the PrometheusRule is the file indented.
+    let indented: String = rules_text
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("  {l}\n")
+            }
+        })
+        .collect();
+    assert!(
+        pr_text.ends_with(&format!("spec:\n{indented}")),
+        "prometheusrule.yaml: spec is not edgevip-rules.yaml indented"
+    );
+
+    if !tool("kubectl") || !tool("helm") {
+        skip(
+            "monitoring_kustomize_equals_the_helm_render",
+            "helm or kubectl is not installed (scripts/install-deps installs them)",
+        );
+        return;
+    }
+    let built =
+        comparable(&kustomize(&deploy_dir().join("monitoring")).unwrap_or_else(|e| panic!("{e}")));
+    let base = comparable(&helm_template(&[]));
+    let mut rendered = comparable(&helm_template(MONITORING_SETS));
+    rendered.retain(|k, _| !base.contains_key(k));
+    assert_eq!(
+        rendered.keys().collect::<Vec<_>>(),
+        built.keys().collect::<Vec<_>>(),
+        "helm monitoring objects vs kubectl kustomize deploy/monitoring"
+    );
+    let mut out = Vec::new();
+    for (key, b) in &built {
+        differences(&format!("{key:?}"), &rendered[key], b, &mut out);
+    }
+    assert_no_problems(
+        "helm monitoring render vs kubectl kustomize deploy/monitoring",
+        out,
+    );
 }

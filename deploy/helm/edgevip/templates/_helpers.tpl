@@ -51,3 +51,17 @@ app.kubernetes.io/part-of: edgevip
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
+
+{{/* The scrape endpoint (after its port) of the PodMonitor and the ServiceMonitor:
+edgevip's `instance` label (the VRRP instance) kept, the node's name as `node`, as the
+alert rules expect. */}}
+{{- define "edgevip.scrapeEndpoint" -}}
+path: /metrics
+{{- with .Values.monitoring.interval }}
+interval: {{ . }}
+{{- end }}
+honorLabels: true
+relabelings:
+  - sourceLabels: [__meta_kubernetes_pod_node_name]
+    targetLabel: node
+{{- end }}
