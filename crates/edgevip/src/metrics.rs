@@ -177,7 +177,7 @@ impl Metrics {
         );
         r.register(
             "instance_failed",
-            "1 while an instance cannot start (interface missing, no address yet); retried with backoff",
+            "1 while an instance cannot start (interface missing, no address yet), retried with backoff",
             m.failed.clone(),
         );
         r.register(

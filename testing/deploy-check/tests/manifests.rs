@@ -48,6 +48,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "--interface",
     "--unicast",
     "--ingress-check",
+    "--eligibility",
     "--api-listen",
     "--api-status",
     "--status-listen",
@@ -947,10 +948,11 @@ fn check_daemonset(ds: &DaemonSet, configmap_ref: &str, sa: &str) -> Vec<String>
     }
     if let Some(v) = flag("--ingress-check")
         && v != "none"
+        && v != "auto"
         && !v.starts_with("http://")
         && !v.starts_with("https://")
     {
-        p.push(format!("--ingress-check {v}: want a URL or none"));
+        p.push(format!("--ingress-check {v}: want a URL, auto or none"));
     }
     // The API on the node's own address (downward API status.hostIP), never 0.0.0.0,
     // where it would answer on every VIP.
@@ -2274,6 +2276,10 @@ fn helm_chart_metadata_and_values_parse() {
     assert_eq!(
         value_at(&v, &["ingressCheck"]).as_str(),
         Some(flag("--ingress-check").as_str())
+    );
+    assert_eq!(
+        value_at(&v, &["eligibility"]).as_str(),
+        Some(flag("--eligibility").as_str())
     );
     assert_eq!(
         value_at(&v, &["releaseGrace"]).as_str(),
@@ -3729,6 +3735,7 @@ fn known_flags_are_the_binarys() {
         ("--vrid", &["vrid"][..]),
         ("--unicast", &["unicast"]),
         ("--ingress-check", &["ingressCheck"]),
+        ("--eligibility", &["eligibility"]),
         ("--release-grace", &["releaseGrace"]),
         ("--load-balancer-class", &["loadBalancer", "class"]),
         ("--address-pool", &["loadBalancer", "addressPool"]),
