@@ -108,6 +108,7 @@ pub async fn run(path: PathBuf) -> ExitCode {
         Err(code) => return code,
     };
     let shared = base.shared.clone();
+    shared.metrics.reload_ok.set(1);
     let (ready_tx, ready) = watch::channel(false);
     if let Some(api) = &cfg.api
         && let Err(code) = base.serve_api(api.listen, true, 256, ready, None)
@@ -161,6 +162,7 @@ async fn reload(path: &Path, engine: &mut Engine, metrics: &Metrics) {
         Ok(cfg) => {
             tracing::info!(config = %path.display(), "reloading");
             engine.apply(&cfg.instances).await;
+            metrics.reload_ok.set(1);
             metrics
                 .reloads
                 .get_or_create(&ReloadLabels {
@@ -170,6 +172,7 @@ async fn reload(path: &Path, engine: &mut Engine, metrics: &Metrics) {
         }
         Err(e) => {
             tracing::error!(config = %path.display(), errors = %e, "reload rejected: keeping the running config");
+            metrics.reload_ok.set(0);
             metrics
                 .reloads
                 .get_or_create(&ReloadLabels {

@@ -73,6 +73,8 @@ pub struct Metrics {
     pub announcements: Family<RouterLabels, Counter>,
     pub checksum_forms: Family<ChecksumLabels, Counter>,
     pub reloads: Family<ReloadLabels, Counter>,
+    /// 1 while the config file in force is the one on disk (last load or reload good).
+    pub reload_ok: Gauge,
     pub check_up: Family<CheckLabels, Gauge>,
     pub check_results: Family<CheckResultLabels, Counter>,
     pub notify_runs: Family<CheckResultLabels, Counter>,
@@ -129,6 +131,7 @@ impl Metrics {
             announcements: Family::default(),
             checksum_forms: Family::default(),
             reloads: Family::default(),
+            reload_ok: Gauge::default(),
             check_up: Family::default(),
             check_results: Family::default(),
             notify_runs: Family::default(),
@@ -194,6 +197,11 @@ impl Metrics {
             "config_reloads",
             "Configuration reloads by result",
             m.reloads.clone(),
+        );
+        r.register(
+            "config_last_reload_successful",
+            "1 while the last load of the config file was valid, 0 after a rejected reload (file mode)",
+            m.reload_ok.clone(),
         );
         r.register(
             "health_check_up",

@@ -429,7 +429,9 @@ fn template_labels(text: &str) -> Vec<String> {
 /// with `pub FIELD: Family<LABELS, Counter|Gauge>` and `struct LABELS { pub a: String, … }`.
 fn registered(file: &str) -> BTreeMap<String, Family> {
     let text = read(&repo_root().join(file));
-    let mut label_sets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Plain `Gauge` / `Counter` fields have no labels: the empty set, named "".
+    let mut label_sets: BTreeMap<String, BTreeSet<String>> =
+        [(String::new(), BTreeSet::new())].into();
     let mut fields: BTreeMap<String, (String, bool)> = BTreeMap::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, l) in lines.iter().enumerate() {
@@ -450,6 +452,11 @@ fn registered(file: &str) -> BTreeMap<String, Family> {
                     .collect();
                 label_sets.insert(name, set);
             }
+        }
+        if let Some((field, kind @ ("Gauge," | "Counter,"))) =
+            t.strip_prefix("pub ").and_then(|r| r.split_once(": "))
+        {
+            fields.insert(field.to_string(), (String::new(), kind == "Counter,"));
         }
         if let Some((field, ty)) = t
             .strip_prefix("pub ")
