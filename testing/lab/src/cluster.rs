@@ -291,12 +291,18 @@ impl Cluster {
 
     /// Like `http_get`, `None` when the API does not answer (not started yet).
     pub fn try_http_get(&self, i: usize, path: &str) -> Option<(u16, String)> {
+        self.http_get_at(i, API, path)
+    }
+
+    /// `GET path` from host `i`'s namespace to `addr` (e.g. the node address the
+    /// DaemonSet's API listens on); `None` when nothing answers.
+    pub fn http_get_at(&self, i: usize, addr: &str, path: &str) -> Option<(u16, String)> {
         use std::io::{Read, Write};
-        let path = path.to_string();
+        let (path, addr) = (path.to_string(), addr.to_string());
         let t = crate::in_netns(&self.lab.host(i).ns, move || -> std::io::Result<String> {
-            let mut s = std::net::TcpStream::connect(API)?;
+            let mut s = std::net::TcpStream::connect(&addr)?;
             s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            write!(s, "GET {path} HTTP/1.0\r\nHost: {API}\r\n\r\n")?;
+            write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
             let mut text = String::new();
             s.read_to_string(&mut text)?;
             Ok(text)
