@@ -3,7 +3,8 @@
 //!
 //! Ingress usually runs on the pod network, so the node holding the VIP need not run it:
 //! NAT forwards across the cluster. By default a node is eligible while the target Service
-//! has a ready endpoint anywhere; `LocalEndpoint` asks for one on this node. The local HTTP
+//! has a ready endpoint anywhere; `LocalEndpoint` asks for one on this node. Only forwarded
+//! entries (NAT, PROXY) count: a DR entry, or any entry with forwarding off, is not gated. The local HTTP
 //! check of the ingress is for ingress on the host network: given explicitly, or (`Auto`)
 //! added when an endpoint's address is an edge node's address.
 //!
@@ -16,6 +17,7 @@ use std::net::IpAddr;
 
 use edgevip_config::{HealthCheck, Instance};
 
+use crate::compat::Method;
 use crate::desired::{COMPAT_INSTANCE, Desired};
 use crate::forwarding::Slice;
 use crate::nodes::NodeInfo;
@@ -87,9 +89,11 @@ pub fn apply(
     nodes: &[NodeInfo],
     me: &str,
 ) {
+    // Only what is forwarded: a DR entry's traffic never reaches its endpoints through us.
     let services: BTreeSet<String> = d
         .services
         .iter()
+        .filter(|(_, r)| matches!(r.method, Method::Nat | Method::Proxy))
         .map(|(_, r)| format!("{}/{}", r.namespace, r.name))
         .collect();
     let Some(inst) = d.instances.iter_mut().find(|i| i.name == COMPAT_INSTANCE) else {

@@ -26,7 +26,7 @@ fn nodes() -> Vec<NodeInfo> {
     vec![node(ME, "192.0.2.11"), node("edge-b", "192.0.2.12")]
 }
 
-/// The compat instance serving `ns/svc` for each of `services`.
+/// The compat instance serving `ns/svc` (NAT) for each of `services`.
 fn desired(services: &[&str]) -> Desired {
     let raw = raw::Instance {
         name: Some(COMPAT_INSTANCE.into()),
@@ -163,6 +163,16 @@ fn entries_without_a_service_are_not_gated() {
     let mut d = desired(&[]);
     assert_eq!(
         run(&mut d, Eligibility::LocalEndpoint, &BTreeMap::new()),
+        None
+    );
+}
+
+#[test]
+fn entries_that_are_not_forwarded_are_not_gated() {
+    let mut d = desired(&["ing/nginx"]);
+    d.services[0].1.method = Method::Dr;
+    assert_eq!(
+        run(&mut d, Eligibility::AnyEndpoint, &BTreeMap::new()),
         None
     );
 }

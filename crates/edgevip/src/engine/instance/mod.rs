@@ -254,7 +254,8 @@ impl Task {
             self.feed(i, Input::PriorityChanged(p)).await;
         }
         tracing::info!(instance = %self.cfg.name, vrid = self.cfg.vrid, interface = %self.cfg.interface,
-            at = %self.sh.clock.now(), "instance started");
+            at = %self.sh.clock.now(), ineligible = self.cfg.ineligible.as_deref().unwrap_or("no"),
+            "instance started");
         self.publish();
 
         let mut stopping = false;
