@@ -40,6 +40,10 @@ pub struct InstanceStatus {
     /// Why the instance is not running (state `failed`): it is retried with backoff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Kubernetes mode: why this node may not hold the VIPs now (state `fault`), e.g. no
+    /// ready endpoint of the forwarded Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ineligible: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

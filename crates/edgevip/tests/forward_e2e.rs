@@ -211,6 +211,14 @@ fn by_default_a_pod_network_ingress_is_served_while_it_has_ready_endpoints() {
         assert!(gone.elapsed() < Duration::from_secs(3), "VIP still held");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let st: serde_json::Value =
+        serde_json::from_str(&k.cluster.status_json(0, common::API)).unwrap();
+    let vips = &st["instances"][0];
+    assert_eq!(
+        (vips["state"].as_str(), vips["ineligible"].as_str()),
+        (Some("fault"), Some("no ready endpoint of web/front")),
+        "{st:#}"
+    );
     k.set_endpoints("web", "front", &[1]);
     k.cluster.single_holder(VIP4, None, Duration::from_secs(3));
     let (pods, _, failed) = spread(&k, 5);

@@ -77,6 +77,7 @@ pub fn status(cfg: &Instance, vrs: &[Vr]) -> InstanceStatus {
         },
         routers,
         error: None,
+        ineligible: cfg.ineligible.clone(),
     }
 }
 
