@@ -190,18 +190,8 @@ fn by_default_a_pod_network_ingress_is_served_while_it_has_ready_endpoints() {
     let target = SocketAddr::new(VIP4.parse().unwrap(), 80);
     let created = Instant::now();
     k.set_configmap(json!({VIP4: "web/front"}));
-    while k.tcp_request(target).is_none() {
-        assert!(
-            created.elapsed() < Duration::from_secs(2),
-            "not served 2 s after the ConfigMap\n{}",
-            k.cluster.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!(
-        "ConfigMap created -> served through NAT: {:?}",
-        created.elapsed()
-    );
+    let took = k.wait_served(target, created, Duration::from_secs(2));
+    eprintln!("ConfigMap created -> served through NAT: {took:?}");
     k.cluster.single_holder(VIP4, None, Duration::from_secs(2));
 
     // No ready endpoint: no node is eligible, the VIP leaves.

@@ -105,18 +105,8 @@ fn the_readme_steps_serve_a_pod_network_ingress_within_2s_of_the_configmap() {
         "metadata": {"name": "edgevip-vips", "namespace": "edgevip"},
         "data": {VIP4: "ingress-nginx/ingress-nginx-controller"}}));
     let target = SocketAddr::new(VIP4.parse().unwrap(), 80);
-    while k.tcp_request(target).is_none() {
-        assert!(
-            created.elapsed() < Duration::from_secs(2),
-            "not served 2 s after the ConfigMap\n{}",
-            k.cluster.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!(
-        "README steps: ConfigMap created -> VIP served through NAT in {:?}",
-        created.elapsed()
-    );
+    let took = k.wait_served(target, created, Duration::from_secs(2));
+    eprintln!("README steps: ConfigMap created -> VIP served through NAT in {took:?}");
     k.cluster.single_holder(VIP4, None, Duration::from_secs(2));
     let refused: Vec<_> = k
         .api

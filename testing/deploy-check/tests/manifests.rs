@@ -21,7 +21,7 @@ use edgevip_deploy_check::{
 };
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -491,6 +491,18 @@ fn optional() -> Vec<Doc> {
 }
 fn examples() -> Vec<Doc> {
     load_dir("examples")
+}
+
+/// The DaemonSet's (only) container, edgevip.
+fn edgevip_container(ds: &DaemonSet) -> &Container {
+    &ds.spec
+        .as_ref()
+        .expect("spec")
+        .template
+        .spec
+        .as_ref()
+        .expect("pod spec")
+        .containers[0]
 }
 
 fn the_daemonset(docs: &[Doc]) -> &DaemonSet {
@@ -1751,18 +1763,7 @@ fn example_configmap_and_ingress() {
     let docs = examples();
     let ds_docs = plain();
     let ds = the_daemonset(&ds_docs);
-    let args = ds
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .args
-        .clone()
-        .unwrap();
+    let args = edgevip_container(ds).args.clone().unwrap();
     let flags = parse_args(&args).unwrap();
     let simple_vrid: u8 = flags.get("--vrid").map_or(50, |v| v.parse().unwrap());
     let cms = configmaps(&docs);
@@ -1883,15 +1884,7 @@ fn kustomization_lists_every_manifest_in_order() {
     );
     // The image is overridable (`kustomize edit set image`): the entry names the
     // DaemonSet's image and pins the release's tag.
-    let image = the_daemonset(&docs)
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
+    let image = edgevip_container(the_daemonset(&docs))
         .image
         .clone()
         .unwrap();
@@ -2562,6 +2555,24 @@ const HELM_LABELS: &[&str] = &[
 ];
 
 /// Every object of a stream by key, without Helm's labels.
+/// `actual` holds exactly `expected`'s objects, field for field (`what` names the pair).
+fn assert_same_objects(
+    what: &str,
+    actual: &BTreeMap<(String, String, String), Value>,
+    expected: &BTreeMap<(String, String, String), Value>,
+) {
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "{what}: objects"
+    );
+    let mut out = Vec::new();
+    for (key, e) in expected {
+        differences(&format!("{key:?}"), &actual[key], e, &mut out);
+    }
+    assert_no_problems(what, out);
+}
+
 fn comparable(docs: &[Doc]) -> BTreeMap<(String, String, String), Value> {
     fn strip(v: &mut Value) {
         match v {
@@ -2620,16 +2631,7 @@ fn helm_default_render_equals_the_plain_manifests() {
     }
     let rendered = comparable(&helm_template(&["namespace.create=true"]));
     let plain = comparable(&plain());
-    assert_eq!(
-        rendered.keys().collect::<Vec<_>>(),
-        plain.keys().collect::<Vec<_>>(),
-        "helm default objects vs deploy/"
-    );
-    let mut out = Vec::new();
-    for (key, p) in &plain {
-        differences(&format!("{key:?}"), &rendered[key], p, &mut out);
-    }
-    assert_no_problems("helm default render vs deploy/", out);
+    assert_same_objects("helm default render vs deploy/", &rendered, &plain);
 }
 
 /// (apiGroup, resource) -> verbs of the named ClusterRole of a rendered stream.
@@ -2863,16 +2865,11 @@ fn kustomize_build_equals_the_helm_default_render() {
     }
     let built = comparable(&kustomize(&deploy_dir()).unwrap_or_else(|e| panic!("{e}")));
     let rendered = comparable(&helm_template(&["namespace.create=true"]));
-    assert_eq!(
-        rendered.keys().collect::<Vec<_>>(),
-        built.keys().collect::<Vec<_>>(),
-        "helm default objects vs kubectl kustomize deploy/"
+    assert_same_objects(
+        "helm default render vs kubectl kustomize deploy/",
+        &rendered,
+        &built,
     );
-    let mut out = Vec::new();
-    for (key, b) in &built {
-        differences(&format!("{key:?}"), &rendered[key], b, &mut out);
-    }
-    assert_no_problems("helm default render vs kubectl kustomize deploy/", out);
 
     let built = comparable(&image_overlay());
     let (repo, tag) = MIRROR_IMAGE.rsplit_once(':').unwrap();
@@ -2881,11 +2878,11 @@ fn kustomize_build_equals_the_helm_default_render() {
         &format!("image.repository={repo}"),
         &format!("image.tag={tag}"),
     ]));
-    let mut out = Vec::new();
-    for (key, b) in &built {
-        differences(&format!("{key:?}"), &rendered[key], b, &mut out);
-    }
-    assert_no_problems("helm image.* vs a kustomize images: overlay", out);
+    assert_same_objects(
+        "helm image.* vs a kustomize images: overlay",
+        &rendered,
+        &built,
+    );
 }
 
 #[test]
@@ -2914,25 +2911,16 @@ fn kubectl_kustomize_and_client_dry_run() {
         keys(&plain()),
         "kustomize build vs deploy/*.yaml"
     );
-    let (built_c, plain_c) = (comparable(&built), comparable(&plain()));
-    let mut out = Vec::new();
-    for (key, p) in &plain_c {
-        differences(&format!("{key:?}"), &built_c[key], p, &mut out);
-    }
-    assert_no_problems("kubectl kustomize deploy/ (as helm) vs deploy/*.yaml", out);
+    assert_same_objects(
+        "kubectl kustomize deploy/ (as helm) vs deploy/*.yaml",
+        &comparable(&built),
+        &comparable(&plain()),
+    );
 
     // An overlay's `images:` entry (what `kustomize edit set image` writes) replaces the
     // DaemonSet's image.
     let built = image_overlay();
-    let c = &the_daemonset(&built)
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let c = edgevip_container(the_daemonset(&built));
     assert_eq!(c.image.as_deref(), Some(MIRROR_IMAGE));
 
     // A client-side dry run still needs an API server for discovery: only with a context.
@@ -4041,18 +4029,7 @@ fn helm_monitoring_objects() {
     );
     check_endpoint("PodMonitor", &pm.value["spec"]["podMetricsEndpoints"][0]);
     let ds = the_daemonset(&docs);
-    let port = &ds
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .ports
-        .as_ref()
-        .unwrap()[0];
+    let port = &edgevip_container(ds).ports.as_ref().unwrap()[0];
     assert_eq!(port.name.as_deref(), Some("api"));
 
     // The PrometheusRule is the rule file, as it is.
@@ -4204,17 +4181,9 @@ fn monitoring_kustomize_equals_the_helm_render() {
     let base = comparable(&helm_template(&[]));
     let mut rendered = comparable(&helm_template(MONITORING_SETS));
     rendered.retain(|k, _| !base.contains_key(k));
-    assert_eq!(
-        rendered.keys().collect::<Vec<_>>(),
-        built.keys().collect::<Vec<_>>(),
-        "helm monitoring objects vs kubectl kustomize deploy/monitoring"
-    );
-    let mut out = Vec::new();
-    for (key, b) in &built {
-        differences(&format!("{key:?}"), &rendered[key], b, &mut out);
-    }
-    assert_no_problems(
+    assert_same_objects(
         "helm monitoring render vs kubectl kustomize deploy/monitoring",
-        out,
+        &rendered,
+        &built,
     );
 }

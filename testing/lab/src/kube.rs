@@ -332,6 +332,25 @@ impl KubeLab {
     }
 
     /// One TCP request from the client namespace: the answer line, or `None`.
+    /// Sends TCP requests to `target` until one is answered and returns how long that
+    /// took from `since`; fails the test (with the logs) once `bound` has passed.
+    pub fn wait_served(
+        &self,
+        target: std::net::SocketAddr,
+        since: Instant,
+        bound: Duration,
+    ) -> Duration {
+        while self.tcp_request(target).is_none() {
+            assert!(
+                since.elapsed() < bound,
+                "{target} not served {bound:?} after\n{}",
+                self.cluster.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        since.elapsed()
+    }
+
     pub fn tcp_request(&self, target: std::net::SocketAddr) -> Option<String> {
         use std::io::{Read, Write};
         crate::in_netns(
