@@ -40,6 +40,17 @@ fn in_cluster_config_over_tls_as_the_service_account() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // With the Node's uid: `kubectl describe node` selects Events by it.
+    let node_uid =
+        k.api.get("v1", "Node", None, "edge-0").expect("node")["metadata"]["uid"].clone();
+    let events = k.api.list("events.k8s.io/v1", "Event");
+    let became = events
+        .iter()
+        .find(|e| e["reason"] == "BecameMaster")
+        .expect("BecameMaster");
+    assert!(node_uid.is_string());
+    assert_eq!(became["regarding"]["uid"], node_uid, "{became:#}");
+
     // Every request came over TLS with the ServiceAccount's token, and none was refused.
     let log = k.api.requests();
     assert!(log.len() >= 4, "{log:#?}");

@@ -100,6 +100,15 @@ fn a_configmap_carrying_commands_is_refused_while_the_other_entries_serve() {
     );
     k.cluster
         .assert_stays("192.0.2.120", 0, Duration::from_millis(500));
+    // A later, different refusal is an Event of its own: the recorder would otherwise
+    // count it as a repeat of the first (same reason and object) and keep the old note.
+    k.set_configmap(json!({VIP4: "", "169.254.0.1": "", "127.0.0.2": "", "edgevip.yaml": doc}));
+    wait_warning(
+        &k,
+        "ConfigMap",
+        "vips",
+        &["data[\\\"127.0.0.2\\\"]", "cannot be a virtual IP"],
+    );
 }
 
 #[test]
