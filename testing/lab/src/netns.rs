@@ -85,6 +85,18 @@ pub(crate) fn ip(args: &[&str]) -> io::Result<()> {
     }
 }
 
+/// Appends `name` to the file named by `EDGEVIP_NETNS_LOG`, so `scripts/test` checks for
+/// leftovers among the namespaces its own run created (a lab another process runs on the
+/// same machine at the same time is not a leak of this one).
+fn record(name: &str) {
+    use std::io::Write;
+    if let Some(path) = std::env::var_os("EDGEVIP_NETNS_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{name}");
+        }
+    }
+}
+
 /// One namespace, deleted on drop.
 pub(crate) struct Netns {
     pub name: String,
@@ -93,6 +105,7 @@ pub(crate) struct Netns {
 impl Netns {
     pub fn create(name: String) -> io::Result<Netns> {
         ip(&["netns", "add", &name])?;
+        record(&name);
         if let Ok(mut l) = LIVE.lock() {
             l.push(name.clone());
         }
