@@ -523,6 +523,12 @@ impl Netns {
         let name = format!("evdc-{role}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         ip(&["netns", "add", &name]);
+        // Listed for `scripts/test`'s leak check, as the lab's namespaces are.
+        if let Some(log) = std::env::var_os("EDGEVIP_NETNS_LOG") {
+            use std::io::Write;
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(log);
+            let _ = f.and_then(|mut f| writeln!(f, "{name}"));
+        }
         let ns = Netns(name);
         ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
         ns
