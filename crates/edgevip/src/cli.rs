@@ -129,6 +129,13 @@ pub struct KubeArgs {
     /// PROXY protocol header sent to the backends of `:PROXY` entries.
     #[arg(long, value_enum, default_value_t = ProxyProtocol::V1)]
     pub proxy_protocol: ProxyProtocol,
+    /// The Lease (in the ConfigMap's namespace) whose holder allocates LoadBalancer VIPs
+    /// and writes Service status (needs the optional RBAC: leases get/create/update).
+    #[arg(long, default_value = "edgevip-allocator")]
+    pub lease_name: String,
+    /// How long a silent allocator keeps the Lease before another pod takes it over.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
     /// VRID of the instance that carries the LoadBalancer VIPs.
     #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u8).range(1..=255))]
     pub lb_vrid: u8,

@@ -219,6 +219,10 @@ impl Plane for Daemon {
         m.set_kube("watch_errors", st.watch_errors as i64);
         m.set_kube("rebuilds", st.rebuilds as i64);
         m.set_kube("last_rebuild_us", st.last_rebuild_us as i64);
+        if st.allocator_lease.is_some() {
+            // Only in LoadBalancer mode: the no-allocator alert sums it over the pods.
+            m.set_kube("allocator", i64::from(st.status_writer));
+        }
         self.instances = st.instances.clone();
         self.kube_status
             .send_replace(serde_json::to_value(st).unwrap_or_default());

@@ -220,7 +220,7 @@ impl Metrics {
         );
         r.register(
             "kubernetes",
-            "Kubernetes mode: synced (0/1), edge_nodes, instances, rejected_entries, warnings, load_balancers, watch_errors, rebuilds, last_rebuild_us",
+            "Kubernetes mode: synced (0/1), edge_nodes, instances, rejected_entries, warnings, load_balancers, watch_errors, rebuilds, last_rebuild_us, allocator (0/1: holds the allocator Lease; LoadBalancer mode only)",
             m.kube.clone(),
         );
         Metrics {

@@ -61,6 +61,8 @@ pub struct Options {
     /// Label selector of the edge nodes, e.g. `edgenode=true`.
     pub node_selector: String,
     pub release_grace: Duration,
+    /// LoadBalancer mode: the Lease whose holder writes Service status.
+    pub lease: Option<crate::lease::LeaseOptions>,
 }
 
 impl Options {
@@ -87,8 +89,10 @@ pub struct KubeStatus {
     /// LoadBalancer Services: `ns/name` → VIP served, and those without one (why).
     pub load_balancers: BTreeMap<String, IpAddr>,
     pub load_balancer_problems: BTreeMap<String, String>,
-    /// This node records allocations in Service status.
+    /// This node records allocations in Service status (holds the allocator Lease).
     pub status_writer: bool,
+    /// LoadBalancer mode: the allocator Lease, `ns/name`.
+    pub allocator_lease: Option<String>,
     /// Forwarding: `VIP:port/proto (nat|proxy) -> N endpoints`.
     pub forwarded: Vec<String>,
     /// Time the last rebuild of the desired state took, in microseconds.
@@ -131,6 +135,11 @@ async fn run(
     stx: watch::Sender<KubeStatus>,
 ) {
     let mut stream = futures::stream::select_all(watches(&client, &opts));
+    // Without LoadBalancer mode nobody writes status; the sender lives as long as the loop.
+    let (_no_lease, mut allocator) = watch::channel(false);
+    if let Some(l) = &opts.lease {
+        allocator = crate::lease::start(client.clone(), l.clone());
+    }
     let mut world = World::new(&opts);
     let mut iface = NodeInterface::default();
     let mut told = Told::default();
@@ -150,6 +159,7 @@ async fn run(
                 None => break,
             },
             _ = sleep_until(deadline) => world.on_timer(Instant::now()),
+            Ok(()) = allocator.changed() => world.set_allocator(*allocator.borrow_and_update()),
             Some(key) = failed_rx.recv() => {
                 world.write_failed(key, Instant::now());
                 false
@@ -303,11 +313,21 @@ fn write_status(
     let api = Api::<Service>::namespaced(client.clone(), ns);
     let (ns, name) = (ns.to_string(), name.to_string());
     tokio::spawn(async move {
-        let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
-        match api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+        // Read, then write with the resourceVersion read as precondition: a Service changed
+        // in between (by its owner or another writer) is a 409, retried from a fresh read.
+        let written = match api.get(&name).await {
+            Ok(svc) => {
+                let rv = svc.metadata.resource_version.unwrap_or_default();
+                let patch = serde_json::json!({
+                    "metadata": {"resourceVersion": rv},
+                    "status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}},
+                });
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match written {
             Ok(_) => {
                 tracing::info!(service = %key, %ip, "VIP recorded in Service status");
                 if let Some(ev) = events {

@@ -180,7 +180,6 @@ impl Builder {
             return d;
         }
         let ctx = Ctx::new(s, nodes, me, link);
-        d.writer = nodes::writer(nodes).is_some_and(|w| w.name == me.name);
 
         let mut candidates: Vec<Candidate> = compat_entries(s, &ctx.fence, src, &mut d)
             .into_iter()

@@ -18,6 +18,7 @@ pub mod desired;
 pub mod eligibility;
 pub mod events;
 pub mod forwarding;
+pub mod lease;
 pub mod nodes;
 pub mod rich;
 pub mod services;

@@ -97,15 +97,6 @@ pub fn ordered(nodes: &[NodeInfo]) -> Vec<&NodeInfo> {
     v
 }
 
-/// The node that writes Service status: the first ready one in priority order. Every node
-/// computes the same answer, so no lease is needed; two writers during a change of view
-/// write the same deterministic allocation.
-pub fn writer(nodes: &[NodeInfo]) -> Option<&NodeInfo> {
-    ordered(nodes)
-        .into_iter()
-        .find(|n| n.ready && !n.addresses.is_empty())
-}
-
 /// The priority of `me` for the instance at `index`: 200 for the first node in order, a
 /// step less for each following one. With `spread`, the order is rotated by the instance index,
 /// so that each node comes first for a share of the instances (active-active).

@@ -1,10 +1,11 @@
 //! Services of `type: LoadBalancer` whose `spec.loadBalancerClass` is ours: each gets a VIP,
 //! from `spec.loadBalancerIP` or the `edgevip.io/vip` annotation (only within the pool),
 //! else allocated from the address pool; never one the fence refuses (a node's address,
-//! ...), never one another Service holds already (live allocations come first). Pure. Every node computes the same plan from the same view; only the
-//! elected writer (the first ready edge node in priority order) writes allocations into
-//! `status.loadBalancer.ingress`, and all nodes serve what the status (or the spec) says,
-//! so an allocation is never served before it is recorded.
+//! ...), never one another Service holds already (live allocations come first). Pure.
+//! Every node computes the same plan from the same view; only the holder of the allocator
+//! Lease (`crate::lease`) writes allocations into `status.loadBalancer.ingress`, and all
+//! nodes serve what the status (or the spec) says, so an allocation is never served before
+//! it is recorded.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

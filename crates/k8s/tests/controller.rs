@@ -8,6 +8,7 @@ use edgevip_fakeapi::{FakeApi, Fault};
 use edgevip_k8s::controller::{self, Handle, Options, Resolver};
 use edgevip_k8s::desired::{Desired, Settings};
 use edgevip_k8s::events::Events;
+use edgevip_k8s::lease::LeaseOptions;
 use serde_json::{Value, json};
 
 const NS: &str = "edgevip";
@@ -51,6 +52,7 @@ fn options(grace: Duration) -> Options {
         configmap_name: CM.into(),
         node_selector: "edgenode=true".into(),
         release_grace: grace,
+        lease: None,
     }
 }
 
@@ -340,6 +342,12 @@ async fn load_balancer_services_get_vips_recorded_by_one_writer() {
             pool: Pool::parse("198.51.100.10-198.51.100.12,203.0.113.7").unwrap(),
             vrid: 51,
         });
+        o.lease = Some(LeaseOptions {
+            namespace: NS.into(),
+            name: "edgevip-allocator".into(),
+            identity: me.into(),
+            duration: Duration::from_secs(3),
+        });
         o
     };
     let c = client(server.addr());
@@ -358,7 +366,15 @@ async fn load_balancer_services_get_vips_recorded_by_one_writer() {
         .await;
         assert_eq!(d.instances[0].vrid, 51);
     }
-    assert!(a.status.borrow().status_writer && !b.status.borrow().status_writer);
+    // Both raced for the Lease; exactly one holds it.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !(a.status.borrow().status_writer || b.status.borrow().status_writer) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("one pod takes the allocator Lease");
+    assert!(!(a.status.borrow().status_writer && b.status.borrow().status_writer));
     // The spec-requested VIP is served at once; its status write may still be on its way.
     let recorded = |name: &str| {
         api.get("v1", "Service", Some("web"), name).unwrap()["status"]["loadBalancer"]["ingress"][0]
@@ -419,4 +435,86 @@ async fn load_balancer_services_get_vips_recorded_by_one_writer() {
         "{evs:#?}"
     );
     server.shutdown();
+}
+
+fn lease(holder: &str, renewed: &str) -> Value {
+    json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "edgevip-allocator", "namespace": NS},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 2,
+            "renewTime": renewed}})
+}
+
+/// The allocator Lease decides who writes status: a live holder elsewhere keeps this pod
+/// from writing; once the holder stops renewing, this pod takes the Lease over within one
+/// lease duration (plus a retry period) and writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_lease_holder_writes_status_and_a_dead_holder_is_replaced() {
+    use edgevip_k8s::services::{DEFAULT_CLASS, LbSettings, Pool};
+    let api = FakeApi::new();
+    let server = api.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    api.apply(node("edge-a", "192.0.2.11", true));
+    api.apply(service("web", "front", true, Some(DEFAULT_CLASS), None));
+    api.apply(lease("edge-b", "2026-12-05T07:00:00.000000Z"));
+    let mut o = options(Duration::from_secs(30));
+    o.settings.lb = Some(LbSettings {
+        class: DEFAULT_CLASS.into(),
+        default_class: false,
+        pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
+        vrid: 51,
+    });
+    let duration = Duration::from_secs(2);
+    o.lease = Some(LeaseOptions {
+        namespace: NS.into(),
+        name: "edgevip-allocator".into(),
+        identity: "edge-a".into(),
+        duration,
+    });
+    let h = controller::start(client(server.addr()), o, resolver(), None);
+    let recorded = || {
+        api.get("v1", "Service", Some("web"), "front").unwrap()["status"]["loadBalancer"]["ingress"]
+            [0]["ip"]
+            .as_str()
+            .map(str::to_string)
+    };
+    // edge-b renews every 300 ms for 3 s (longer than the duration): edge-a defers.
+    for k in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        api.apply(lease("edge-b", &format!("2026-12-05T07:00:0{k}.000000Z")));
+        assert!(!h.status.borrow().status_writer, "edge-b holds the Lease");
+        assert_eq!(recorded(), None, "only the holder writes");
+    }
+    // edge-b dies: its record stops changing.
+    let died = Instant::now();
+    let took = tokio::time::timeout(Duration::from_secs(10), async {
+        while recorded().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        died.elapsed()
+    })
+    .await
+    .expect("edge-a takes the Lease over and writes");
+    eprintln!("status written {took:?} after the holder's last renewal");
+    assert!(took >= duration, "not before the Lease expired: {took:?}");
+    assert!(
+        took < duration * 2,
+        "within the duration and a retry: {took:?}"
+    );
+    assert_eq!(recorded().as_deref(), Some("198.51.100.10"));
+    assert!(h.status.borrow().status_writer);
+    let lease = api
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some(NS),
+            "edgevip-allocator",
+        )
+        .unwrap();
+    assert_eq!(lease["spec"]["holderIdentity"], "edge-a");
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+    let patch = api
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH" && r.path.ends_with("/services/front/status"))
+        .expect("a status patch");
+    assert_eq!(patch.status, 200);
 }

@@ -41,6 +41,12 @@ fn options() -> Options {
         configmap_name: "vips".into(),
         node_selector: "edgenode=true".into(),
         release_grace: Duration::from_secs(30),
+        lease: Some(edgevip_k8s::lease::LeaseOptions {
+            namespace: "edgevip".into(),
+            name: "edgevip-allocator".into(),
+            identity: "edge-a".into(),
+            duration: Duration::from_secs(3),
+        }),
     }
 }
 
@@ -109,9 +115,10 @@ async fn wait_log(api: &FakeApi, secs: u64, f: impl Fn(&[Request]) -> bool) -> b
     false
 }
 
+/// Requests that failed (a 404 is an answer: the allocator Lease before its creation).
 fn refused(log: &[Request]) -> Vec<String> {
     log.iter()
-        .filter(|r| r.status >= 400)
+        .filter(|r| r.status >= 400 && r.status != 404)
         .map(|r| format!("{} {} -> {} {:?}", r.method, r.path, r.status, r.error))
         .collect()
 }
@@ -151,6 +158,10 @@ async fn the_shipped_manifests_allow_everything_the_controller_does() {
         ("GET", "/api/v1/services"),
         ("GET", "/apis/discovery.k8s.io/v1/endpointslices"),
         ("PATCH", "/api/v1/namespaces/web/services/lb/status"),
+        (
+            "POST",
+            "/apis/coordination.k8s.io/v1/namespaces/edgevip/leases",
+        ),
         ("POST", "/apis/events.k8s.io/v1/namespaces/web/events"),
         ("POST", "/apis/events.k8s.io/v1/namespaces/edgevip/events"),
     ] {
@@ -274,7 +285,21 @@ async fn every_permission_the_controller_uses_is_needed() {
             "watch",
             "/endpointslices",
         ),
+        ("", "services", "get", "/services/lb"),
         ("", "services/status", "patch", "/services/lb/status"),
+        ("coordination.k8s.io", "leases", "create", "/leases"),
+        (
+            "coordination.k8s.io",
+            "leases",
+            "get",
+            "/leases/edgevip-allocator",
+        ),
+        (
+            "coordination.k8s.io",
+            "leases",
+            "update",
+            "/leases/edgevip-allocator",
+        ),
         ("events.k8s.io", "events", "create", "/events"),
     ] {
         let (api, server, _h) = start(without(group, resource, verb)).await;

@@ -67,6 +67,8 @@ const KNOWN_FLAGS: &[&str] = &[
     "--default-load-balancer-class",
     "--address-pool",
     "--lb-vrid",
+    "--lease-name",
+    "--lease-duration",
     "--forwarding",
     "--proxy-protocol",
     "--vip-ranges",
@@ -1053,9 +1055,12 @@ fn roles(docs: &[Doc]) -> Vec<(&Doc, bool, &str, Vec<PolicyRule>)> {
 }
 
 /// Problems with the rules of one (Cluster)Role. The daemon reads (get/list/watch),
-/// records Events (create/patch) and, in LoadBalancer mode, merge-patches services/status.
-/// Nothing else: no `update` anywhere, and no Leases (the Service-status writer is chosen
-/// without an election object).
+/// records Events (create/patch) and, in LoadBalancer mode, merge-patches services/status
+/// and holds the allocator Lease. Nothing else: `update` only on that one Lease, through a
+/// namespaced Role (`create` cannot name its object; get/update name it).
+/// The Lease whose holder writes LoadBalancer status (`--lease-name`'s default).
+const ALLOCATOR_LEASE: &str = "edgevip-allocator";
+
 fn check_rules(origin: &str, cluster: bool, rules: &[PolicyRule]) -> Vec<String> {
     let mut p = Vec::new();
     let read = ["get", "list", "watch"];
@@ -1081,7 +1086,7 @@ fn check_rules(origin: &str, cluster: bool, rules: &[PolicyRule]) -> Vec<String>
         for res in &resources {
             if matches!(
                 res.as_str(),
-                "secrets" | "pods/exec" | "serviceaccounts/token" | "leases"
+                "secrets" | "pods/exec" | "serviceaccounts/token"
             ) {
                 p.push(format!("{at}: grants {res}"));
             }
@@ -1103,16 +1108,33 @@ fn check_rules(origin: &str, cluster: bool, rules: &[PolicyRule]) -> Vec<String>
                 ));
             }
         }
-        if groups.iter().any(|g| g == "coordination.k8s.io") {
+        let leases = resources.iter().any(|r| r == "leases");
+        let named_lease = r.resource_names.as_deref() == Some(&[ALLOCATOR_LEASE.to_string()]);
+        if groups.iter().any(|g| g == "coordination.k8s.io") != leases
+            || (leases && (groups.len() != 1 || resources.len() != 1))
+        {
             p.push(format!(
-                "{at}: coordination.k8s.io: edgevip elects nothing through the API"
+                "{at}: leases alone, in apiGroup coordination.k8s.io only: {groups:?} {resources:?}"
+            ));
+        }
+        if leases && cluster {
+            p.push(format!(
+                "{at}: leases through a ClusterRole (the allocator Lease is in edgevip's namespace)"
+            ));
+        }
+        if leases && r.verbs.iter().any(|v| v != "create") && !named_lease {
+            p.push(format!(
+                "{at}: get/update on leases need resourceNames [{ALLOCATOR_LEASE:?}]"
             ));
         }
         for v in &r.verbs {
             let ok = match v.as_str() {
                 "get" | "list" | "watch" => true,
                 // Writes only where the daemon writes: Events, and the Service status patch.
-                "create" => resources.iter().all(|res| res == "events"),
+                "create" => resources
+                    .iter()
+                    .all(|res| res == "events" || (res == "leases" && r.resource_names.is_none())),
+                "update" => leases && named_lease,
                 "patch" => resources
                     .iter()
                     .all(|res| matches!(res.as_str(), "events" | "services/status")),
@@ -1263,6 +1285,8 @@ fn every_manifest_parses_as_its_api_type() {
     let want_opt: BTreeSet<_> = [
         key("ClusterRole", "", "edgevip-loadbalancer"),
         key("ClusterRoleBinding", "", "edgevip-loadbalancer"),
+        key("Role", NS, "edgevip-loadbalancer"),
+        key("RoleBinding", NS, "edgevip-loadbalancer"),
     ]
     .into_iter()
     .collect();
@@ -1501,10 +1525,21 @@ fn rbac_grants_only_what_the_daemon_uses() {
         by_name(&opt, true, "edgevip-loadbalancer"),
         table(&[("", "services/status", &["patch"])])
     );
-    // No Role at all besides the ConfigMap's: nothing namespaced beyond deploy/03-role.yaml.
-    assert!(
-        roles(&opt).iter().all(|r| r.1),
-        "deploy/optional holds only ClusterRoles (no Lease Role: no leader election)"
+    // One namespaced Role besides the ConfigMap's: the allocator Lease, by name.
+    let lease_roles: Vec<_> = roles(&opt).into_iter().filter(|r| !r.1).collect();
+    assert_eq!(
+        lease_roles.len(),
+        1,
+        "deploy/optional: one Role (the allocator Lease)"
+    );
+    assert_eq!(lease_roles[0].2, "edgevip-loadbalancer");
+    assert_eq!(
+        rule_table(&lease_roles[0].3),
+        table(&[(
+            "coordination.k8s.io",
+            "leases",
+            &["create", "get", "update"]
+        )])
     );
     // Every verb of every grant, deploy/ and deploy/optional together.
     let verbs: BTreeSet<String> = roles(&docs)
@@ -1513,13 +1548,13 @@ fn rbac_grants_only_what_the_daemon_uses() {
         .flat_map(|r| r.3)
         .flat_map(|r| r.verbs)
         .collect();
-    let allowed: BTreeSet<String> = ["get", "list", "watch", "create", "patch"]
+    let allowed: BTreeSet<String> = ["get", "list", "watch", "create", "patch", "update"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     assert!(
         verbs.is_subset(&allowed),
-        "verbs {verbs:?}: only get/list/watch/create/patch"
+        "verbs {verbs:?}: only get/list/watch/create/patch (update: the Lease, see check_rules)"
     );
     // Services and EndpointSlices: only in the base ClusterRole, nowhere else.
     for (d, cluster, name, rules) in roles(&docs).into_iter().chain(roles(&opt)) {
@@ -1552,6 +1587,9 @@ fn rbac_check_catches_violations() {
         (false, rule("", "secrets", &["get"])),
         (false, rule("coordination.k8s.io", "leases", &["update"])),
         (false, rule("coordination.k8s.io", "leases", &["get"])),
+        (true, rule("coordination.k8s.io", "leases", &["create"])),
+        (false, rule("", "leases", &["create"])),
+        (false, rule("coordination.k8s.io", "leases", &["delete"])),
         (
             false,
             rule("coordination.k8s.io", "leases", &["create", "patch"]),
@@ -1605,7 +1643,21 @@ fn rbac_check_catches_violations() {
         (true, rule("", "services/status", &["patch"])),
         (true, rule("events.k8s.io", "events", &["create", "patch"])),
         (false, rule("", "configmaps", &["get", "list", "watch"])),
+        (false, rule("coordination.k8s.io", "leases", &["create"])),
+        (
+            false,
+            PolicyRule {
+                resource_names: Some(vec![ALLOCATOR_LEASE.into()]),
+                ..rule("coordination.k8s.io", "leases", &["get", "update"])
+            },
+        ),
     ];
+    // Named, but another Lease: refused.
+    let other = PolicyRule {
+        resource_names: Some(vec!["kube-scheduler".into()]),
+        ..rule("coordination.k8s.io", "leases", &["get", "update"])
+    };
+    assert!(!check_rules("t", false, std::slice::from_ref(&other)).is_empty());
     for (cluster, r) in good {
         assert_no_problems(
             &format!("{r:?}"),
@@ -3119,9 +3171,10 @@ fn daemonset_check_catches_loadbalancer_mistakes() {
 }
 
 #[test]
-fn no_lease_permissions_anywhere() {
-    // The Service-status writer is chosen without a Lease: no file of deploy/ (plain,
-    // optional, examples, Helm templates) may grant coordination.k8s.io, leases or update.
+fn lease_permissions_only_where_the_allocator_needs_them() {
+    // Only LoadBalancer mode's RBAC (the optional file, the chart's LoadBalancer block) may
+    // name coordination.k8s.io, leases or update: no other file of deploy/ (plain,
+    // examples, other Helm templates) grants them.
     let mut files = Vec::new();
     for sub in ["", "optional", "examples"] {
         files.extend(yaml_files(&deploy_dir().join(sub)));
@@ -3133,9 +3186,22 @@ fn no_lease_permissions_anywhere() {
         .collect();
     tpl.sort();
     files.extend(tpl);
+    let lb_only = [
+        deploy_dir().join("optional/loadbalancer-rbac.yaml"),
+        tdir.join("rbac.yaml"),
+    ];
     let mut found = Vec::new();
     for f in &files {
-        for (n, line) in read(f).lines().enumerate() {
+        let mut text = read(f);
+        if *f == lb_only[1] {
+            let block = helm_block(&text, "if .Values.loadBalancer.enabled")
+                .expect("rbac.yaml: LoadBalancer block")
+                .to_string();
+            text = text.replacen(&block, "", 1);
+        } else if *f == lb_only[0] {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
             let code = line.trim_start();
             if code.starts_with('#') || code.starts_with("{{/*") {
                 continue;
@@ -3154,7 +3220,7 @@ fn no_lease_permissions_anywhere() {
     }
     assert!(
         found.is_empty(),
-        "lease/update grants:\n  {}",
+        "lease/update grants outside LoadBalancer mode:\n  {}",
         found.join("\n  ")
     );
 }
@@ -3241,19 +3307,10 @@ fn helm_loadbalancer_values_and_blocks() {
     assert!(rblock.contains(r#"verbs: ["patch"]"#));
     assert_eq!(rblock.matches("\nkind: ClusterRole\n").count(), 1);
     assert_eq!(rblock.matches("\nkind: ClusterRoleBinding\n").count(), 1);
-    let rcode = code_lines(rblock);
-    for no in [
-        "kind: Role\n",
-        "kind: RoleBinding\n",
-        "Lease",
-        "leases",
-        "update",
-    ] {
-        assert!(
-            !rcode.contains(no),
-            "rbac.yaml's LoadBalancer block has {no:?}"
-        );
-    }
+    // The allocator Lease: a namespaced Role and its binding.
+    assert_eq!(rblock.matches("\nkind: Role\n").count(), 1);
+    assert_eq!(rblock.matches("\nkind: RoleBinding\n").count(), 1);
+    assert!(rblock.contains(&format!("resourceNames: [\"{ALLOCATOR_LEASE}\"]")));
 }
 
 /// A YAML template without its comment lines.

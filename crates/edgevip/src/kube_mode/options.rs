@@ -8,6 +8,7 @@ use edgevip_config::HealthCheck;
 use edgevip_k8s::controller;
 use edgevip_k8s::desired::Settings;
 use edgevip_k8s::eligibility::{Eligibility, IngressCheck};
+use edgevip_k8s::lease::LeaseOptions;
 use edgevip_k8s::services::{LbSettings, Pool};
 use edgevip_k8s::trust::{Cidr, Rights, Trust};
 
@@ -85,7 +86,7 @@ impl KubeOptions {
         Ok(KubeOptions {
             controller: controller::Options {
                 settings: Settings {
-                    node_name,
+                    node_name: node_name.clone(),
                     vrid: args.vrid,
                     interface: args.interface.clone(),
                     unicast: args.unicast,
@@ -109,6 +110,12 @@ impl KubeOptions {
                 configmap_name: name.into(),
                 node_selector: args.node_selector.clone(),
                 release_grace: args.release_grace,
+                lease: args.load_balancers.then(|| LeaseOptions {
+                    namespace: ns.into(),
+                    name: args.lease_name.clone(),
+                    identity: node_name.clone(),
+                    duration: args.lease_duration,
+                }),
             },
             api_listen: args.api_listen,
             kubeconfig: args.kubeconfig.clone(),

@@ -58,6 +58,10 @@ pub struct World {
     /// Failed writes, released from `in_flight` (so written again) at `retry_at`.
     failed: Vec<String>,
     retry_at: Option<Instant>,
+    /// This pod holds the allocator Lease: it writes Service status.
+    allocator: bool,
+    /// The Lease, `ns/name` (LoadBalancer mode).
+    lease: Option<String>,
     pub watch_errors: u64,
     pub rebuilds: u64,
 }
@@ -82,9 +86,23 @@ impl World {
             in_flight: BTreeMap::new(),
             failed: Vec::new(),
             retry_at: None,
+            allocator: false,
+            lease: opts
+                .lease
+                .as_ref()
+                .map(|l| format!("{}/{}", l.namespace, l.name)),
             watch_errors: 0,
             rebuilds: 0,
         }
+    }
+
+    /// This pod gained or lost the allocator Lease; true when that changes anything.
+    pub fn set_allocator(&mut self, on: bool) -> bool {
+        if !on {
+            // Writes a former holder sent may never show: the next term sends them again.
+            self.in_flight.clear();
+        }
+        std::mem::replace(&mut self.allocator, on) != on && self.settings.lb.is_some()
     }
 
     /// Applies a watch event; true when the desired state may have moved.
@@ -196,6 +214,7 @@ impl World {
             self.held.source.as_ref(),
             &services,
         );
+        d.writer = self.allocator && self.settings.lb.is_some();
         if self.settings.forwarding {
             let (spec, problems) = forwarding::spec(
                 &d.services,
@@ -261,6 +280,7 @@ impl World {
             load_balancers: d.lb.serving.clone(),
             load_balancer_problems: d.lb.problems.clone(),
             status_writer: d.writer,
+            allocator_lease: self.lease.clone(),
             forwarded: forwarded(&d.forward),
             last_rebuild_us: took.as_micros() as u64,
             rebuilds: self.rebuilds,

@@ -316,7 +316,10 @@ fn load_balancer_services_become_one_instance_even_without_a_configmap() {
         "only recorded VIPs are served"
     );
     assert_eq!(d.lb.writes.len(), 1, "b's allocation is to be recorded");
-    assert!(!d.writer, "edge-c (192.0.2.9) writes, not edge-a");
+    assert!(
+        !d.writer,
+        "the allocator Lease, not the builder, makes a writer"
+    );
     let d = Builder::default().build(&s, &cluster(), &eth0(), None, &[]);
     assert!(d.instances.is_empty());
 }

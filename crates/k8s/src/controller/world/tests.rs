@@ -51,6 +51,7 @@ fn options() -> Options {
         configmap_name: "vips".into(),
         node_selector: "edgenode=true".into(),
         release_grace: Duration::from_secs(30),
+        lease: None,
     }
 }
 
@@ -228,6 +229,10 @@ fn a_failed_status_write_is_retried_after_a_pause_not_at_once() {
         t0,
     );
     assert!(w.apply(&Change::Service(Event::InitDone), t0));
+    let d = w.rebuild(&eth0());
+    assert!(!d.writer, "not before this pod holds the allocator Lease");
+    assert_eq!(w.writes_due(&d), []);
+    assert!(w.set_allocator(true));
     let d = w.rebuild(&eth0());
     assert!(d.writer);
     let write = (
