@@ -157,6 +157,10 @@ pub struct KubeArgs {
     /// Let the ConfigMap's HTTP/TCP checks reach other hosts than loopback and this node.
     #[arg(long)]
     pub allow_configmap_remote_checks: bool,
+    /// Let the ConfigMap name files on the node that edgevip reads (`ca_file` of https
+    /// checks).
+    #[arg(long)]
+    pub allow_configmap_files: bool,
 
     #[command(flatten)]
     pub surfaces: SurfaceArgs,

@@ -66,6 +66,7 @@ impl KubeOptions {
                 ttl: args.allow_configmap_ttl,
                 peers: args.allow_configmap_peers,
                 remote_checks: args.allow_configmap_remote_checks,
+                files: args.allow_configmap_files,
             },
         };
         let lb = if args.load_balancers {
