@@ -199,7 +199,7 @@ mod tests {
             check("--node-name x --services-configmap vips").err(),
             Some(ArgError::ConfigMap(Some("vips".into())))
         );
-        for bad in ["https://x/", "http://"] {
+        for bad in ["ftp://x/", "http://", "https://"] {
             assert_eq!(
                 check(&format!("{OK} --ingress-check {bad}")).err(),
                 Some(ArgError::IngressCheck(bad.into())),
