@@ -1,5 +1,5 @@
-//! The command line (a contract: `run --config`, `check --config`, `status --api`,
-//! `--log-format text|json`).
+//! The command line (a contract: `run --config`, `run --config-env`, `check --config`,
+//! `status --api`, `manifest static-pod`, `--log-format text|json`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -18,7 +18,9 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_edgevip");
-/// The bound the issue sets for a stopped apiserver to cost the node its VIP.
+/// The bound the issue sets for a stopped apiserver to cost the node its VIP. Measured:
+/// 268..469 ms in 13 runs (the check's 200 ms interval × fall 2, then the new master's
+/// skew time after the faulting master's priority-0 advert; half the bound).
 const MOVE_BOUND: Duration = Duration::from_secs(1);
 
 /// `edgevip manifest static-pod ARGS`: the YAML printed.
