@@ -85,7 +85,8 @@ pub struct StaticPodArgs {
     /// The interface that carries the VIP on this node.
     #[arg(long, value_name = "IF")]
     pub interface: String,
-    /// The other control-plane nodes' addresses: unicast adverts (empty: multicast).
+    /// The control-plane nodes' addresses: unicast adverts (empty: multicast). This node's
+    /// own may be listed, so one manifest serves every node (its own adverts are dropped).
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub peers: Vec<String>,
     /// The local kube-apiserver's readiness URL; `none`: no check.
