@@ -28,6 +28,11 @@
 //!     health_checks:              # of the local ingress; failing: weight, or fault without
 //!       - {name: ingress, http: {url: "http://127.0.0.1:10254/healthz", expect_status: 200},
 //!          interval: 200ms, timeout: 300ms, rise: 3, fall: 2, weight: -50}
+//!       # https: the system roots by default; ca_file pins a CA, server_name is the name
+//!       # the certificate must carry when the URL's host is not it; insecure_skip_verify:
+//!       # true accepts any certificate (never together with ca_file)
+//!       - {name: apiserver, http: {url: "https://127.0.0.1:6443/readyz",
+//!          ca_file: /etc/kubernetes/pki/ca.crt, server_name: kubernetes}}
 //!     notify: [/usr/local/bin/on-state]  # run on state change, EDGEVIP_* in its environment
 //! log: {format: text, level: info}
 //! ```
@@ -41,7 +46,7 @@ pub mod raw;
 mod validate;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -169,9 +174,16 @@ impl HealthCheck {
     pub const DEFAULT_RISE: u32 = 3;
     pub const DEFAULT_FALL: u32 = 2;
 
-    /// What an `http` check's URL must be: plain `http://` and a host part.
+    /// What an `http` check's URL must be: `http://` or `https://` and a host part.
     pub fn is_http_url(url: &str) -> bool {
         url.strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .is_some_and(|rest| !rest.is_empty())
+    }
+
+    /// An `https://` URL (with a host part): the check speaks TLS.
+    pub fn is_https_url(url: &str) -> bool {
+        url.strip_prefix("https://")
             .is_some_and(|rest| !rest.is_empty())
     }
 
@@ -183,6 +195,7 @@ impl HealthCheck {
             probe: Probe::Http {
                 url: url.into(),
                 expect_status: 200,
+                tls: HttpTls::default(),
             },
             interval: Self::DEFAULT_INTERVAL,
             timeout: Self::DEFAULT_TIMEOUT,
@@ -196,12 +209,31 @@ impl HealthCheck {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Probe {
-    /// `GET url` (plain http) answered with `expect_status`.
-    Http { url: String, expect_status: u16 },
+    /// `GET url` (http or https) answered with `expect_status`.
+    Http {
+        url: String,
+        expect_status: u16,
+        /// How an `https://` URL's certificate is verified (all default for `http://`).
+        tls: HttpTls,
+    },
     /// A TCP connect to `host:port` that completes.
     Tcp { addr: SocketAddr },
     /// A command (no shell) that exits 0.
     Exec { argv: Vec<String> },
+}
+
+/// Certificate verification of an https check. The default is what an operator expects of
+/// any HTTPS client: the system's root CAs and the URL's host as the name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct HttpTls {
+    /// PEM file of the CA(s) to trust instead of the system roots (a private CA such as
+    /// kubeadm's `/etc/kubernetes/pki/ca.crt`). Read when the check starts.
+    pub ca_file: Option<PathBuf>,
+    /// The name the server's certificate must carry (and the SNI sent); `None`: the URL's
+    /// host.
+    pub server_name: Option<String>,
+    /// Accept any certificate (the connection is still TLS). Never with `ca_file`.
+    pub insecure_skip_verify: bool,
 }
 
 /// Gratuitous ARP / unsolicited NA on becoming master. One packet is not enough on real

@@ -77,6 +77,13 @@ pub struct HealthCheck {
 pub struct HttpCheck {
     pub url: Option<String>,
     pub expect_status: Option<i64>,
+    /// https only: PEM file of the CA(s) to trust instead of the system roots.
+    pub ca_file: Option<String>,
+    /// https only: the name the certificate must carry (and the SNI sent), when it is not
+    /// the URL's host (kube-apiserver at `https://127.0.0.1:6443` presents `kubernetes`).
+    pub server_name: Option<String>,
+    /// https only: accept any certificate. Explicit, never a default.
+    pub insecure_skip_verify: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

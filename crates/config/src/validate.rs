@@ -2,11 +2,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::{format_duration, parse_duration};
 use crate::{
-    Announce, Api, Config, ConfigErrors, Defaults, FieldError, HealthCheck, Instance, Log,
+    Announce, Api, Config, ConfigErrors, Defaults, FieldError, HealthCheck, HttpTls, Instance, Log,
     LogFormat, Probe, Track, Version, Vip, raw,
 };
 
@@ -489,7 +490,7 @@ fn health_checks(
                 if !HealthCheck::is_http_url(&url) {
                     e.push(
                         format!("{path}.http.url"),
-                        format!("{url:?} is not an http:// URL"),
+                        format!("{url:?} is not an http:// or https:// URL"),
                     );
                 }
                 let status = range(
@@ -500,9 +501,18 @@ fn health_checks(
                     100,
                     599,
                 );
+                let tls = http_tls(
+                    e,
+                    &format!("{path}.http"),
+                    &url,
+                    h.ca_file,
+                    h.server_name,
+                    h.insecure_skip_verify,
+                );
                 Probe::Http {
                     url,
                     expect_status: status as u16,
+                    tls,
                 }
             }
             (None, Some(t), None) => match t.parse::<SocketAddr>() {
@@ -574,6 +584,84 @@ fn health_checks(
         });
     }
     out
+}
+
+/// The TLS settings of an http check: only for an `https://` URL; `ca_file` an absolute
+/// path; `server_name` a DNS name or an IP address; `ca_file` and `insecure_skip_verify:
+/// true` never together (pin a CA or skip verification, not both).
+fn http_tls(
+    e: &mut Errs,
+    path: &str,
+    url: &str,
+    ca_file: Option<String>,
+    server_name: Option<String>,
+    insecure: Option<bool>,
+) -> HttpTls {
+    let https = HealthCheck::is_https_url(url);
+    let not_https = |field: &str, value: String, e: &mut Errs| {
+        e.push(
+            format!("{path}.{field}"),
+            format!("{value}: only for an https:// URL (url is {url:?})"),
+        );
+    };
+    if !https && HealthCheck::is_http_url(url) {
+        if let Some(c) = &ca_file {
+            not_https("ca_file", format!("{c:?}"), e);
+        }
+        if let Some(n) = &server_name {
+            not_https("server_name", format!("{n:?}"), e);
+        }
+        if let Some(i) = insecure {
+            not_https("insecure_skip_verify", i.to_string(), e);
+        }
+    }
+    let ca_file = ca_file.map(|c| {
+        if !c.starts_with('/') {
+            e.push(
+                format!("{path}.ca_file"),
+                format!("{c:?} is not an absolute path"),
+            );
+        }
+        PathBuf::from(c)
+    });
+    if let Some(n) = &server_name
+        && !is_server_name(n)
+    {
+        e.push(
+            format!("{path}.server_name"),
+            format!("{n:?} is not a DNS name or an IP address"),
+        );
+    }
+    let insecure_skip_verify = insecure.unwrap_or(false);
+    if insecure_skip_verify && let Some(c) = &ca_file {
+        e.push(
+            format!("{path}.insecure_skip_verify"),
+            format!(
+                "true contradicts ca_file {:?}: pin a CA or skip verification, not both",
+                c.display()
+            ),
+        );
+    }
+    HttpTls {
+        ca_file,
+        server_name,
+        insecure_skip_verify,
+    }
+}
+
+/// A DNS name (letters, digits, `-`, dot-separated labels of 1..63) or an IP address.
+fn is_server_name(n: &str) -> bool {
+    if n.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    n.len() <= 253
+        && n.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// `192.0.2.100/24`, `2001:db8::1/64`, or a bare address (host prefix).

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use edgevip_config::{Probe, parse};
+use edgevip_config::{HttpTls, Probe, parse};
 
 const BASE: &str = "instances:\n  - {name: a, interface: eth0, vrid: 1, vips: [192.0.2.1/24]";
 
@@ -26,7 +26,8 @@ fn checks_parse_with_defaults() {
         c[0].probe,
         Probe::Http {
             url: "http://127.0.0.1:10254/healthz".into(),
-            expect_status: 200
+            expect_status: 200,
+            tls: HttpTls::default(),
         }
     );
     assert_eq!(
@@ -74,6 +75,57 @@ fn check_mistakes_name_path_and_value() {
     ] {
         assert!(e.iter().any(|x| x == want), "missing {want:?} in {e:#?}");
     }
+}
+
+#[test]
+fn https_checks_take_system_roots_a_pinned_ca_or_an_explicit_insecure() {
+    let i = one(
+        r#"health_checks: [{name: sys, http: {url: "https://192.0.2.1:6443/readyz"}},
+           {name: pin, http: {url: "https://127.0.0.1:6443/readyz", ca_file: /etc/kubernetes/pki/ca.crt,
+                              server_name: kubernetes, expect_status: 200}},
+           {name: any, http: {url: "https://127.0.0.1:6443/readyz", insecure_skip_verify: true}}]"#,
+    )
+    .unwrap();
+    let tls: Vec<HttpTls> = i
+        .health_checks
+        .iter()
+        .map(|c| match &c.probe {
+            Probe::Http { tls, .. } => tls.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(tls[0], HttpTls::default(), "system roots, the URL's host");
+    assert_eq!(
+        tls[1],
+        HttpTls {
+            ca_file: Some("/etc/kubernetes/pki/ca.crt".into()),
+            server_name: Some("kubernetes".into()),
+            insecure_skip_verify: false,
+        }
+    );
+    assert!(tls[2].insecure_skip_verify && tls[2].ca_file.is_none());
+}
+
+#[test]
+fn https_check_mistakes_name_field_and_value() {
+    let e = one(
+        r#"health_checks: [{name: a, http: {url: "http://127.0.0.1/", ca_file: /ca.pem, insecure_skip_verify: false}},
+           {name: b, http: {url: "https://127.0.0.1/", ca_file: ca.pem, server_name: "bad name"}},
+           {name: c, http: {url: "https://127.0.0.1/", ca_file: /ca.pem, insecure_skip_verify: true}},
+           {name: d, http: {url: "ftp://127.0.0.1/"}}]"#,
+    )
+    .unwrap_err();
+    for want in [
+        "instances[0].health_checks[0].http.ca_file: \"/ca.pem\": only for an https:// URL (url is \"http://127.0.0.1/\")",
+        "instances[0].health_checks[0].http.insecure_skip_verify: false: only for an https:// URL (url is \"http://127.0.0.1/\")",
+        "instances[0].health_checks[1].http.ca_file: \"ca.pem\" is not an absolute path",
+        "instances[0].health_checks[1].http.server_name: \"bad name\" is not a DNS name or an IP address",
+        "instances[0].health_checks[2].http.insecure_skip_verify: true contradicts ca_file \"/ca.pem\": pin a CA or skip verification, not both",
+        "instances[0].health_checks[3].http.url: \"ftp://127.0.0.1/\" is not an http:// or https:// URL",
+    ] {
+        assert!(e.iter().any(|x| x == want), "missing {want:?} in {e:#?}");
+    }
+    assert_eq!(e.len(), 6, "{e:#?}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! The command line (a contract: `run --config`, `check --config`, `status --api`,
-//! `--log-format text|json`).
+//! The command line (a contract: `run --config`, `run --config-env`, `check --config`,
+//! `status --api`, `manifest static-pod`, `--log-format text|json`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,8 +34,12 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the daemon: SIGHUP reloads the config, SIGTERM/SIGINT hand over and exit.
     Run {
-        #[arg(long, short, required_unless_present = "kubernetes")]
+        #[arg(long, short, required_unless_present_any = ["kubernetes", "config_env"])]
         config: Option<PathBuf>,
+        /// Read the config (YAML) from this environment variable instead of a file: a
+        /// static Pod carries its config in its own manifest (`edgevip manifest static-pod`).
+        #[arg(long, value_name = "VAR", conflicts_with_all = ["config", "kubernetes"])]
+        config_env: Option<String>,
         /// Take instances, VIPs and peers from the cluster instead of a file.
         #[arg(long, conflicts_with = "config")]
         kubernetes: bool,
@@ -47,6 +51,11 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Print a deployment manifest.
+    Manifest {
+        #[command(subcommand)]
+        kind: ManifestKind,
+    },
     /// Show the instances of a running daemon as a table.
     Status {
         /// The daemon's API address.
@@ -56,6 +65,58 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManifestKind {
+    /// A kubeadm static Pod keeping the control-plane VIP on a node whose kube-apiserver
+    /// answers: standalone mode, its config inside the Pod, no API server needed. Write it
+    /// to /etc/kubernetes/manifests/ on every control-plane node.
+    StaticPod(StaticPodArgs),
+}
+
+/// `edgevip manifest static-pod`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StaticPodArgs {
+    /// The VIP with its prefix length, e.g. 192.0.2.100/24 (kubeadm's
+    /// --control-plane-endpoint).
+    #[arg(long, value_name = "ADDR/PREFIX")]
+    pub vip: String,
+    /// The interface that carries the VIP on this node.
+    #[arg(long, value_name = "IF")]
+    pub interface: String,
+    /// The control-plane nodes' addresses: unicast adverts (empty: multicast). This node's
+    /// own may be listed, so one manifest serves every node (its own adverts are dropped).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// The local kube-apiserver's readiness URL; `none`: no check.
+    #[arg(long, default_value = "https://127.0.0.1:6443/readyz")]
+    pub health: String,
+    /// The CA that signed the apiserver's certificate (mounted read-only into the Pod).
+    #[arg(long, default_value = "/etc/kubernetes/pki/ca.crt")]
+    pub ca_file: String,
+    /// The name the apiserver's certificate carries (kubeadm's do not name 127.0.0.1).
+    #[arg(long, default_value = "kubernetes")]
+    pub server_name: String,
+    /// Accept any certificate instead of verifying against --ca-file.
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
+    /// VRRP router id: unique on the segment (the DaemonSet's defaults are 50 and 51).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u8).range(1..=255))]
+    pub vrid: u8,
+    /// This node's priority (all equal: the VIP stays where it is).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub priority: u8,
+    /// Advert interval (a dead node is noticed after ~3.2 of them).
+    #[arg(long, default_value = "100ms")]
+    pub advert_interval: String,
+    /// Where the daemon's /healthz, /status and /metrics listen (not the DaemonSet's
+    /// 127.0.0.1:9180, so both can run on one node).
+    #[arg(long, default_value = "127.0.0.1:9181")]
+    pub api_listen: SocketAddr,
+    /// The container image.
+    #[arg(long, default_value = concat!("ghcr.io/edgevip/edgevip:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
 }
 
 /// Kubernetes mode (`run --kubernetes`). Flag names follow kube-keepalived-vip where it had
@@ -164,6 +225,10 @@ pub struct KubeArgs {
     /// Let the ConfigMap's HTTP/TCP checks reach other hosts than loopback and this node.
     #[arg(long)]
     pub allow_configmap_remote_checks: bool,
+    /// Let the ConfigMap name files on the node that edgevip reads (`ca_file` of https
+    /// checks).
+    #[arg(long)]
+    pub allow_configmap_files: bool,
 
     #[command(flatten)]
     pub surfaces: SurfaceArgs,

@@ -1,7 +1,7 @@
 //! `edgevip run`: loads the config, starts the engine and the API, follows signals.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use edgevip_netio::Netlink;
@@ -89,11 +89,47 @@ impl Base {
     }
 }
 
-pub async fn run(path: PathBuf) -> ExitCode {
-    let cfg = match edgevip_config::load(&path) {
+/// Where standalone mode's config comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// `run --config FILE`: read again on SIGHUP.
+    File(PathBuf),
+    /// `run --config-env VAR`: the YAML in an environment variable (a static Pod's config
+    /// travels in its manifest). A SIGHUP reads it again, and finds what it found.
+    Env(String),
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> Result<edgevip_config::Config, edgevip_config::ConfigErrors> {
+        match self {
+            ConfigSource::File(path) => edgevip_config::load(path),
+            ConfigSource::Env(var) => match std::env::var(var) {
+                Ok(yaml) => edgevip_config::parse(&yaml),
+                Err(e) => Err(edgevip_config::ConfigErrors(vec![
+                    edgevip_config::FieldError {
+                        path: format!("${var}"),
+                        message: e.to_string(),
+                    },
+                ])),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::File(path) => write!(f, "{}", path.display()),
+            ConfigSource::Env(var) => write!(f, "${var}"),
+        }
+    }
+}
+
+pub async fn run(source: ConfigSource) -> ExitCode {
+    let cfg = match source.load() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{}: invalid, not starting\n{e}", path.display());
+            eprintln!("{source}: invalid, not starting\n{e}");
             return ExitCode::from(2);
         }
     };
@@ -118,7 +154,7 @@ pub async fn run(path: PathBuf) -> ExitCode {
     let mut engine = Engine::new(shared.clone());
     engine.apply(&cfg.instances).await;
     ready_tx.send_replace(true);
-    tracing::info!(config = %path.display(), instances = cfg.instances.len(), "edgevip running");
+    tracing::info!(config = %source, instances = cfg.instances.len(), "edgevip running");
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -126,7 +162,7 @@ pub async fn run(path: PathBuf) -> ExitCode {
             // shutdown below hands over whatever the reload had started.
             _ = base.hup.recv() => {
                 let stop = tokio::select! {
-                    _ = reload(&path, &mut engine, &shared.metrics) => false,
+                    _ = reload(&source, &mut engine, &shared.metrics) => false,
                     _ = base.term.recv() => true,
                     _ = base.int.recv() => true,
                 };
@@ -147,20 +183,20 @@ pub async fn run(path: PathBuf) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn reload(path: &Path, engine: &mut Engine, metrics: &Metrics) {
+async fn reload(source: &ConfigSource, engine: &mut Engine, metrics: &Metrics) {
     // Read off the event loop: a config on a hung mount (or a FIFO) must not freeze VRRP,
     // nor keep SIGTERM from being handled.
-    let p = path.to_path_buf();
-    let loaded = match tokio::task::spawn_blocking(move || edgevip_config::load(&p)).await {
+    let s = source.clone();
+    let loaded = match tokio::task::spawn_blocking(move || s.load()).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!(config = %path.display(), error = %e, "reload failed");
+            tracing::error!(config = %source, error = %e, "reload failed");
             return;
         }
     };
     match loaded {
         Ok(cfg) => {
-            tracing::info!(config = %path.display(), "reloading");
+            tracing::info!(config = %source, "reloading");
             engine.apply(&cfg.instances).await;
             metrics.reload_ok.set(1);
             metrics
@@ -171,7 +207,7 @@ async fn reload(path: &Path, engine: &mut Engine, metrics: &Metrics) {
                 .inc();
         }
         Err(e) => {
-            tracing::error!(config = %path.display(), errors = %e, "reload rejected: keeping the running config");
+            tracing::error!(config = %source, errors = %e, "reload rejected: keeping the running config");
             metrics.reload_ok.set(0);
             metrics
                 .reloads

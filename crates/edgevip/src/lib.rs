@@ -10,6 +10,7 @@ pub mod engine;
 pub mod health;
 pub mod init;
 pub mod kube_mode;
+pub mod manifest;
 pub mod metrics;
 pub mod notify;
 pub mod status;

@@ -2,7 +2,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use edgevip::cli::{Cli, Command, LogFormat};
+use edgevip::cli::{Cli, Command, LogFormat, ManifestKind};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,7 +44,27 @@ fn main() -> ExitCode {
         Command::Run {
             config: Some(config),
             ..
-        } => rt.block_on(edgevip::daemon::run(config)),
+        } => rt.block_on(edgevip::daemon::run(edgevip::daemon::ConfigSource::File(
+            config,
+        ))),
+        Command::Run {
+            config_env: Some(var),
+            ..
+        } => rt.block_on(edgevip::daemon::run(edgevip::daemon::ConfigSource::Env(
+            var,
+        ))),
+        Command::Manifest {
+            kind: ManifestKind::StaticPod(args),
+        } => match edgevip::manifest::static_pod(&args) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("edgevip manifest static-pod: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run { kube, .. } => rt.block_on(edgevip::kube_mode::run(*kube)),
         Command::Status { api, json } => rt.block_on(edgevip::client::status(api, json)),
     };

@@ -104,3 +104,38 @@ fn run_logs_json_and_exits_zero_on_sigterm() {
         );
     }
 }
+
+/// `run --config-env VAR` (a static Pod's config in its own manifest): an invalid config
+/// there is refused like a file's, naming the variable, the path and the value; an unset
+/// variable is named too.
+#[test]
+fn run_from_an_environment_variable_refuses_what_a_file_would() {
+    let out = bin()
+        .args(["run", "--config-env", "EDGEVIP_TEST_CONFIG"])
+        .env("EDGEVIP_TEST_CONFIG", BAD)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("$EDGEVIP_TEST_CONFIG: invalid, not starting")
+            && err.contains("instances[0].vrid: 0 is out of range 1..255"),
+        "{err}"
+    );
+    let out = bin()
+        .args(["run", "--config-env", "EDGEVIP_TEST_CONFIG"])
+        .env_remove("EDGEVIP_TEST_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("$EDGEVIP_TEST_CONFIG: environment variable not found"),
+        "{err}"
+    );
+    let out = bin()
+        .args(["run", "--config-env", "X", "--config", "/etc/edgevip.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "one source only");
+}

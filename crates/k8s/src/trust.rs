@@ -1,7 +1,8 @@
 //! What the cluster admin's command line lets the cluster decide. Pure.
 //!
-//! The ConfigMap says which VIPs serve which Services, nothing more: commands, interfaces,
-//! TTLs, peers and checks off the node are the DaemonSet's to allow (`Rights`). Every VIP,
+//! The ConfigMap says which VIPs serve which Services, nothing more: commands, files on the
+//! node, interfaces, TTLs, peers and checks off the node are the DaemonSet's to allow
+//! (`Rights`). Every VIP,
 //! from the ConfigMap or a Service, must lie in the admin's ranges and never on an address
 //! that belongs to something else (`Fence`).
 
@@ -102,6 +103,9 @@ pub struct Rights {
     /// HTTP/TCP checks to anything but loopback or this node's own addresses
     /// (`--allow-configmap-remote-checks`).
     pub remote_checks: bool,
+    /// Files on the node that edgevip reads as root: `ca_file` of https checks
+    /// (`--allow-configmap-files`).
+    pub files: bool,
 }
 
 /// The admin's address rules (command line).
@@ -329,6 +333,16 @@ pub fn refused_fields(path: &str, r: &raw::Instance, rights: Rights, fence: &Fen
                 EXEC,
             );
         }
+        if !rights.files
+            && let Some(file) = c.http.as_ref().and_then(|h| h.ca_file.as_ref())
+        {
+            refuse(
+                format!("health_checks[{k}].http.ca_file"),
+                format!("{file:?}"),
+                "names a file on every edge node, read as root",
+                "--allow-configmap-files",
+            );
+        }
         if rights.remote_checks {
             continue;
         }
@@ -360,9 +374,11 @@ pub fn refused_fields(path: &str, r: &raw::Instance, rights: Rights, fence: &Fen
     out
 }
 
-/// The host of an `http://host[:port]/...` URL.
+/// The host of an `http[s]://host[:port]/...` URL.
 fn url_host(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("http://")?;
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
     let authority = rest.split(['/', '?', '#']).next()?;
     if authority.contains('@') {
         return None;

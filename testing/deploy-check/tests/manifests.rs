@@ -79,6 +79,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "--allow-configmap-ttl",
     "--allow-configmap-peers",
     "--allow-configmap-remote-checks",
+    "--allow-configmap-files",
 ];
 /// Flags that take no value.
 const SWITCHES: &[&str] = &[
@@ -90,6 +91,7 @@ const SWITCHES: &[&str] = &[
     "--allow-configmap-ttl",
     "--allow-configmap-peers",
     "--allow-configmap-remote-checks",
+    "--allow-configmap-files",
     "--api-status",
 ];
 /// LoadBalancer mode's flags: only together with `--load-balancers`.

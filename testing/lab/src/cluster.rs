@@ -100,6 +100,19 @@ impl Cluster {
         self.procs[i] = Some(self.lab.spawn_logged(&ns, cmd, log).expect("spawn edgevip"));
     }
 
+    /// Starts edgevip on host `i` with arguments and extra environment variables (e.g.
+    /// `run --config-env VAR` with the config in `VAR`, as a static Pod runs it).
+    pub fn start_env(&mut self, i: usize, args: &[String], env: &[(&str, &str)]) {
+        let ns = self.lab.host(i).ns.clone();
+        let log = std::fs::File::create(self.dir.join(format!("host{i}.log"))).expect("log");
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args).env("EDGEVIP_LOG", "info,edgevip=debug");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.procs[i] = Some(self.lab.spawn_logged(&ns, cmd, log).expect("spawn edgevip"));
+    }
+
     /// Starts keepalived 2.2.7 on host `i` instead of edgevip.
     pub fn start_keepalived(&mut self, i: usize, conf: &KeepalivedConf) {
         self.start_keepalived_many(i, std::slice::from_ref(conf));

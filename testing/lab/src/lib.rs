@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod cluster;
+pub mod https;
 mod keepalived;
 pub mod kube;
 mod lab;
@@ -14,6 +15,7 @@ mod probe;
 pub mod procstat;
 
 pub use cluster::{API, Cluster, Node, PORT, VIP4, VIP6};
+pub use https::{HttpsServer, Pki, https_get};
 pub use keepalived::{KeepalivedConf, keepalived_available, render_config};
 pub use kube::KubeLab;
 pub use lab::{Host, Lab, LabChild, LabSpec};

@@ -3,6 +3,7 @@
 //! failed ones into a priority weight or a fault, like a down tracked interface.
 
 mod probe;
+mod tls;
 mod verdict;
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,7 +12,7 @@ use edgevip_config::HealthCheck;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use probe::run_probe;
+pub use probe::{Prober, run_probe};
 pub use verdict::Verdict;
 
 use crate::metrics::Metrics;
@@ -125,11 +126,12 @@ async fn run_check(
     metrics: Metrics,
 ) {
     let mut verdict = Verdict::new(check.rise, check.fall);
+    let mut prober = Prober::new(check.probe.clone());
     let mut tick = tokio::time::interval(check.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let result = run_probe(&check.probe, check.timeout).await;
+        let result = prober.run(check.timeout).await;
         metrics.check_result(&instance, &check.name, result.is_ok());
         if let Some(healthy) = verdict.observe(result.is_ok()) {
             match &result {

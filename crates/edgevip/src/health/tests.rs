@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use edgevip_config::{HealthCheck, Probe};
+use edgevip_config::{HealthCheck, HttpTls, Probe};
 
 use super::*;
 
@@ -100,10 +100,12 @@ async fn http_and_exec_probes_report_status() {
     let ok = Probe::Http {
         url: format!("http://{addr}/ok"),
         expect_status: 200,
+        tls: HttpTls::default(),
     };
     let bad = Probe::Http {
         url: format!("http://{addr}/bad"),
         expect_status: 200,
+        tls: HttpTls::default(),
     };
     assert_eq!(run_probe(&ok, t).await, Ok(()));
     let e = run_probe(&bad, t).await.unwrap_err();
@@ -123,4 +125,119 @@ async fn http_and_exec_probes_report_status() {
         .await
         .unwrap_err();
     assert!(e.contains("timed out"), "{e}");
+}
+
+/// kube-apiserver's case: a private CA, a certificate that names `kubernetes` but not
+/// 127.0.0.1. Pinned CA plus server_name passes; the URL's host alone, the system roots, a
+/// missing CA file fail, each saying why; insecure_skip_verify passes.
+#[tokio::test]
+async fn https_probe_verifies_against_the_pinned_ca_and_name() {
+    let pki = edgevip_lab::Pki::new("test-ca");
+    let other = edgevip_lab::Pki::new("other-ca");
+    let server = edgevip_lab::HttpsServer::start(
+        None,
+        "127.0.0.1:0".parse().unwrap(),
+        pki.apiserver_config(&["192.0.2.11".parse().unwrap()]),
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("edgevip-https-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.crt");
+    let wrong = dir.join("other.crt");
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    std::fs::write(&wrong, other.ca_pem()).unwrap();
+    let url = format!("https://{}/readyz", server.addr());
+    let probe = |tls: HttpTls, path: &str| Probe::Http {
+        url: url.replace("/readyz", path),
+        expect_status: 200,
+        tls,
+    };
+    let pinned = |file: &std::path::Path, name: Option<&str>| HttpTls {
+        ca_file: Some(file.into()),
+        server_name: name.map(Into::into),
+        insecure_skip_verify: false,
+    };
+    let t = Duration::from_secs(3);
+    assert_eq!(
+        run_probe(&probe(pinned(&ca, Some("kubernetes")), "/readyz"), t).await,
+        Ok(())
+    );
+    let e = run_probe(&probe(pinned(&ca, Some("kubernetes")), "/livez"), t)
+        .await
+        .unwrap_err();
+    assert!(e.contains("HTTP 404, expected 200"), "{e}");
+    let e = run_probe(&probe(pinned(&ca, None), "/readyz"), t)
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("TLS handshake") && e.contains("certificate not valid for name"),
+        "{e}"
+    );
+    let e = run_probe(&probe(pinned(&wrong, Some("kubernetes")), "/readyz"), t)
+        .await
+        .unwrap_err();
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    let e = run_probe(
+        &probe(
+            HttpTls {
+                server_name: Some("kubernetes".into()),
+                ..HttpTls::default()
+            },
+            "/readyz",
+        ),
+        t,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains("UnknownIssuer") || e.contains("no system root CA"),
+        "system roots do not know a private CA: {e}"
+    );
+    let missing = dir.join("missing.crt");
+    let e = run_probe(&probe(pinned(&missing, None), "/readyz"), t)
+        .await
+        .unwrap_err();
+    assert!(
+        e.starts_with(&format!("ca_file {}: ", missing.display())),
+        "{e}"
+    );
+    let insecure = HttpTls {
+        insecure_skip_verify: true,
+        ..HttpTls::default()
+    };
+    assert_eq!(run_probe(&probe(insecure, "/readyz"), t).await, Ok(()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A CA file that appears after the check started (kubeadm writes it during `init`): the
+/// probe fails with the reason until then, and passes once the file is there.
+#[tokio::test]
+async fn https_probe_retries_a_ca_file_that_is_not_there_yet() {
+    let pki = edgevip_lab::Pki::new("late-ca");
+    let server = edgevip_lab::HttpsServer::start(
+        None,
+        "127.0.0.1:0".parse().unwrap(),
+        pki.apiserver_config(&[]),
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("edgevip-https-late-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.crt");
+    let _ = std::fs::remove_file(&ca);
+    let mut prober = Prober::new(Probe::Http {
+        url: format!("https://{}/readyz", server.addr()),
+        expect_status: 200,
+        tls: HttpTls {
+            ca_file: Some(ca.clone()),
+            server_name: Some("kubernetes".into()),
+            insecure_skip_verify: false,
+        },
+    });
+    let t = Duration::from_secs(3);
+    let e = prober.run(t).await.unwrap_err();
+    assert!(e.contains("ca_file"), "{e}");
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    assert_eq!(prober.run(t).await, Ok(()));
+    assert_eq!(prober.run(t).await, Ok(()), "the client is kept");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -67,6 +67,7 @@ impl KubeOptions {
                 ttl: args.allow_configmap_ttl,
                 peers: args.allow_configmap_peers,
                 remote_checks: args.allow_configmap_remote_checks,
+                files: args.allow_configmap_files,
             },
         };
         let lb = if args.load_balancers {
@@ -205,7 +206,7 @@ mod tests {
             check("--node-name x --services-configmap vips").err(),
             Some(ArgError::ConfigMap(Some("vips".into())))
         );
-        for bad in ["https://x/", "http://"] {
+        for bad in ["ftp://x/", "http://", "https://"] {
             assert_eq!(
                 check(&format!("{OK} --ingress-check {bad}")).err(),
                 Some(ArgError::IngressCheck(bad.into())),

@@ -111,6 +111,7 @@ fn the_configmap_sets_nothing_beyond_vips_unless_the_daemonset_allows_it() {
         ttl: true,
         peers: true,
         remote_checks: true,
+        files: true,
     };
     assert!(refused_fields("i", &hostile, all, &f).is_empty());
     let only_exec = Rights {
@@ -140,4 +141,27 @@ fn the_configmap_sets_nothing_beyond_vips_unless_the_daemonset_allows_it() {
         refused_fields("i", &userinfo, Rights::default(), &f).len(),
         1
     );
+}
+
+/// An https check's `ca_file` is a file on the node, read as root: the DaemonSet's to
+/// allow. Its URL is judged like an http one's (loopback and the node: yes; elsewhere: no).
+#[test]
+fn a_configmap_ca_file_needs_allow_configmap_files() {
+    let f = fence(&Trust::default());
+    let e = entry(
+        "{vips: [192.0.2.100/24], health_checks: [{http: {url: 'https://127.0.0.1:6443/readyz', ca_file: /etc/shadow}}, {http: {url: 'https://203.0.113.9/', insecure_skip_verify: true}}, {http: {url: 'https://[::1]:6443/readyz', server_name: kubernetes}}]}",
+    );
+    let refused = refused_fields("i", &e, Rights::default(), &f);
+    assert_eq!(
+        refused,
+        [
+            "i.health_checks[0].http.ca_file: \"/etc/shadow\": names a file on every edge node, read as root; refused (the DaemonSet allows it with --allow-configmap-files)",
+            "i.health_checks[1].http.url: \"https://203.0.113.9/\": a check may only reach loopback or this node's own addresses; refused (the DaemonSet allows it with --allow-configmap-remote-checks)",
+        ]
+    );
+    let files = Rights {
+        files: true,
+        ..Default::default()
+    };
+    assert_eq!(refused_fields("i", &e, files, &f).len(), 1);
 }
