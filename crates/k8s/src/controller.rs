@@ -143,6 +143,7 @@ async fn run(
     let mut world = World::new(&opts);
     let mut iface = NodeInterface::default();
     let mut told = Told::default();
+    let mut spoke = false;
     // Failed status writes come back here, so they are retried.
     let (failed_tx, mut failed_rx) = mpsc::unbounded_channel::<String>();
     loop {
@@ -174,8 +175,19 @@ async fn run(
         let started = std::time::Instant::now();
         let d = world.rebuild(&iface.link);
         let took = started.elapsed();
+        let speaker = world.speaks_for_cluster();
+        if speaker && !spoke {
+            // A new speaker tells what is still wrong, even if found before its term.
+            told.forget_cluster();
+        }
+        spoke = speaker;
         for n in told.news(&d) {
-            if let Some(ev) = &events {
+            // Every node logs what it found; one pod tells the cluster, each node about
+            // itself.
+            if let Some(ev) = events
+                .as_ref()
+                .filter(|_| speaker || n.regarding == Regarding::Node)
+            {
                 tell(ev, &opts, n);
             }
         }

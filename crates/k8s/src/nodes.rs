@@ -19,7 +19,7 @@ pub struct NodeInfo {
     pub priority: Option<u8>,
     /// The annotation was present but not a number in 1..254.
     pub priority_error: Option<String>,
-    /// The Ready condition is True (or absent): only a ready node writes Service status.
+    /// The Ready condition is True (or absent).
     pub ready: bool,
     /// `spec.podCIDRs`: never a VIP.
     pub pod_cidrs: Vec<Cidr>,
@@ -95,6 +95,15 @@ pub fn ordered(nodes: &[NodeInfo]) -> Vec<&NodeInfo> {
         ka.cmp(&kb)
     });
     v
+}
+
+/// Without an allocator Lease, the node that speaks for the cluster (Events about the
+/// ConfigMap and Services, which every node would otherwise repeat): the first ready one
+/// in priority order. Every node computes the same answer from the same view.
+pub fn first_ready(nodes: &[NodeInfo]) -> Option<&NodeInfo> {
+    ordered(nodes)
+        .into_iter()
+        .find(|n| n.ready && !n.addresses.is_empty())
 }
 
 /// The priority of `me` for the instance at `index`: 200 for the first node in order, a

@@ -136,7 +136,14 @@ async fn the_shipped_manifests_allow_everything_the_controller_does() {
             .iter()
             .map(|e| e["reason"].clone())
             .collect();
-        recorded && reasons.contains(&json!("VIPAssigned")) && reasons.len() >= 2
+        recorded
+            && reasons.contains(&json!("VIPAssigned"))
+            && reasons.contains(&json!("RejectedEntry"))
+    })
+    .await;
+    // A request is logged once answered: give the last Event's answer a moment.
+    wait_log(&api, 2, |log| {
+        log.iter().filter(|r| r.path.ends_with("/events")).count() >= 2
     })
     .await;
     let log = api.requests();

@@ -34,6 +34,14 @@ pub struct Told {
 }
 
 impl Told {
+    /// Forgets what was told about the ConfigMap and Services (not about this node), so
+    /// the next `news` tells it again.
+    pub fn forget_cluster(&mut self) {
+        self.rejects.retain(|r| r.field == "node");
+        self.warnings.clear();
+        self.lb_problems.clear();
+    }
+
     /// What `d` says that was not told before (each logged here once, too).
     pub fn news(&mut self, d: &Desired) -> Vec<Notice> {
         let mut out = Vec::new();
@@ -122,5 +130,9 @@ mod tests {
         assert!(told.news(&d).is_empty());
         d.rejects.push(reject("node"));
         assert_eq!(told.news(&d).len(), 1);
+        // A new speaker tells the cluster-level ones again, not this node's.
+        told.forget_cluster();
+        let again: Vec<&str> = told.news(&d).iter().map(|n| n.reason).collect();
+        assert_eq!(again, ["RejectedEntry", "NoVIP"]);
     }
 }

@@ -96,6 +96,17 @@ impl World {
         }
     }
 
+    /// This pod tells the cluster about the ConfigMap and Services (their Events come from
+    /// one pod, not from every edge node): the allocator Lease's holder in LoadBalancer
+    /// mode, else the first ready edge node.
+    pub fn speaks_for_cluster(&self) -> bool {
+        if self.lease.is_some() {
+            return self.allocator;
+        }
+        let nodes: Vec<NodeInfo> = self.nodes.items().values().cloned().collect();
+        crate::nodes::first_ready(&nodes).is_some_and(|n| n.name == self.settings.node_name)
+    }
+
     /// This pod gained or lost the allocator Lease; true when that changes anything.
     pub fn set_allocator(&mut self, on: bool) -> bool {
         if !on {

@@ -253,3 +253,63 @@ fn a_failed_status_write_is_retried_after_a_pause_not_at_once() {
     assert_eq!(w.writes_due(&d), [write]);
     assert_eq!(w.next_deadline(), None);
 }
+
+fn ready_node(name: &str, ip: &str) -> Node {
+    node_ready(name, ip, "True")
+}
+
+fn node_ready(name: &str, ip: &str, ready: &str) -> Node {
+    object(json!({"metadata": {"name": name},
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}],
+            "conditions": [{"type": "Ready", "status": ready}]}}))
+}
+
+#[test]
+fn one_pod_speaks_for_the_cluster() {
+    // Without a Lease: the first ready edge node in address order.
+    let mut w = World::new(&options());
+    list(
+        &mut w,
+        Change::Node,
+        vec![ready_node("edge-a", "192.0.2.11")],
+    );
+    assert!(w.speaks_for_cluster());
+    let mut w = World::new(&options());
+    list(
+        &mut w,
+        Change::Node,
+        vec![
+            ready_node("edge-a", "192.0.2.11"),
+            ready_node("edge-z", "192.0.2.9"),
+        ],
+    );
+    assert!(!w.speaks_for_cluster(), "edge-z (192.0.2.9) comes first");
+    // A first node that is not Ready does not speak; the next one does.
+    let mut w = World::new(&options());
+    list(
+        &mut w,
+        Change::Node,
+        vec![
+            ready_node("edge-a", "192.0.2.11"),
+            node_ready("edge-z", "192.0.2.9", "False"),
+        ],
+    );
+    assert!(w.speaks_for_cluster());
+    // With a Lease: its holder, whatever the order.
+    let mut o = options();
+    o.lease = Some(crate::lease::LeaseOptions {
+        namespace: "edgevip".into(),
+        name: "edgevip-allocator".into(),
+        identity: "edge-a".into(),
+        duration: Duration::from_secs(15),
+    });
+    let mut w = World::new(&o);
+    list(
+        &mut w,
+        Change::Node,
+        vec![ready_node("edge-a", "192.0.2.11")],
+    );
+    assert!(!w.speaks_for_cluster(), "not before it holds the Lease");
+    w.set_allocator(true);
+    assert!(w.speaks_for_cluster());
+}
