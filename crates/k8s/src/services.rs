@@ -87,8 +87,17 @@ impl Pool {
 
     /// The first address not in `used` that `ok` admits; bounded so a huge IPv6 range (or
     /// one the fence mostly refuses) costs little.
-    fn first_free(&self, used: &BTreeSet<IpAddr>, ok: impl Fn(IpAddr) -> bool) -> Option<IpAddr> {
-        for (a, b) in &self.0 {
+    fn first_free(
+        &self,
+        used: &BTreeSet<IpAddr>,
+        v4: Option<bool>,
+        ok: impl Fn(IpAddr) -> bool,
+    ) -> Option<IpAddr> {
+        for (a, b) in self
+            .0
+            .iter()
+            .filter(|(a, _)| v4.is_none_or(|v| a.is_ipv4() == v))
+        {
             let (lo, hi) = (to_u128(*a), to_u128(*b));
             let mut x = lo;
             let mut tries = 0u32;
@@ -137,6 +146,10 @@ pub struct SvcInfo {
     /// An allocation this node has sent to the API and not yet seen back: it holds its
     /// address (so arrivals meanwhile do not shuffle allocations) but is not served.
     pub pending: Option<IpAddr>,
+    /// `spec.ipFamilies` (IPv4 → `true`), primary first; empty: any family.
+    pub families: Vec<bool>,
+    /// `spec.ipFamilyPolicy` is `RequireDualStack`.
+    pub require_dual_stack: bool,
 }
 
 impl SvcInfo {
@@ -176,7 +189,32 @@ impl SvcInfo {
                 .filter_map(|i| i.ip.as_ref()?.parse().ok())
                 .collect(),
             pending: None,
+            families: spec
+                .and_then(|s| s.ip_families.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|f| match f.as_str() {
+                    "IPv4" => Some(true),
+                    "IPv6" => Some(false),
+                    _ => None,
+                })
+                .collect(),
+            require_dual_stack: spec.and_then(|s| s.ip_family_policy.as_deref())
+                == Some("RequireDualStack"),
         }
+    }
+
+    /// Why `ip` is of a family the Service does not have, if it is.
+    fn family_mismatch(&self, ip: IpAddr) -> Option<String> {
+        if self.families.is_empty() || self.families.contains(&ip.is_ipv4()) {
+            return None;
+        }
+        let name = |v4: bool| if v4 { "IPv4" } else { "IPv6" };
+        let fams: Vec<&str> = self.families.iter().map(|f| name(*f)).collect();
+        Some(format!(
+            "{ip} is {} but the Service's ipFamilies are {fams:?}",
+            name(ip.is_ipv4())
+        ))
     }
 
     pub fn key(&self) -> String {
@@ -209,9 +247,13 @@ pub fn plan(services: &[SvcInfo], s: &LbSettings, admit: Admit) -> Plan {
     let mut p = Plan::default();
     let mut ours: Vec<&SvcInfo> = services.iter().filter(|x| x.ours(s)).collect();
     ours.sort_by(|a, b| (&a.created, a.key()).cmp(&(&b.created, b.key())));
-    // A requested address must lie in the pool, and every address within the fence.
-    let requested = |ip: IpAddr| -> Result<(), String> {
+    // A requested address must lie in the pool, be of the Service's family, and every
+    // address within the fence.
+    let requested = |svc: &SvcInfo, ip: IpAddr| -> Result<(), String> {
         admit(ip)?;
+        if let Some(why) = svc.family_mismatch(ip) {
+            return Err(why);
+        }
         if s.pool.contains(ip) {
             Ok(())
         } else {
@@ -223,8 +265,18 @@ pub fn plan(services: &[SvcInfo], s: &LbSettings, admit: Admit) -> Plan {
     // first: a request never takes the address another Service already holds.
     let mut rest = Vec::new();
     for svc in &ours {
+        if svc.require_dual_stack {
+            // One VIP per Service so far: serving one family would break the contract.
+            p.problems.insert(
+                svc.key(),
+                "refused: ipFamilyPolicy RequireDualStack needs a VIP of each family; \
+                 edgevip gives one VIP per Service (use SingleStack or PreferDualStack)"
+                    .into(),
+            );
+            continue;
+        }
         let live = match (&svc.wanted, svc.status.first(), svc.pending) {
-            (Some(Ok(w)), Some(ip), _) if w == ip => Some((*ip, true, requested(*ip))),
+            (Some(Ok(w)), Some(ip), _) if w == ip => Some((*ip, true, requested(svc, *ip))),
             (None, Some(ip), _) => Some((*ip, true, admit(*ip))),
             (None, None, Some(ip)) => Some((ip, false, admit(ip))),
             _ => None,
@@ -251,7 +303,7 @@ pub fn plan(services: &[SvcInfo], s: &LbSettings, admit: Admit) -> Plan {
     let mut fresh = Vec::new();
     for svc in rest {
         match &svc.wanted {
-            Some(Ok(ip)) => match requested(*ip) {
+            Some(Ok(ip)) => match requested(svc, *ip) {
                 Err(why) => {
                     p.problems.insert(svc.key(), format!("refused: {why}"));
                 }
@@ -276,15 +328,22 @@ pub fn plan(services: &[SvcInfo], s: &LbSettings, admit: Admit) -> Plan {
         }
     }
     for svc in fresh {
-        match s.pool.first_free(&used, |ip| admit(ip).is_ok()) {
+        // The primary family's address (PreferDualStack gets that one too).
+        let v4 = svc.families.first().copied();
+        match s.pool.first_free(&used, v4, |ip| admit(ip).is_ok()) {
             Some(ip) => {
                 used.insert(ip);
                 p.writes.insert(svc.key(), ip);
             }
             None => {
+                let family = match v4 {
+                    Some(true) => " of IPv4",
+                    Some(false) => " of IPv6",
+                    None => "",
+                };
                 p.problems.insert(
                     svc.key(),
-                    "the address pool is exhausted (or not configured)".into(),
+                    format!("the address pool{family} is exhausted (or not configured)"),
                 );
             }
         }
@@ -312,6 +371,8 @@ mod tests {
             wanted: wanted.map(|w| w.parse().map_err(|_| format!("{w:?} is not an IP address"))),
             status: status.iter().map(|s| s.parse().unwrap()).collect(),
             pending: None,
+            families: Vec::new(),
+            require_dual_stack: false,
         }
     }
 
@@ -420,5 +481,43 @@ mod tests {
         assert_eq!(p.serving.len(), 1);
         assert!(p.problems["default/y"].contains("already the VIP"));
         assert!(p.problems["default/z"].contains("banana"));
+    }
+
+    #[test]
+    fn ip_families_choose_the_pool_range_and_refuse_the_other_family() {
+        let s = settings("192.0.2.200-192.0.2.201,2001:db8::10-2001:db8::11");
+        let fam = |name: &str, wanted: Option<&str>, f: &[bool]| SvcInfo {
+            families: f.to_vec(),
+            ..svc(name, name, Some(DEFAULT_CLASS), wanted, &[])
+        };
+        let mut dual = fam("e-dual", None, &[true, false]);
+        dual.require_dual_stack = true;
+        let services = [
+            fam("a-v6", None, &[false]),
+            fam("b-v4", None, &[true]),
+            fam("c-v6-asks-v4", Some("192.0.2.201"), &[false]),
+            fam("d-v6-first", None, &[false, true]),
+            dual,
+        ];
+        let p = plan(&services, &s, &any);
+        assert_eq!(p.writes["default/a-v6"].to_string(), "2001:db8::10");
+        assert_eq!(p.writes["default/b-v4"].to_string(), "192.0.2.200");
+        assert!(
+            p.problems["default/c-v6-asks-v4"].contains("ipFamilies are [\"IPv6\"]"),
+            "{p:?}"
+        );
+        assert_eq!(p.writes["default/d-v6-first"].to_string(), "2001:db8::11");
+        assert!(p.problems["default/e-dual"].contains("RequireDualStack"));
+        // The IPv6 range is used up: the next IPv6 Service gets no IPv4 address instead.
+        let more = [
+            services[0].clone(),
+            services[3].clone(),
+            fam("f-v6", None, &[false]),
+        ];
+        let p = plan(&more, &s, &any);
+        assert!(
+            p.problems["default/f-v6"].contains("pool of IPv6 is exhausted"),
+            "{p:?}"
+        );
     }
 }

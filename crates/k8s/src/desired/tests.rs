@@ -298,6 +298,8 @@ fn load_balancer_services_become_one_instance_even_without_a_configmap() {
         wanted: None,
         status: status.iter().map(|x| x.parse().unwrap()).collect(),
         pending: None,
+        families: Vec::new(),
+        require_dual_stack: false,
     };
     let d = Builder::default().build(
         &s,
@@ -365,6 +367,8 @@ fn lb_svc(name: &str, created: &str, wanted: Option<&str>, status: &[&str]) -> S
         wanted: wanted.map(|w| w.parse().map_err(|_| format!("{w:?} is not an IP address"))),
         status: status.iter().map(|x| x.parse().unwrap()).collect(),
         pending: None,
+        families: Vec::new(),
+        require_dual_stack: false,
     }
 }
 
