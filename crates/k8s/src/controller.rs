@@ -311,11 +311,12 @@ fn tell(ev: &Events, opts: &Options, n: Notice) {
     }
 }
 
-/// Records an allocation in Service status; a failure comes back on `failed`.
+/// Records an allocation in Service status (`None`: clears what edgevip recorded); a
+/// failure comes back on `failed`.
 fn write_status(
     client: &Client,
     key: String,
-    ip: IpAddr,
+    ip: Option<IpAddr>,
     events: Option<Events>,
     failed: mpsc::UnboundedSender<String>,
 ) {
@@ -330,9 +331,13 @@ fn write_status(
         let written = match api.get(&name).await {
             Ok(svc) => {
                 let rv = svc.metadata.resource_version.unwrap_or_default();
+                let ingress = match ip {
+                    Some(ip) => serde_json::json!([{"ip": ip.to_string(), "ipMode": "VIP"}]),
+                    None => serde_json::Value::Null,
+                };
                 let patch = serde_json::json!({
                     "metadata": {"resourceVersion": rv},
-                    "status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}},
+                    "status": {"loadBalancer": {"ingress": ingress}},
                 });
                 api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
@@ -341,19 +346,25 @@ fn write_status(
         };
         match written {
             Ok(_) => {
-                tracing::info!(service = %key, %ip, "VIP recorded in Service status");
+                let (reason, note) = match ip {
+                    Some(ip) => {
+                        tracing::info!(service = %key, %ip, "VIP recorded in Service status");
+                        (
+                            "VIPAssigned",
+                            format!("{ip} (served by the VRRP master of the edge nodes)"),
+                        )
+                    }
+                    None => {
+                        tracing::info!(service = %key, "VIP cleared from Service status");
+                        ("VIPWithdrawn", "edgevip no longer serves this Service: its VIP is cleared from the status".to_string())
+                    }
+                };
                 if let Some(ev) = events {
-                    ev.on_service(
-                        &ns,
-                        &name,
-                        Kind::Normal,
-                        "VIPAssigned",
-                        format!("{ip} (served by the VRRP master of the edge nodes)"),
-                    );
+                    ev.on_service(&ns, &name, Kind::Normal, reason, note);
                 }
             }
             Err(e) => {
-                tracing::warn!(service = %key, %ip, error = %e, "cannot record the VIP in Service status; retrying");
+                tracing::warn!(service = %key, ip = ?ip, error = %e, "cannot write the VIP to Service status; retrying");
                 let _ = failed.send(key);
             }
         }

@@ -236,6 +236,11 @@ pub struct Plan {
     pub serving: BTreeMap<String, IpAddr>,
     /// Status writes the writer must make: `ns/name` → VIP.
     pub writes: BTreeMap<String, IpAddr>,
+    /// Services of ours whose status holds a VIP they no longer get (a request refused, an
+    /// address the admin's ranges no longer admit): the writer clears
+    /// `status.loadBalancer.ingress`. (A Service that stops being a LoadBalancer has its
+    /// status cleared by the API server itself; `loadBalancerClass` cannot change.)
+    pub clears: BTreeSet<String>,
     /// `ns/name` → why it gets no VIP.
     pub problems: BTreeMap<String, String>,
 }
@@ -244,6 +249,17 @@ pub struct Plan {
 pub type Admit<'a> = &'a dyn Fn(IpAddr) -> Result<(), String>;
 
 pub fn plan(services: &[SvcInfo], s: &LbSettings, admit: Admit) -> Plan {
+    let mut p = allocate(services, s, admit);
+    // Ours and refused: nothing served, so nothing recorded either.
+    for svc in services.iter().filter(|x| x.ours(s)) {
+        if p.problems.contains_key(&svc.key()) && !svc.status.is_empty() {
+            p.clears.insert(svc.key());
+        }
+    }
+    p
+}
+
+fn allocate(services: &[SvcInfo], s: &LbSettings, admit: Admit) -> Plan {
     let mut p = Plan::default();
     let mut ours: Vec<&SvcInfo> = services.iter().filter(|x| x.ours(s)).collect();
     ours.sort_by(|a, b| (&a.created, a.key()).cmp(&(&b.created, b.key())));
@@ -519,5 +535,27 @@ mod tests {
             p.problems["default/f-v6"].contains("pool of IPv6 is exhausted"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn status_of_ours_is_cleared_when_a_service_stops_qualifying() {
+        let s = settings("192.0.2.200-192.0.2.210");
+        let services = [
+            // Another controller's class, with an address in our pool: not ours to touch.
+            svc("c-metallb", "3", Some("metallb"), None, &["192.0.2.201"]),
+            // Ours, asking for an address outside the pool: refused, its status cleared.
+            svc(
+                "d-refused",
+                "4",
+                Some(DEFAULT_CLASS),
+                Some("203.0.113.9"),
+                &["203.0.113.9"],
+            ),
+            svc("e-fine", "5", Some(DEFAULT_CLASS), None, &["192.0.2.202"]),
+        ];
+        let p = plan(&services, &s, &any);
+        let cleared: Vec<&str> = p.clears.iter().map(String::as_str).collect();
+        assert_eq!(cleared, ["default/d-refused"]);
+        assert_eq!(p.serving["default/e-fine"].to_string(), "192.0.2.202");
     }
 }

@@ -357,7 +357,12 @@ async fn load_balancer_services_get_vips_recorded_by_one_writer() {
         resolver(),
         Some(Events::new(c.clone(), "edge-a")),
     );
-    let mut b = controller::start(c.clone(), lb("edge-b"), resolver(), None);
+    let mut b = controller::start(
+        c.clone(),
+        lb("edge-b"),
+        resolver(),
+        Some(Events::new(c.clone(), "edge-b")),
+    );
     let want = ["198.51.100.10".to_string(), "203.0.113.7".to_string()];
     for h in [&mut a, &mut b] {
         let (d, _) = wait_desired(h, "both LB VIPs", |d| {
@@ -517,4 +522,17 @@ async fn only_the_lease_holder_writes_status_and_a_dead_holder_is_replaced() {
         .find(|r| r.method == "PATCH" && r.path.ends_with("/services/front/status"))
         .expect("a status patch");
     assert_eq!(patch.status, 200);
+
+    // The Service now asks for an address outside the pool: refused, and the VIP edgevip
+    // recorded is cleared (never left in status while nobody serves it).
+    let mut front = api.get("v1", "Service", Some("web"), "front").unwrap();
+    front["metadata"]["annotations"] = json!({"edgevip.io/vip": "203.0.113.99"});
+    api.apply(front);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while recorded().is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("status cleared once the Service stops qualifying");
 }

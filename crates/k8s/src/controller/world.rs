@@ -53,8 +53,8 @@ pub struct World {
     slices: Cache<Slice>,
     /// Services the ConfigMap forwards to: only their ports and slices matter.
     referenced: BTreeSet<String>,
-    /// Status writes sent and not yet seen back: `ns/name` → VIP.
-    in_flight: BTreeMap<String, IpAddr>,
+    /// Status writes sent and not yet seen back: `ns/name` → VIP (`None`: cleared).
+    in_flight: BTreeMap<String, Option<IpAddr>>,
     /// Failed writes, released from `in_flight` (so written again) at `retry_at`.
     failed: Vec<String>,
     retry_at: Option<Instant>,
@@ -214,7 +214,7 @@ impl World {
             .items()
             .values()
             .map(|s| SvcInfo {
-                pending: self.in_flight.get(&s.key()).copied(),
+                pending: self.in_flight.get(&s.key()).copied().flatten(),
                 ..s.clone()
             })
             .collect();
@@ -259,18 +259,23 @@ impl World {
         d
     }
 
-    /// The status writes to send now (the writer only): one per Service and VIP until the
-    /// watch shows it, so a slow API server is not flooded.
-    pub fn writes_due(&mut self, d: &Desired) -> Vec<(String, IpAddr)> {
+    /// The status writes to send now (the writer only): one per Service and VIP (or clear,
+    /// `None`) until the watch shows it, so a slow API server is not flooded.
+    pub fn writes_due(&mut self, d: &Desired) -> Vec<(String, Option<IpAddr>)> {
         if !d.writer {
             return Vec::new();
         }
-        self.in_flight
-            .retain(|k, ip| d.lb.writes.get(k) == Some(ip));
+        let want: BTreeMap<&String, Option<IpAddr>> =
+            d.lb.writes
+                .iter()
+                .map(|(k, ip)| (k, Some(*ip)))
+                .chain(d.lb.clears.iter().map(|k| (k, None)))
+                .collect();
+        self.in_flight.retain(|k, ip| want.get(k) == Some(ip));
         let mut due = Vec::new();
-        for (key, ip) in &d.lb.writes {
-            if self.in_flight.insert(key.clone(), *ip) != Some(*ip) {
-                due.push((key.clone(), *ip));
+        for (key, ip) in want {
+            if self.in_flight.insert(key.clone(), ip) != Some(ip) {
+                due.push((key.clone(), ip));
             }
         }
         due

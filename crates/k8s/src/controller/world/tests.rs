@@ -237,7 +237,7 @@ fn a_failed_status_write_is_retried_after_a_pause_not_at_once() {
     assert!(d.writer);
     let write = (
         "web/front".to_string(),
-        "198.51.100.10".parse::<IpAddr>().unwrap(),
+        Some("198.51.100.10".parse::<IpAddr>().unwrap()),
     );
     assert_eq!(w.writes_due(&d), std::slice::from_ref(&write));
     let d = w.rebuild(&eth0());
