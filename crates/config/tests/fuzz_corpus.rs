@@ -54,6 +54,6 @@ fn replay(target: &str, positions: usize, one: fn(&[u8])) -> usize {
 
 #[test]
 fn config_yaml_corpus_and_mutations() {
-    let seeds = replay("config_yaml", 16, edgevip_config::fuzz::config_yaml_one);
+    let seeds = replay("config_yaml", 8, edgevip_config::fuzz::config_yaml_one);
     assert!(seeds >= 5, "corpus has {seeds} seeds");
 }
