@@ -57,7 +57,7 @@ fn replay(target: &str, positions: usize, one: fn(&[u8])) -> usize {
 fn configmap_compat_corpus_and_mutations() {
     let seeds = replay(
         "configmap_compat",
-        16,
+        4,
         edgevip_k8s::fuzz::configmap_compat_one,
     );
     assert!(seeds >= 5, "corpus has {seeds} seeds");
@@ -65,6 +65,6 @@ fn configmap_compat_corpus_and_mutations() {
 
 #[test]
 fn configmap_rich_corpus_and_mutations() {
-    let seeds = replay("configmap_rich", 2, edgevip_k8s::fuzz::configmap_rich_one);
+    let seeds = replay("configmap_rich", 1, edgevip_k8s::fuzz::configmap_rich_one);
     assert!(seeds >= 5, "corpus has {seeds} seeds");
 }
