@@ -42,6 +42,8 @@
 #![forbid(unsafe_code)]
 
 mod duration;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod raw;
 mod validate;
 

@@ -205,11 +205,22 @@ impl Builder {
             }
         }
         let doc = self.doc(src, &mut d);
+        // A last good form is found by name, so it is only for a name one entry uses: a
+        // broken entry must not borrow a good namesake's fields, or the next build would
+        // serve them at the broken entry's position (another priority) and refuse the good one.
+        let mut uses: BTreeMap<&str, usize> = BTreeMap::new();
+        for n in doc.instances.iter().filter_map(|e| e.name.as_deref()) {
+            *uses.entry(n).or_default() += 1;
+        }
         for (i, e) in doc.instances.iter().enumerate() {
             candidates.push(Candidate {
                 path: format!("{}: instances[{i}]", rich::KEY),
                 fields: e.fields.clone(),
-                fallback: e.name.as_ref().and_then(|n| self.last_good.get(n).cloned()),
+                fallback: e
+                    .name
+                    .as_deref()
+                    .filter(|n| uses[n] == 1)
+                    .and_then(|n| self.last_good.get(n).cloned()),
                 from: From::Rich,
                 vip_fields: Vec::new(),
             });

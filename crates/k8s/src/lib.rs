@@ -18,6 +18,8 @@ pub mod desired;
 pub mod eligibility;
 pub mod events;
 pub mod forwarding;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod lease;
 pub mod nodes;
 pub mod rich;

@@ -237,6 +237,29 @@ fn a_broken_edit_keeps_the_last_good_version() {
     assert!(d.rejects[0].message.contains("vips[0]"), "{:?}", d.rejects);
 }
 
+/// Found by the `configmap_rich` fuzz target: a broken entry used to take its good
+/// namesake's fields as its "last good" form on the next build, moving the instance to the
+/// broken entry's position (another priority with spread) although nothing had changed.
+#[test]
+fn a_broken_entry_does_not_borrow_a_namesakes_last_good_form() {
+    let doc = "spread: true\ninstances:\n  - {name: api, vrid: 52, vips: [19-2.0.2.110/24]}\n  - {name: web, vrid: 51, vips: [192.0.2.100/24]}\n  - {name: api, vrid: 52, vips: [192.0.2.110/24]}\n";
+    let src = source(&[(rich::KEY, doc)]);
+    let mut b = Builder::default();
+    let first = build(&mut b, "edge-a", &src);
+    let again = build(&mut b, "edge-a", &src);
+    assert_eq!(first.instances, again.instances);
+    assert_eq!(first.rejects, again.rejects);
+    let api = again.instances.iter().find(|i| i.name == "api").unwrap();
+    assert_eq!(api.vips[0].to_string(), "192.0.2.110/24");
+    assert!(
+        again.rejects[0]
+            .message
+            .contains(r#"instances[0].vips[0]: "19-2.0.2.110/24" is not an IP address"#),
+        "{:?}",
+        again.rejects
+    );
+}
+
 #[test]
 fn clashing_instances_are_rejected_not_the_whole_set() {
     let doc = "instances:\n  - {name: a, vrid: 50, vips: [192.0.2.7/24]}\n  - {name: b, vrid: 60, vips: [192.0.2.100/24]}\n";
