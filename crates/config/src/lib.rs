@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 mod duration;
+pub mod import;
 pub mod raw;
 mod validate;
 
