@@ -1072,6 +1072,35 @@ mod tests {
     }
 
     #[test]
+    fn the_notify_hook_runs_keepalived_scripts_for_the_state() {
+        let pos = Pos { file: 0, line: 1 };
+        let argv = notify_hook(
+            "VI_1",
+            150,
+            &[
+                ("notify_master", "echo 'became master'".into(), pos),
+                ("notify_backup", "echo backup".into(), pos),
+                ("notify", "echo generic".into(), pos),
+            ],
+        );
+        let run = |state: &str| {
+            let out = std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("EDGEVIP_STATE", state)
+                .output()
+                .expect("sh");
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(
+            run("master"),
+            "became master\ngeneric INSTANCE VI_1 MASTER 150\n"
+        );
+        assert_eq!(run("backup"), "backup\ngeneric INSTANCE VI_1 BACKUP 150\n");
+        assert_eq!(run("init"), "generic INSTANCE VI_1 STOP 150\n");
+    }
+
+    #[test]
     fn yaml_strings_are_escaped() {
         assert_eq!(q("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
     }
