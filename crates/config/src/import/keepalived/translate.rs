@@ -556,7 +556,7 @@ fn instance(
                         ));
                         continue;
                     }
-                    if p.args().len() > 0 {
+                    if !p.args().is_empty() {
                         notes.push(Note::new(
                             p.pos(),
                             format!("unicast_peer {} {}", p.key(), p.arg(0).unwrap_or("")),
@@ -736,33 +736,33 @@ fn instance(
     o.advert = if o.version == 2 {
         let secs = (advert.as_millis() + 500) / 1000;
         let fixed = Duration::from_secs(secs.clamp(1, 255) as u64);
-        if fixed != advert {
-            if let Some((_, p)) = advert_raw {
-                notes.push(Note::new(
-                    p,
-                    format!("advert_int {}", format_duration(advert)),
-                    format!(
-                        "VRRPv2 counts whole seconds 1..255: {}",
-                        format_duration(fixed)
-                    ),
-                ));
-            }
+        if fixed != advert
+            && let Some((_, p)) = advert_raw
+        {
+            notes.push(Note::new(
+                p,
+                format!("advert_int {}", format_duration(advert)),
+                format!(
+                    "VRRPv2 counts whole seconds 1..255: {}",
+                    format_duration(fixed)
+                ),
+            ));
         }
         fixed
     } else {
         let cs = (advert.as_millis() + 5) / 10;
         let fixed = Duration::from_millis((cs.clamp(1, 4095) * 10) as u64);
-        if fixed != advert {
-            if let Some((_, p)) = advert_raw {
-                notes.push(Note::new(
-                    p,
-                    format!("advert_int {}", format_duration(advert)),
-                    format!(
-                        "VRRPv3 counts centiseconds 10ms..40.95s: {}",
-                        format_duration(fixed)
-                    ),
-                ));
-            }
+        if fixed != advert
+            && let Some((_, p)) = advert_raw
+        {
+            notes.push(Note::new(
+                p,
+                format!("advert_int {}", format_duration(advert)),
+                format!(
+                    "VRRPv3 counts centiseconds 10ms..40.95s: {}",
+                    format_duration(fixed)
+                ),
+            ));
         }
         fixed
     };
