@@ -67,8 +67,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), generated from this command line.
-    Man,
+    /// Print the man page (roff), generated from this command line; with --dir, write it
+    /// and one page per subcommand (edgevip-run.1, ...) into that directory.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,14 +55,41 @@ pub fn completions(shell: clap_complete::Shell) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub fn man() -> ExitCode {
-    let mut out = Vec::new();
-    if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
-        eprintln!("edgevip: man page: {e}");
-        return ExitCode::FAILURE;
-    }
-    match std::io::stdout().write_all(&out) {
+/// The man page on stdout, or (`dir`) `edgevip.1` and `edgevip-SUB[-SUB].1` for every
+/// subcommand, written into `dir`.
+pub fn man(dir: Option<&Path>) -> ExitCode {
+    let cmd = Cli::command();
+    let Some(dir) = dir else {
+        let mut out = Vec::new();
+        if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
+            eprintln!("edgevip: man page: {e}");
+            return ExitCode::FAILURE;
+        }
+        return match std::io::stdout().write_all(&out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    };
+    // Built, subcommands carry their display names (`edgevip-import-keepalived`), which
+    // titles and cross-references of the pages use.
+    let mut cmd = cmd;
+    cmd.build();
+    match write_pages(&cmd, dir) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("edgevip: man pages in {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn write_pages(cmd: &clap::Command, dir: &Path) -> std::io::Result<()> {
+    let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_string();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+    std::fs::write(dir.join(format!("{name}.1")), out)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        write_pages(sub, dir)?;
+    }
+    Ok(())
 }

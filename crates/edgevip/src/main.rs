@@ -12,7 +12,7 @@ fn main() -> ExitCode {
             from: ImportFrom::Keepalived { file, config_id },
         } => return edgevip::convert::import_keepalived(file, config_id.clone()),
         Command::Completions { shell } => return edgevip::convert::completions(*shell),
-        Command::Man => return edgevip::convert::man(),
+        Command::Man { dir } => return edgevip::convert::man(dir.as_deref()),
         _ => {}
     }
     if matches!(cli.command, Command::Run { .. })
@@ -56,7 +56,9 @@ fn main() -> ExitCode {
         } => rt.block_on(edgevip::daemon::run(config)),
         Command::Run { kube, .. } => rt.block_on(edgevip::kube_mode::run(*kube)),
         Command::Status { api, json } => rt.block_on(edgevip::client::status(api, json)),
-        Command::Import { .. } | Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
+        Command::Import { .. } | Command::Completions { .. } | Command::Man { .. } => {
+            ExitCode::SUCCESS
+        }
     };
     // A config read still stuck (a hung mount) must not keep the process from exiting.
     rt.shutdown_timeout(std::time::Duration::from_millis(500));
