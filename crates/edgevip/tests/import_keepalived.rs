@@ -219,6 +219,7 @@ fn every_handled_construct_translates() {
         "everything.conf:48: 192.0.2.100/24: listed twice",
         "everything.conf:49: 2001:db8::100/64: keepalived runs one address family",
         "everything.conf:58: track_script chk_missing",
+        "everything.conf:61: notify_backup ... nobody: the user to run as",
         "everything.conf:63: use_vmac",
         "everything.conf:64: virtual_routes",
         "everything.conf:72: version 2: IPv6 needs VRRPv3",

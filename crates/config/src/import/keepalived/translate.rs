@@ -629,11 +629,21 @@ fn instance(
             }
             k @ ("notify_master" | "notify_backup" | "notify_fault" | "notify_stop"
             | "notify") => {
-                let words: Vec<&str> = c.args().iter().map(|t| t.text.as_str()).collect();
-                if words.is_empty() {
-                    bad(notes);
-                } else {
-                    notify.push((k, words.join(" "), pos));
+                // `notify_master <script> [user [group]]`: a script with arguments is one
+                // quoted word; words after it name the user keepalived runs it as.
+                match c.args() {
+                    [] => bad(notes),
+                    [script, user @ ..] => {
+                        if !user.is_empty() {
+                            let user: Vec<&str> = user.iter().map(|t| t.text.as_str()).collect();
+                            notes.push(Note::new(
+                                pos,
+                                format!("{k} ... {}", user.join(" ")),
+                                "the user to run as is not carried over: hooks run as edgevip's user",
+                            ));
+                        }
+                        notify.push((k, script.text.clone(), pos));
+                    }
                 }
             }
             k => notes.push(Note::new(pos, k.to_string(), instance_reason(k))),
