@@ -44,6 +44,7 @@
 mod duration;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod import;
 pub mod raw;
 mod validate;
 

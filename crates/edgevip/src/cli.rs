@@ -65,6 +65,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Translate another VRRP daemon's config into edgevip's: the YAML on stdout, each
+    /// construct not carried over on stderr with its file and line.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+    /// Print a shell completion script (e.g. `edgevip completions bash > /etc/bash_completion.d/edgevip`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this command line; with --dir, write it
+    /// and one page per subcommand (edgevip-run.1, ...) into that directory.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// keepalived.conf (keepalived 2.x): its `vrrp_instance`s, `vrrp_script`s and
+    /// `global_defs vrrp_version`; `include`s are read relative to the file.
+    Keepalived {
+        /// The keepalived configuration file.
+        file: PathBuf,
+        /// keepalived's `-i` config id, selecting the `@id` conditional lines.
+        #[arg(long)]
+        config_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

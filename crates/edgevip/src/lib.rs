@@ -5,6 +5,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod convert;
 pub mod daemon;
 pub mod engine;
 pub mod health;

@@ -2,10 +2,19 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use edgevip::cli::{Cli, Command, LogFormat, ManifestKind};
+use edgevip::cli::{Cli, Command, ImportFrom, LogFormat, ManifestKind};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that only print: no runtime, no logging.
+    match &cli.command {
+        Command::Import {
+            from: ImportFrom::Keepalived { file, config_id },
+        } => return edgevip::convert::import_keepalived(file, config_id.clone()),
+        Command::Completions { shell } => return edgevip::convert::completions(*shell),
+        Command::Man { dir } => return edgevip::convert::man(dir.as_deref()),
+        _ => {}
+    }
     if matches!(cli.command, Command::Run { .. })
         && let Some(code) = edgevip::init::run_if_pid1()
     {
@@ -67,6 +76,9 @@ fn main() -> ExitCode {
         },
         Command::Run { kube, .. } => rt.block_on(edgevip::kube_mode::run(*kube)),
         Command::Status { api, json } => rt.block_on(edgevip::client::status(api, json)),
+        Command::Import { .. } | Command::Completions { .. } | Command::Man { .. } => {
+            ExitCode::SUCCESS
+        }
     };
     // A config read still stuck (a hung mount) must not keep the process from exiting.
     rt.shutdown_timeout(std::time::Duration::from_millis(500));

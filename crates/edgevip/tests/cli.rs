@@ -139,3 +139,32 @@ fn run_from_an_environment_variable_refuses_what_a_file_would() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "one source only");
 }
+
+/// `completions` and `man` are generated from the command line definition: every
+/// subcommand is in them.
+#[test]
+fn completions_and_man_page_cover_every_subcommand() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgevip"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for shell in ["bash", "zsh", "fish"] {
+        let s = run(&["completions", shell]);
+        for sub in ["run", "check", "status", "import", "completions", "man"] {
+            assert!(s.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    assert!(run(&["completions", "bash"]).contains("complete -F"));
+    let man = run(&["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH edgevip 1"),
+        "{man}"
+    );
+    for sub in ["edgevip\\-import", "edgevip\\-check", "edgevip\\-man"] {
+        assert!(man.contains(sub), "man page lacks {sub}");
+    }
+}

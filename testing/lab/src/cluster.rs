@@ -127,6 +127,15 @@ impl Cluster {
         self.procs[i] = Some(p);
     }
 
+    /// keepalived on host `i` with a whole keepalived.conf.
+    pub fn start_keepalived_text(&mut self, i: usize, conf: &str) {
+        let p = self
+            .lab
+            .spawn_keepalived_text(i, conf, &self.dir)
+            .expect("spawn keepalived");
+        self.procs[i] = Some(p);
+    }
+
     pub fn signal(&mut self, i: usize, sig: nix::sys::signal::Signal) {
         if let Some(p) = &self.procs[i] {
             p.signal(sig).expect("signal");

@@ -81,9 +81,21 @@ impl Lab {
         instances: &[KeepalivedConf],
         dir: &std::path::Path,
     ) -> io::Result<LabChild> {
+        let conf = render_config(&self.host(i).ns, instances);
+        self.spawn_keepalived_text(i, &conf, dir)
+    }
+
+    /// Runs keepalived in host `i` with a whole keepalived.conf as given (e.g. one that
+    /// `edgevip import keepalived` is tested on).
+    pub fn spawn_keepalived_text(
+        &self,
+        i: usize,
+        conf: &str,
+        dir: &std::path::Path,
+    ) -> io::Result<LabChild> {
         let h = self.host(i);
         let path = dir.join(format!("keepalived-{}.conf", h.ns));
-        std::fs::write(&path, render_config(&h.ns, instances))?;
+        std::fs::write(&path, conf)?;
         let log = std::fs::File::create(dir.join(format!("keepalived-{}.log", h.ns)))?;
         let pid = |k: &str| dir.join(format!("{}-{k}.pid", h.ns)).display().to_string();
         let mut cmd = Command::new("keepalived");

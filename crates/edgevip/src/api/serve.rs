@@ -50,23 +50,35 @@ pub fn serve(
     // A backlog of 1,024: a burst of connections waits in the kernel, not in SYN retries.
     // Registered with the API's own runtime (entered, not blocked on: the caller may be
     // inside the daemon's runtime).
-    let listener = {
+    let bound = {
         let _g = rt.enter();
-        let s = if listen.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        s.set_reuseaddr(true)?;
-        s.bind(listen)?;
-        s.listen(1024)?
+        bind(listen).and_then(|l| Ok((l.local_addr()?, l)))
     };
-    let listen = listener.local_addr()?;
+    // On an error the runtime must not be dropped here: dropping a runtime inside the
+    // caller's (the daemon's) runtime panics. Shut it down without blocking instead.
+    let (listen, listener) = match bound {
+        Ok(b) => b,
+        Err(e) => {
+            rt.shutdown_background();
+            return Err(e);
+        }
+    };
     tracing::info!(%listen, status = detail, max_connections = limits.max_connections, "API listening");
     std::thread::Builder::new()
         .name("edgevip-api".into())
         .spawn(move || rt.block_on(accept_loop(listener, listen, state, detail, limits)))?;
     Ok(listen)
+}
+
+fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let s = if listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    s.set_reuseaddr(true)?;
+    s.bind(listen)?;
+    s.listen(1024)
 }
 
 async fn accept_loop(
@@ -237,6 +249,24 @@ mod tests {
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf);
         assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    }
+
+    // Inside a runtime, as the daemon calls it: a bind failure is an error, not a panic
+    // from dropping the API's runtime within the daemon's.
+    #[tokio::test]
+    async fn a_bind_failure_inside_the_daemons_runtime_is_an_error_not_a_panic() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let state = ApiState {
+            board: Board::default(),
+            metrics: Metrics::new(),
+            heartbeat: Heartbeat::default(),
+            clock: Clock::new(),
+            ready: tokio::sync::watch::channel(true).1,
+            kubernetes: None,
+        };
+        let e = serve(addr, state, true, Limits::default()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
     }
 
     #[test]
