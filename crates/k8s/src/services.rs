@@ -14,6 +14,9 @@ use k8s_openapi::api::core::v1::Service;
 
 pub const DEFAULT_CLASS: &str = "edgevip.io/vip";
 pub const VIP_ANNOTATION: &str = "edgevip.io/vip";
+/// One address per family, `192.0.2.10,2001:db8::10`; MetalLB's spelling is read too, so a
+/// Service moves from MetalLB unchanged.
+pub const IPS_ANNOTATIONS: [&str; 2] = ["edgevip.io/loadBalancerIPs", "metallb.io/loadBalancerIPs"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LbSettings {
@@ -152,20 +155,64 @@ pub struct SvcInfo {
     pub require_dual_stack: bool,
 }
 
+/// The address a list annotation asks for: the one of the primary family (`v4`), each
+/// item checked; an error names the annotation and the value.
+fn pick(name: &str, list: &str, v4: Option<bool>) -> Result<IpAddr, String> {
+    let mut ips = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let ip: IpAddr = item
+            .parse()
+            .map_err(|_| format!("{name}: {item:?} is not an IP address"))?;
+        if ips.iter().any(|x: &IpAddr| x.is_ipv4() == ip.is_ipv4()) {
+            return Err(format!("{name}: {list:?} has two addresses of one family"));
+        }
+        ips.push(ip);
+    }
+    ips.iter()
+        .copied()
+        .find(|ip| v4.is_none_or(|v| ip.is_ipv4() == v))
+        .ok_or_else(|| match v4 {
+            Some(v) => format!(
+                "{name}: {list:?} has no {} address (the Service's primary family)",
+                if v { "IPv4" } else { "IPv6" }
+            ),
+            None => format!("{name}: {list:?} names no address"),
+        })
+}
+
 impl SvcInfo {
     pub fn from_service(s: &Service) -> SvcInfo {
         let spec = s.spec.as_ref();
-        let wanted = s
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(VIP_ANNOTATION))
-            .or(spec.and_then(|s| s.load_balancer_ip.as_ref()))
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| {
-                v.trim()
-                    .parse::<IpAddr>()
-                    .map_err(|_| format!("{v:?} is not an IP address"))
+        let families: Vec<bool> = spec
+            .and_then(|s| s.ip_families.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|f| match f.as_str() {
+                "IPv4" => Some(true),
+                "IPv6" => Some(false),
+                _ => None,
+            })
+            .collect();
+        let notes = s.metadata.annotations.as_ref();
+        let given = |k: &str| {
+            notes
+                .and_then(|a| a.get(k))
+                .filter(|v| !v.trim().is_empty())
+        };
+        // The list annotations first (edgevip's, then MetalLB's), then the single-address
+        // annotation, then the deprecated spec field.
+        let wanted = IPS_ANNOTATIONS
+            .iter()
+            .find_map(|k| given(k).map(|v| pick(k, v, families.first().copied())))
+            .or_else(|| {
+                given(VIP_ANNOTATION)
+                    .or(spec.and_then(|s| s.load_balancer_ip.as_ref()))
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| {
+                        v.trim()
+                            .parse::<IpAddr>()
+                            .map_err(|_| format!("{v:?} is not an IP address"))
+                    })
             });
         SvcInfo {
             namespace: s.metadata.namespace.clone().unwrap_or_default(),
@@ -189,16 +236,7 @@ impl SvcInfo {
                 .filter_map(|i| i.ip.as_ref()?.parse().ok())
                 .collect(),
             pending: None,
-            families: spec
-                .and_then(|s| s.ip_families.as_ref())
-                .into_iter()
-                .flatten()
-                .filter_map(|f| match f.as_str() {
-                    "IPv4" => Some(true),
-                    "IPv6" => Some(false),
-                    _ => None,
-                })
-                .collect(),
+            families,
             require_dual_stack: spec.and_then(|s| s.ip_family_policy.as_deref())
                 == Some("RequireDualStack"),
         }
@@ -557,5 +595,56 @@ mod tests {
         let cleared: Vec<&str> = p.clears.iter().map(String::as_str).collect();
         assert_eq!(cleared, ["default/d-refused"]);
         assert_eq!(p.serving["default/e-fine"].to_string(), "192.0.2.202");
+    }
+
+    #[test]
+    fn list_annotations_give_the_primary_familys_address() {
+        let service = |notes: serde_json::Value, families: &[&str]| -> SvcInfo {
+            let s: Service = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "a", "namespace": "web", "annotations": notes},
+                "spec": {"type": "LoadBalancer", "ipFamilies": families,
+                    "loadBalancerIP": "192.0.2.99"}
+            }))
+            .unwrap();
+            SvcInfo::from_service(&s)
+        };
+        let want = |i: &SvcInfo| i.wanted.clone().unwrap().map(|ip| ip.to_string());
+        let both = "192.0.2.10, 2001:db8::10";
+        let i = service(
+            serde_json::json!({"edgevip.io/loadBalancerIPs": both}),
+            &["IPv6", "IPv4"],
+        );
+        assert_eq!(want(&i), Ok("2001:db8::10".into()));
+        // MetalLB's annotation, unchanged, and it wins over spec.loadBalancerIP.
+        let i = service(
+            serde_json::json!({"metallb.io/loadBalancerIPs": both}),
+            &["IPv4"],
+        );
+        assert_eq!(want(&i), Ok("192.0.2.10".into()));
+        let i = service(
+            serde_json::json!({"metallb.io/loadBalancerIPs": "2001:db8::1"}),
+            &["IPv4"],
+        );
+        assert!(want(&i).unwrap_err().contains("no IPv4 address"), "{i:?}");
+        let i = service(
+            serde_json::json!({"edgevip.io/loadBalancerIPs": "192.0.2.1,192.0.2.2"}),
+            &[],
+        );
+        assert!(
+            want(&i)
+                .unwrap_err()
+                .contains("two addresses of one family")
+        );
+        let i = service(
+            serde_json::json!({"edgevip.io/loadBalancerIPs": "banana"}),
+            &[],
+        );
+        assert!(
+            want(&i)
+                .unwrap_err()
+                .contains("edgevip.io/loadBalancerIPs: \"banana\"")
+        );
+        let i = service(serde_json::json!({}), &["IPv4"]);
+        assert_eq!(want(&i), Ok("192.0.2.99".into()));
     }
 }
