@@ -526,7 +526,10 @@ impl Netns {
         // Listed for `scripts/test`'s leak check, as the lab's namespaces are.
         if let Some(log) = std::env::var_os("EDGEVIP_NETNS_LOG") {
             use std::io::Write;
-            let f = std::fs::OpenOptions::new().create(true).append(true).open(log);
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log);
             let _ = f.and_then(|mut f| writeln!(f, "{name}"));
         }
         let ns = Netns(name);

@@ -91,7 +91,11 @@ pub(crate) fn ip(args: &[&str]) -> io::Result<()> {
 fn record(name: &str) {
     use std::io::Write;
     if let Some(path) = std::env::var_os("EDGEVIP_NETNS_LOG") {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{name}");
         }
     }
