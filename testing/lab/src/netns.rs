@@ -90,14 +90,13 @@ pub(crate) fn ip(args: &[&str]) -> io::Result<()> {
 /// same machine at the same time is not a leak of this one).
 fn record(name: &str) {
     use std::io::Write;
-    if let Some(path) = std::env::var_os("EDGEVIP_NETNS_LOG") {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
+    if let Some(path) = std::env::var_os("EDGEVIP_NETNS_LOG")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-        {
-            let _ = writeln!(f, "{name}");
-        }
+    {
+        let _ = writeln!(f, "{name}");
     }
 }
 

@@ -72,7 +72,7 @@ const PRIOS: [u8; NODES] = [150, 140, 130];
 const KUBE_ARGS: &[&str] = &["--advert-interval", "100ms", "--preempt", "true"];
 
 enum Lab {
-    Plain(Cluster),
+    Plain(Box<Cluster>),
     Kube(Box<KubeLab>),
 }
 
@@ -89,7 +89,9 @@ impl Rig {
     /// message) when the lab cannot run here.
     pub fn new(test: &str, peer: Peer, bin: &Path) -> Option<Rig> {
         let lab = match peer {
-            Peer::Edgevip | Peer::Keepalived => Lab::Plain(Cluster::new(test, NODES, false, bin)?),
+            Peer::Edgevip | Peer::Keepalived => {
+                Lab::Plain(Box::new(Cluster::new(test, NODES, false, bin)?))
+            }
             Peer::EdgevipKube => Lab::Kube(Box::new(KubeLab::new(test, NODES, bin)?)),
         };
         let nodes = (0..NODES)
