@@ -154,7 +154,17 @@ impl Rig {
     fn start(&mut self, i: usize) {
         let prio = self.model.nodes[i].priority;
         match &mut self.lab {
-            Lab::Plain(c) if self.peer == Peer::Keepalived => c.start_keepalived(i, &ka(prio)),
+            Lab::Plain(c) if self.peer == Peer::Keepalived => {
+                // A SIGKILLed keepalived leaves its pid files, and its VRRP child, reparented
+                // to a PID 1 that may not reap it here, stays a zombie: the new keepalived
+                // would find it "already running" and exit. An init system reaps it and a
+                // unit's restart does not see it: remove the files as that would.
+                let ns = c.lab.host(i).ns.clone();
+                for k in ["main", "vrrp", "checkers"] {
+                    let _ = std::fs::remove_file(c.dir().join(format!("{ns}-{k}.pid")));
+                }
+                c.start_keepalived(i, &ka(prio))
+            }
             Lab::Plain(c) => c.start(i, &edgevip_yaml(prio)),
             Lab::Kube(k) => k.start_node(i, KUBE_ARGS),
         }
