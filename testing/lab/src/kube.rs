@@ -426,6 +426,36 @@ impl KubeLab {
         }
     }
 
+    /// Brings the API server back after [`KubeLab::stop_api`], on the same address and with
+    /// the same objects (clients reconnect with the CA they have). Retries the bind for a
+    /// while: the stopped server closes its listener asynchronously.
+    pub fn restart_api(&mut self) {
+        if self.server.is_some() {
+            return;
+        }
+        let (ns, addr) = (
+            self.cluster.lab.host(self.nodes).ns.clone(),
+            self.api_addr(),
+        );
+        let start = Instant::now();
+        let listener = loop {
+            let bound = crate::in_netns(&ns, move || std::net::TcpListener::bind(addr))
+                .expect("enter the control plane")
+                .join()
+                .expect("thread")
+                .expect("entered");
+            match bound {
+                Ok(l) => break l,
+                Err(_) if start.elapsed() < Duration::from_secs(5) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("rebind the API server on {addr}: {e}"),
+            }
+        };
+        let _g = self.rt.enter();
+        self.server = Some(self.api.serve(listener));
+    }
+
     /// Polls (every `poll`) until `vip` is a local address of node `i`; returns the time
     /// it took, measured in-process: bind() to the address succeeds only once it is there.
     pub fn wait_vip_local(

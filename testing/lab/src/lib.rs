@@ -5,6 +5,7 @@
 //! Addresses: hosts 192.0.2.11, .12, … and 2001:db8::11, …; the client .2 / ::2.
 
 pub mod capture;
+pub mod chaos;
 pub mod cluster;
 pub mod https;
 mod keepalived;
@@ -20,7 +21,7 @@ pub use keepalived::{KeepalivedConf, keepalived_available, render_config};
 pub use kube::KubeLab;
 pub use lab::{Host, Lab, LabChild, LabSpec};
 pub use netns::{cleanup_on_panic, in_netns, unique_prefix};
-pub use probe::{ProbeReport, Prober, RESPONDER_ARG, responder_from_args};
+pub use probe::{OUTAGE_MIN, ProbeReport, Prober, RESPONDER_ARG, responder_from_args};
 
 use std::time::{Duration, Instant};
 

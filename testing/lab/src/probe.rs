@@ -139,7 +139,13 @@ pub struct ProbeReport {
     pub timeline: Vec<(Duration, usize)>,
     /// Requests answered by more than one host.
     pub duplicates: u64,
+    /// Every time without an answer of at least [`OUTAGE_MIN`]: (start, length).
+    pub outages: Vec<(Duration, Duration)>,
 }
+
+/// A silence this long is an outage for [`ProbeReport::outages`]: 5 probe intervals, above
+/// the prober's resolution and the scheduling noise of a busy machine.
+pub const OUTAGE_MIN: Duration = Duration::from_millis(10);
 
 pub struct Prober {
     stop: Arc<AtomicBool>,
@@ -264,6 +270,9 @@ fn report(sent: u64, answers: &[(Duration, usize)], end: Duration, duplicates: u
     };
     let mut last = Duration::ZERO;
     for &(t, host) in answers {
+        if t - last >= OUTAGE_MIN {
+            r.outages.push((last, t - last));
+        }
         if t - last > r.longest_gap {
             r.longest_gap = t - last;
             r.gap_start = last;
@@ -276,6 +285,9 @@ fn report(sent: u64, answers: &[(Duration, usize)], end: Duration, duplicates: u
         if r.timeline.last().map(|x| x.1) != Some(host) {
             r.timeline.push((t, host));
         }
+    }
+    if end - last >= OUTAGE_MIN {
+        r.outages.push((last, end - last));
     }
     if end - last > r.longest_gap {
         r.longest_gap = end - last;
@@ -300,6 +312,7 @@ mod tests {
         assert_eq!(r.gap_start, ms(4));
         assert_eq!(r.timeline, vec![(ms(2), 0), (ms(300), 1)]);
         assert_eq!(r.answered_by, vec![2, 2]);
+        assert_eq!(r.outages, vec![(ms(4), ms(296))]);
     }
 
     #[test]
