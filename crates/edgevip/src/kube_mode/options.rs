@@ -29,6 +29,8 @@ pub enum ArgError {
     SameVrid(u8),
     #[error("--{0}: {1}")]
     Cidrs(&'static str, String),
+    #[error("--lease-duration: {0:?} is outside 3s..=5m (renewals every 2/15 of it)")]
+    LeaseDuration(std::time::Duration),
 }
 
 #[derive(Clone)]
@@ -70,6 +72,12 @@ impl KubeOptions {
                 files: args.allow_configmap_files,
             },
         };
+        // Renewals run every 2/15 of the duration: too short spins, too long leaves Services
+        // pending for long after a dead allocator.
+        let lease_bounds = std::time::Duration::from_secs(3)..=std::time::Duration::from_secs(300);
+        if args.load_balancers && !lease_bounds.contains(&args.lease_duration) {
+            return Err(ArgError::LeaseDuration(args.lease_duration));
+        }
         let lb = if args.load_balancers {
             let pool = Pool::parse(&args.address_pool).map_err(ArgError::AddressPool)?;
             if args.lb_vrid == args.vrid {
@@ -224,6 +232,20 @@ mod tests {
         assert!(
             check(&format!("{OK} --lb-vrid 50")).is_ok(),
             "no LB mode, no clash"
+        );
+        for bad in ["0s", "2s", "301s"] {
+            let e = check(&format!("{OK} --load-balancers --lease-duration {bad}"));
+            assert!(matches!(e, Err(ArgError::LeaseDuration(_))), "{bad}");
+        }
+        let o = check(&format!("{OK} --load-balancers --lease-duration 3s")).unwrap();
+        let lease = o.controller.lease.expect("LB mode elects an allocator");
+        assert_eq!(
+            (
+                lease.namespace.as_str(),
+                lease.name.as_str(),
+                lease.identity.as_str()
+            ),
+            ("edgevip", "edgevip-allocator", "edge-a")
         );
         assert_eq!(
             check(&format!("{OK} --vip-ranges 192.0.2.0/33"))
