@@ -367,3 +367,74 @@ async fn deleting_the_crd_removes_its_resources() {
     })
     .await;
 }
+
+/// deploy/crds/vippool.yaml as the fake serves it, with deploy/examples/vippool.yaml.
+#[tokio::test]
+async fn shipped_vippool_crd_and_example() {
+    let crd: Value = serde_saphyr::from_str(include_str!("../../../deploy/crds/vippool.yaml"))
+        .expect("deploy/crds/vippool.yaml");
+    let example: Value =
+        serde_saphyr::from_str(include_str!("../../../deploy/examples/vippool.yaml"))
+            .expect("deploy/examples/vippool.yaml");
+    let env = env().await;
+    within(10, "vippool", async {
+        install(&env.client, crd).await;
+        let list = env
+            .client
+            .list_api_group_resources("edgevip.io/v1alpha1")
+            .await
+            .expect("discovery");
+        assert!(!list.resources[0].namespaced, "VIPPool is cluster-scoped");
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("edgevip.io", "v1alpha1", "VIPPool"),
+            "vippools",
+        );
+        let pools: Api<DynamicObject> = Api::all_with(env.client.clone(), &ar);
+        let pp = PostParams::default();
+        let obj: DynamicObject = serde_json::from_value(example.clone()).expect("example");
+        let made = pools.create(&pp, &obj).await.expect("the example is valid");
+        assert_eq!(made.data["spec"], example["spec"], "nothing pruned");
+
+        // autoAssign defaults to true.
+        let mut bare = example.clone();
+        bare["metadata"]["name"] = json!("bare");
+        bare["spec"] = json!({"addresses": ["10.0.0.1"]});
+        let bare: DynamicObject = serde_json::from_value(bare).expect("bare");
+        let bare = pools.create(&pp, &bare).await.expect("bare");
+        assert_eq!(bare.data["spec"]["autoAssign"], true);
+
+        // free: an integer, or a decimal string beyond int64.
+        for free in [json!(254), json!("18446744073709551616")] {
+            let st = pools
+                .patch_status(
+                    "public",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": {"allocated": 2, "free": free,
+                        "conditions": [{"type": "Ready", "status": "True", "reason": "Valid",
+                            "message": "", "lastTransitionTime": "2026-12-05T08:00:00Z"}]}})),
+                )
+                .await
+                .expect("status");
+            assert_eq!(st.data["status"]["free"], free);
+        }
+
+        let mut bad = example.clone();
+        bad["metadata"]["name"] = json!("bad");
+        bad["spec"]["addresses"] = json!([]);
+        bad["spec"]["autoAssign"] = json!("yes");
+        bad["spec"]["serviceAllocation"]["serviceSelector"]["matchExpressions"][0]["operator"] =
+            json!("Is");
+        let bad: DynamicObject = serde_json::from_value(bad).expect("bad");
+        let (code, msg) = api_err(pools.create(&pp, &bad).await.unwrap_err());
+        assert_eq!(code, 422);
+        assert_eq!(
+            msg,
+            "VIPPool.edgevip.io \"bad\" is invalid: [\
+             spec.addresses: Invalid value: 0: spec.addresses in body should have at least 1 items, \
+             spec.autoAssign: Invalid value: \"string\": spec.autoAssign in body must be of type boolean: \"string\", \
+             spec.serviceAllocation.serviceSelector.matchExpressions[0].operator: Unsupported value: \"Is\": \
+             supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\"]"
+        );
+    })
+    .await;
+}
