@@ -438,3 +438,39 @@ async fn shipped_vippool_crd_and_example() {
     })
     .await;
 }
+
+/// kube_runtime's watcher on a custom resource: initial list, then changes as they come.
+#[tokio::test]
+async fn watcher_streams_custom_resources() {
+    use futures::StreamExt;
+    use kube_runtime::{WatchStreamExt, watcher};
+    let env = env().await;
+    within(10, "watch", async {
+        install(&env.client, widget_crd()).await;
+        let w = widgets(&env.client, "ns1");
+        w.create(&PostParams::default(), &widget("a", json!({"size": 1})))
+            .await
+            .expect("create a");
+        let mut stream = watcher(w.clone(), watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        let first = stream.next().await.expect("item").expect("ok");
+        assert_eq!(first.metadata.name.as_deref(), Some("a"));
+        w.patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 4}})),
+        )
+        .await
+        .expect("patch");
+        let changed = stream.next().await.expect("item").expect("ok");
+        assert_eq!(changed.data["spec"]["size"], 4);
+        env.api
+            .apply(json!({"apiVersion": "example.test/v1", "kind": "Widget",
+            "metadata": {"name": "b", "namespace": "ns1"}, "spec": {"size": 2}}));
+        let added = stream.next().await.expect("item").expect("ok");
+        assert_eq!(added.metadata.name.as_deref(), Some("b"));
+        assert_eq!(added.data["spec"]["color"], "red", "apply() defaults too");
+    })
+    .await;
+}
