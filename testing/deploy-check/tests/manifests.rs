@@ -24,6 +24,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize;
@@ -153,7 +154,50 @@ enum Object {
     /// A Prometheus operator object (monitoring.coreos.com/v1), checked against the fields
     /// edgevip uses (`MonitorSpec`, `RuleSpec`) and kept as written.
     Monitoring(Monitoring),
+    CustomResourceDefinition(CustomResourceDefinition),
+    /// edgevip.io/v1alpha1 VIPPool (deploy/crds/vippool.yaml), checked field by field.
+    VipPool(VipPool),
     Kustomization(Kustomization),
+}
+
+const VIPPOOL_API: &str = "edgevip.io/v1alpha1";
+
+#[derive(Debug, Clone)]
+struct VipPool {
+    metadata: ObjectMeta,
+    value: Value,
+}
+
+/// VIPPool's spec as deploy/crds/vippool.yaml defines it (unknown fields refused).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Parsed to refuse misspelt or misplaced fields; the checks read the raw value.
+#[allow(dead_code)]
+struct VipPoolSpec {
+    addresses: Vec<String>,
+    auto_assign: Option<bool>,
+    service_allocation: Option<ServiceAllocation>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct ServiceAllocation {
+    namespaces: Option<Vec<String>>,
+    namespace_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    service_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+}
+
+fn vippool(doc: &str, value: &Value, origin: &str) -> Result<VipPool, String> {
+    if value.get("apiVersion").and_then(Value::as_str) != Some(VIPPOOL_API) {
+        return Err(format!("{origin}: VIPPool needs apiVersion {VIPPOOL_API}"));
+    }
+    let obj: CrdObject<VipPoolSpec> =
+        serde_saphyr::from_str(doc).map_err(|e| format!("{origin}: not a VIPPool: {e}"))?;
+    Ok(VipPool {
+        metadata: obj.metadata,
+        value: value.clone(),
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -277,6 +321,8 @@ impl Object {
             Object::Ingress(_) => Ingress::KIND,
             Object::Service(_) => Service::KIND,
             Object::Monitoring(m) => m.kind,
+            Object::CustomResourceDefinition(_) => CustomResourceDefinition::KIND,
+            Object::VipPool(_) => "VIPPool",
             Object::Kustomization(_) => "Kustomization",
         }
     }
@@ -294,6 +340,8 @@ impl Object {
             Object::Ingress(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::Monitoring(m) => &m.metadata,
+            Object::CustomResourceDefinition(o) => &o.metadata,
+            Object::VipPool(o) => &o.metadata,
             Object::Kustomization(_) => return None,
         })
     }
@@ -301,7 +349,11 @@ impl Object {
     fn is_cluster_scoped(&self) -> bool {
         matches!(
             self,
-            Object::Namespace(_) | Object::ClusterRole(_) | Object::ClusterRoleBinding(_)
+            Object::Namespace(_)
+                | Object::ClusterRole(_)
+                | Object::ClusterRoleBinding(_)
+                | Object::CustomResourceDefinition(_)
+                | Object::VipPool(_)
         )
     }
 
@@ -319,6 +371,8 @@ impl Object {
             Object::Ingress(o) => serde_json::to_value(o),
             Object::Service(o) => serde_json::to_value(o),
             Object::Monitoring(m) => return m.value.clone(),
+            Object::CustomResourceDefinition(o) => serde_json::to_value(o),
+            Object::VipPool(o) => return o.value.clone(),
             Object::Kustomization(_) => return Value::Null,
         };
         v.expect("k8s-openapi objects serialize")
@@ -356,6 +410,8 @@ fn diff(path: &str, file: &Value, typed: &Value, out: &mut Vec<String>) {
             }
         }
         _ if file == typed => {}
+        // A float field written as an integer (a schema's `minimum: 0`) is the same number.
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
         _ => out.push(format!("{path}: file has {file}, typed object has {typed}")),
     }
 }
@@ -426,6 +482,10 @@ fn parse_stream(text: &str, origin: &str) -> Result<Vec<Doc>, String> {
             "DaemonSet" => Object::DaemonSet(typed(doc, value, &origin)?),
             "Ingress" => Object::Ingress(typed(doc, value, &origin)?),
             "Service" => Object::Service(typed(doc, value, &origin)?),
+            "CustomResourceDefinition" => {
+                Object::CustomResourceDefinition(typed(doc, value, &origin)?)
+            }
+            "VIPPool" => Object::VipPool(vippool(doc, value, &origin)?),
             k if MONITORING_KINDS.contains(&k) => {
                 Object::Monitoring(monitoring(k, doc, value, &origin)?)
             }
@@ -495,6 +555,9 @@ fn optional() -> Vec<Doc> {
 }
 fn examples() -> Vec<Doc> {
     load_dir("examples")
+}
+fn crds() -> Vec<Doc> {
+    load_dir("crds")
 }
 
 /// The DaemonSet's (only) container, edgevip.
@@ -1927,14 +1990,20 @@ fn kustomization_lists_every_manifest_in_order() {
         })
         .expect("deploy/kustomization.yaml");
     assert_eq!(k.kind, "Kustomization");
-    let files: Vec<String> = yaml_files(&deploy_dir())
+    // The CRDs first (nothing may use a kind before it exists), then deploy/*.yaml.
+    let files: Vec<String> = yaml_files(&deploy_dir().join("crds"))
         .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .filter(|n| n != "kustomization.yaml")
+        .map(|p| format!("crds/{}", p.file_name().unwrap().to_string_lossy()))
+        .chain(
+            yaml_files(&deploy_dir())
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .filter(|n| n != "kustomization.yaml"),
+        )
         .collect();
     assert_eq!(
         k.resources, files,
-        "kustomization resources = deploy/*.yaml, sorted"
+        "kustomization resources = deploy/crds/*.yaml, then deploy/*.yaml, each sorted"
     );
     // The image is overridable (`kustomize edit set image`): the entry names the
     // DaemonSet's image and pins the release's tag.
@@ -2410,9 +2479,17 @@ fn tool(name: &str) -> bool {
 
 /// `helm template` with these `--set`s: the rendered stream, or helm's error output.
 fn try_helm_template(set: &[&str]) -> Result<String, String> {
+    try_helm_template_with(set, false)
+}
+
+/// `helm template`, with the chart's crds/ when `include_crds` (what `helm install` applies).
+fn try_helm_template_with(set: &[&str], include_crds: bool) -> Result<String, String> {
     let mut cmd = Command::new("helm");
-    cmd.args(["template", "edgevip"])
-        .arg(chart_dir())
+    cmd.args(["template", "edgevip"]);
+    if include_crds {
+        cmd.arg("--include-crds");
+    }
+    cmd.arg(chart_dir())
         .args(["--namespace", NS])
         // Chart.yaml wants >= 1.25; older helm releases assume an older cluster.
         .args(["--kube-version", "1.30.0"]);
@@ -2431,6 +2508,13 @@ fn helm_template(set: &[&str]) -> Vec<Doc> {
     let text =
         try_helm_template(set).unwrap_or_else(|e| panic!("helm template {set:?} failed: {e}"));
     parse_stream(&text, "helm template").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The same with the chart's CRDs, as `helm install` creates them.
+fn helm_template_with_crds(set: &[&str]) -> Vec<Doc> {
+    let text = try_helm_template_with(set, true)
+        .unwrap_or_else(|e| panic!("helm template --include-crds {set:?} failed: {e}"));
+    parse_stream(&text, "helm template --include-crds").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn keys(docs: &[Doc]) -> BTreeSet<(String, String, String)> {
@@ -2918,7 +3002,7 @@ fn kustomize_build_equals_the_helm_default_render() {
         return;
     }
     let built = comparable(&kustomize(&deploy_dir()).unwrap_or_else(|e| panic!("{e}")));
-    let rendered = comparable(&helm_template(&["namespace.create=true"]));
+    let rendered = comparable(&helm_template_with_crds(&["namespace.create=true"]));
     assert_same_objects(
         "helm default render vs kubectl kustomize deploy/",
         &rendered,
@@ -2927,7 +3011,7 @@ fn kustomize_build_equals_the_helm_default_render() {
 
     let built = comparable(&image_overlay());
     let (repo, tag) = MIRROR_IMAGE.rsplit_once(':').unwrap();
-    let rendered = comparable(&helm_template(&[
+    let rendered = comparable(&helm_template_with_crds(&[
         "namespace.create=true",
         &format!("image.repository={repo}"),
         &format!("image.tag={tag}"),
@@ -2960,15 +3044,17 @@ fn kubectl_kustomize_and_client_dry_run() {
     );
     let built = parse_stream(&String::from_utf8(out.stdout).unwrap(), "kubectl kustomize")
         .unwrap_or_else(|e| panic!("{e}"));
+    // deploy/crds/*.yaml (listed first in the kustomization) and deploy/*.yaml.
+    let files: Vec<Doc> = crds().into_iter().chain(plain()).collect();
     assert_eq!(
         keys(&built),
-        keys(&plain()),
-        "kustomize build vs deploy/*.yaml"
+        keys(&files),
+        "kustomize build vs deploy/crds/*.yaml + deploy/*.yaml"
     );
     assert_same_objects(
-        "kubectl kustomize deploy/ (as helm) vs deploy/*.yaml",
+        "kubectl kustomize deploy/ (as helm) vs deploy/crds/*.yaml + deploy/*.yaml",
         &comparable(&built),
-        &comparable(&plain()),
+        &comparable(&files),
     );
 
     // An overlay's `images:` entry (what `kustomize edit set image` writes) replaces the
@@ -4245,4 +4331,191 @@ fn monitoring_kustomize_equals_the_helm_render() {
         &rendered,
         &built,
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The VIPPool CustomResourceDefinition (issue 12)
+
+/// Schema nodes without a type or a description, as dotted paths. `metadata` is the
+/// server's (ObjectMeta) and needs neither; `items` and `additionalProperties` need a type.
+fn untyped_or_undescribed(schema: &Value, path: &str, out: &mut Vec<String>) {
+    let typed = schema.get("type").is_some() || schema["x-kubernetes-int-or-string"] == true;
+    if !typed {
+        out.push(format!("{path}: no type"));
+    }
+    for (k, sub) in schema["properties"].as_object().into_iter().flatten() {
+        let p = format!("{path}.{k}");
+        if path == "<root>" && k == "metadata" {
+            continue;
+        }
+        if sub["description"].as_str().is_none_or(str::is_empty) {
+            out.push(format!("{p}: no description"));
+        }
+        untyped_or_undescribed(sub, &p, out);
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(sub) = schema.get(key).filter(|s| s.is_object()) {
+            untyped_or_undescribed(sub, &format!("{path}.{key}"), out);
+        }
+    }
+}
+
+/// Fields of `v` the schema does not name, as dotted paths.
+fn outside_schema(schema: &Value, v: &Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            let props = schema["properties"].as_object();
+            let extra = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, x) in m {
+                let p = format!("{path}.{k}");
+                match props.and_then(|p| p.get(k)).or(extra) {
+                    Some(sub) => outside_schema(sub, x, &p, out),
+                    None => out.push(p),
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                outside_schema(&schema["items"], x, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn vippool_crd_is_complete_and_the_chart_ships_the_same_file() {
+    let docs = crds();
+    let crd = match docs.as_slice() {
+        [
+            Doc {
+                obj: Object::CustomResourceDefinition(c),
+                ..
+            },
+        ] => c,
+        other => panic!("deploy/crds: want the VIPPool CRD alone, got {other:?}"),
+    };
+    assert_eq!(crd.metadata.name.as_deref(), Some("vippools.edgevip.io"));
+    let spec = &crd.spec;
+    assert_eq!(
+        (spec.group.as_str(), spec.scope.as_str()),
+        ("edgevip.io", "Cluster")
+    );
+    assert_eq!(
+        (spec.names.kind.as_str(), spec.names.plural.as_str()),
+        ("VIPPool", "vippools")
+    );
+    assert_eq!(spec.names.short_names, Some(vec!["vp".to_string()]));
+    let [version] = spec.versions.as_slice() else {
+        panic!("one version: {:?}", spec.versions);
+    };
+    assert_eq!(version.name, "v1alpha1");
+    assert!(version.served && version.storage);
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .is_some_and(|s| s.status.is_some()),
+        "status subresource"
+    );
+    let columns: Vec<_> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| (c.name.as_str(), c.json_path.as_str()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("Addresses", ".spec.addresses"),
+            ("Auto", ".spec.autoAssign"),
+            ("Allocated", ".status.allocated"),
+            ("Free", ".status.free"),
+            ("Age", ".metadata.creationTimestamp"),
+        ]
+    );
+    let schema = serde_json::to_value(
+        version
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("openAPIV3Schema"),
+    )
+    .unwrap();
+    let mut problems = Vec::new();
+    untyped_or_undescribed(&schema, "<root>", &mut problems);
+    assert_no_problems("deploy/crds/vippool.yaml schema", problems);
+    for field in ["addresses", "autoAssign", "serviceAllocation"] {
+        assert!(
+            schema["properties"]["spec"]["properties"][field].is_object(),
+            "spec.{field}"
+        );
+    }
+    assert_eq!(
+        schema["properties"]["spec"]["properties"]["autoAssign"]["default"],
+        true
+    );
+    for field in ["allocated", "free", "conditions"] {
+        assert!(
+            schema["properties"]["status"]["properties"][field].is_object(),
+            "status.{field}"
+        );
+    }
+
+    // Every example VIPPool stays inside the schema.
+    let pools: Vec<_> = examples()
+        .into_iter()
+        .filter(|d| matches!(d.obj, Object::VipPool(_)))
+        .collect();
+    assert!(!pools.is_empty(), "deploy/examples has a VIPPool");
+    for d in &pools {
+        let mut out = Vec::new();
+        outside_schema(&schema, &d.obj.to_value(), "", &mut out);
+        out.retain(|p| {
+            !p.starts_with(".apiVersion") && !p.starts_with(".kind") && !p.starts_with(".metadata")
+        });
+        assert_no_problems(&d.origin, out);
+    }
+
+    // Helm installs crds/ as is: the chart's copy is the same file.
+    let plain_text = read(&deploy_dir().join("crds/vippool.yaml"));
+    let chart_text = read(&chart_dir().join("crds/vippool.yaml"));
+    assert_eq!(
+        chart_text, plain_text,
+        "deploy/helm/edgevip/crds/vippool.yaml differs from deploy/crds/vippool.yaml"
+    );
+    let chart_files: Vec<_> = yaml_files(&chart_dir().join("crds"))
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let plain_files: Vec<_> = yaml_files(&deploy_dir().join("crds"))
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(chart_files, plain_files, "the chart's crds/ = deploy/crds/");
+}
+
+#[test]
+fn vippool_schema_checks_catch_mistakes() {
+    let schema = serde_json::json!({"type": "object", "properties": {
+    "spec": {"type": "object", "description": "s", "properties": {
+        "a": {"description": "no type"},
+        "b": {"type": "string"},
+    }}}});
+    let mut out = Vec::new();
+    untyped_or_undescribed(&schema, "<root>", &mut out);
+    assert_eq!(
+        out,
+        ["<root>.spec.a: no type", "<root>.spec.b: no description"]
+    );
+    let mut out = Vec::new();
+    outside_schema(
+        &schema,
+        &serde_json::json!({"spec": {"b": "x", "c": 1}}),
+        "",
+        &mut out,
+    );
+    assert_eq!(out, [".spec.c"]);
+    let bad = "apiVersion: edgevip.io/v1alpha1\nkind: VIPPool\nmetadata:\n  name: p\nspec:\n  adresses: []\n";
+    assert!(parse_stream(bad, "bad").is_err(), "misspelt spec field");
 }

@@ -4,13 +4,24 @@
 //! as the node lifecycle controller marks a node whose kubelet never posted status).
 
 use crate::status::ApiError;
-use crate::{schema, validation};
+use crate::{crd, schema, validation};
 use serde_json::{Value, json};
 
 /// Check `obj` as a create (`old == None`) or an update of `old`; adds the Node condition.
-pub fn admit(obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
-    schema::check(obj)?;
+/// `custom` is the schema of a custom resource (its CRD's openAPIV3Schema): the object is
+/// pruned, defaulted and validated against it instead of a k8s-openapi type.
+pub fn admit(obj: &mut Value, old: Option<&Value>, custom: Option<&Value>) -> Result<(), ApiError> {
+    match custom {
+        Some(s) => crd::admit_custom(obj, s, true)?,
+        None => schema::check(obj)?,
+    }
     validation::check(obj, old)?;
+    if crd::is_crd(
+        obj["apiVersion"].as_str().unwrap_or_default(),
+        obj["kind"].as_str().unwrap_or_default(),
+    ) {
+        crd::admit_definition(obj)?;
+    }
     if obj["apiVersion"] == "v1" && obj["kind"] == "Node" {
         mark_unready_without_status(obj);
     }
@@ -43,12 +54,12 @@ mod tests {
     #[test]
     fn node_without_ready_is_unknown() {
         let mut n = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}});
-        admit(&mut n, None).expect("valid");
+        admit(&mut n, None, None).expect("valid");
         assert_eq!(n["status"]["conditions"][0]["status"], "Unknown");
         let mut ready = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
         let before = ready.clone();
-        admit(&mut ready, None).expect("valid");
+        admit(&mut ready, None, None).expect("valid");
         assert_eq!(ready, before);
     }
 }

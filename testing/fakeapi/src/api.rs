@@ -5,7 +5,6 @@
 use crate::client;
 use crate::rbac::{Rbac, User};
 use crate::request;
-use crate::resources;
 use crate::status::ApiError;
 use crate::store::{self, Store};
 use serde_json::Value;
@@ -166,7 +165,7 @@ impl FakeApi {
         namespace: Option<&str>,
         name: &str,
     ) -> bool {
-        let (ty, key) = Self::ident(api_version, kind, namespace, name);
+        let (ty, key) = self.ident(api_version, kind, namespace, name);
         self.mutate(|s| s.delete(ty, key)).is_some()
     }
 
@@ -177,7 +176,7 @@ impl FakeApi {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Value> {
-        let (ty, key) = Self::ident(api_version, kind, namespace, name);
+        let (ty, key) = self.ident(api_version, kind, namespace, name);
         self.lock().store.get(&ty, &key).cloned()
     }
 
@@ -221,6 +220,7 @@ impl FakeApi {
     }
 
     fn ident(
+        &self,
         api_version: &str,
         kind: &str,
         namespace: Option<&str>,
@@ -228,7 +228,8 @@ impl FakeApi {
     ) -> (store::TypeKey, store::ObjKey) {
         // Same namespace normalisation as apply(), so get(.., None, ..) finds cluster-scoped
         // objects and namespaced ones default to "default".
-        let ns = match resources::by_kind(api_version, kind) {
+        let info = self.lock().store.resource_by_kind(api_version, kind);
+        let ns = match info {
             Some(info) if !info.namespaced => String::new(),
             Some(_) => namespace.unwrap_or("default").to_string(),
             None => namespace.unwrap_or_default().to_string(),

@@ -16,6 +16,10 @@
 //! - The real field-selector allowlist per kind (selector.rs); resourceVersion
 //!   preconditions on every update and patch, `/status` included (store.rs); JSON merge
 //!   and JSON patch only: strategic merge and server-side apply are 415 (write.rs).
+//! - CustomResourceDefinitions (crd.rs): creating one serves its resources (discovery,
+//!   every verb, the status subresource, RBAC by group/resource), checked against the
+//!   CRD's structural schema (pruning, defaults, types, required, enum, pattern, bounds);
+//!   deleting it deletes them.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -31,6 +35,7 @@
 mod admission;
 mod api;
 mod client;
+mod crd;
 mod list;
 mod patch;
 pub mod rbac;

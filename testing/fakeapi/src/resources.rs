@@ -1,4 +1,5 @@
-//! Static resource table: (group/version, plural) <-> kind, and scope.
+//! Static resource table: (group/version, plural) <-> kind, and scope. The resources of
+//! CustomResourceDefinitions are added at run time by the store (crd.rs).
 
 /// One served resource type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,14 @@ pub const RESOURCES: &[ResourceInfo] = &[
     r("coordination.k8s.io", "v1", "leases", "Lease", true, false),
     r("apps", "v1", "deployments", "Deployment", true, true),
     r("apps", "v1", "daemonsets", "DaemonSet", true, true),
+    r(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        true,
+    ),
 ];
 
 /// Find by URL coordinates.

@@ -4,7 +4,7 @@
 use crate::api::FakeApi;
 use crate::rbac::{Attributes, Rbac, User};
 use crate::request::{Body, Ctx, Query, Reply, Target, json_response, parse_query, render};
-use crate::resources::{self, RESOURCES};
+use crate::resources::ResourceInfo;
 use crate::status::ApiError;
 use crate::{list, watch, write};
 use http_body_util::BodyExt;
@@ -106,9 +106,15 @@ fn dispatch(api: &FakeApi, ctx: &Ctx, segs: &[&str]) -> Result<Reply, ApiError> 
             return ok(json!({"kind": "APIVersions", "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}));
         }
-        ["apis"] => return ok(group_list()),
-        ["api", "v1"] => return ok(resource_list("", "v1")),
-        ["apis", g, v] => return ok(resource_list(g, v)),
+        ["apis"] => return ok(group_list(&api.lock().store.resources())),
+        ["api", "v1"] => return ok(resource_list(&api.lock().store.resources(), "", "v1")),
+        ["apis", g, v] => {
+            let all = api.lock().store.resources();
+            if !all.iter().any(|r| r.group == *g && r.version == *v) {
+                return Err(not_found_path());
+            }
+            return ok(resource_list(&all, g, v));
+        }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Err(not_found_path()),
@@ -131,13 +137,23 @@ fn dispatch(api: &FakeApi, ctx: &Ctx, segs: &[&str]) -> Result<Reply, ApiError> 
         [p, n, s] => (*p, Some(n.to_string()), Some(*s)),
         _ => return Err(not_found_path()),
     };
-    let info = resources::by_plural(group, version, plural).ok_or_else(not_found_path)?;
+    let info = api
+        .lock()
+        .store
+        .resource_by_plural(group, version, plural)
+        .ok_or_else(not_found_path)?;
     let scope_ok = match (&namespace, &name) {
         (Some(_), _) => info.namespaced,
         (None, Some(_)) => !info.namespaced,
         (None, None) => true,
     };
-    if !scope_ok || !matches!(sub, None | Some("status")) {
+    let sub_ok = match sub {
+        None => true,
+        // The CRD's own subresource list decides; built-in kinds keep the fake's old rule.
+        Some("status") => info.status_subresource || !is_custom(api, info),
+        Some(_) => false,
+    };
+    if !scope_ok || !sub_ok {
         return Err(not_found_path());
     }
     if ctx.query.get("dryRun").is_some_and(|v| !v.is_empty()) {
@@ -228,9 +244,18 @@ fn version_info() -> Value {
     })
 }
 
-fn group_list() -> Value {
+fn is_custom(api: &FakeApi, info: &ResourceInfo) -> bool {
+    !crate::resources::RESOURCES.contains(info)
+        && api
+            .lock()
+            .store
+            .custom_schema(&info.api_version(), info.kind)
+            .is_some()
+}
+
+fn group_list(all: &[&'static ResourceInfo]) -> Value {
     let mut groups: Vec<Value> = Vec::new();
-    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
+    for r in all.iter().filter(|r| !r.group.is_empty()) {
         if groups.iter().any(|g| g["name"] == r.group) {
             continue;
         }
@@ -240,9 +265,9 @@ fn group_list() -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-fn resource_list(group: &str, version: &str) -> Value {
+fn resource_list(all: &[&'static ResourceInfo], group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
-    for r in RESOURCES
+    for r in all
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {

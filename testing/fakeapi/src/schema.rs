@@ -5,6 +5,8 @@
 
 use crate::status::ApiError;
 use k8s_openapi::api::{apps, coordination, core, discovery, events, rbac};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -36,6 +38,9 @@ fn through_type(
         ("apps/v1", "Deployment") => roundtrip::<apps::v1::Deployment>(obj),
         ("apps/v1", "DaemonSet") => roundtrip::<apps::v1::DaemonSet>(obj),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(obj),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+            roundtrip::<CustomResourceDefinition>(obj)
+        }
         _ => return None,
     })
 }
@@ -74,7 +79,7 @@ fn type_of(obj: &Value) -> (&str, &str) {
 
 /// `ConfigMap in version "v1" cannot be handled as a ConfigMap: ...` (400), as the
 /// apiserver answers a body it cannot decode.
-fn undecodable(obj: &Value, why: &str) -> ApiError {
+pub(crate) fn undecodable(obj: &Value, why: &str) -> ApiError {
     let (av, kind) = type_of(obj);
     let version = av.rsplit('/').next().unwrap_or(av);
     ApiError::bad_request(format!(
@@ -92,6 +97,26 @@ pub fn decode(obj: &Value) -> Result<Value, ApiError> {
         Some(Ok(back)) => Ok(back),
         Some(Err(e)) => Err(undecodable(obj, &e.to_string())),
     }
+}
+
+/// `metadata` of an object without a k8s-openapi type (a custom resource): it must be an
+/// ObjectMeta, with no field ObjectMeta does not have.
+pub fn check_meta(obj: &Value) -> Result<(), ApiError> {
+    let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
+    let back = roundtrip::<ObjectMeta>(&meta).map_err(|e| undecodable(obj, &e.to_string()))?;
+    let mut unknown = Vec::new();
+    unknown_fields(&meta, &back, "metadata", &mut unknown);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field {f:?}"))
+        .collect();
+    Err(undecodable(
+        obj,
+        &format!("strict decoding error: {}", list.join(", ")),
+    ))
 }
 
 /// Strict field validation: decodes, and refuses any field the type does not have.

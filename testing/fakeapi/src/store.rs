@@ -5,8 +5,9 @@
 //! across a compaction and lets paginated lists be served from a consistent snapshot
 //! (current state with later changes undone), like etcd does.
 
+use crate::resources::{self, ResourceInfo};
 use crate::status::ApiError;
-use crate::{admission, resources};
+use crate::{admission, crd};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,6 +33,8 @@ pub struct Store {
     history: Vec<Change>,
     compacted: u64,
     next_uid: u64,
+    /// Served versions of the stored CustomResourceDefinitions (crd.rs).
+    crds: Vec<crd::Served>,
 }
 
 /// Identity of an object body; namespace normalised by the resource table.
@@ -46,7 +49,7 @@ fn str_at<'a>(obj: &'a Value, ptr: &str) -> Option<&'a str> {
 
 /// Read apiVersion/kind/namespace/name from a body, normalising the namespace: cluster-scoped
 /// kinds get none, namespaced kinds default to "default".
-pub fn ident_of(obj: &mut Value) -> Result<Ident, ApiError> {
+fn ident_of(obj: &mut Value, info: Option<&ResourceInfo>) -> Result<Ident, ApiError> {
     let av = str_at(obj, "/apiVersion").unwrap_or_default().to_string();
     let kind = str_at(obj, "/kind").unwrap_or_default().to_string();
     let name = str_at(obj, "/metadata/name")
@@ -60,7 +63,7 @@ pub fn ident_of(obj: &mut Value) -> Result<Ident, ApiError> {
     let mut ns = str_at(obj, "/metadata/namespace")
         .unwrap_or_default()
         .to_string();
-    if let Some(info) = resources::by_kind(&av, &kind) {
+    if let Some(info) = info {
         if !info.namespaced {
             ns.clear();
         } else if ns.is_empty() {
@@ -146,6 +149,69 @@ pub fn now_rfc3339() -> String {
 }
 
 impl Store {
+    /// A built-in resource or one registered by a stored CRD, by `apiVersion` and kind.
+    pub fn resource_by_kind(&self, api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
+        resources::by_kind(api_version, kind).or_else(|| {
+            self.crds
+                .iter()
+                .map(|c| c.info)
+                .find(|r| r.kind == kind && r.api_version() == api_version)
+        })
+    }
+
+    /// Same by URL coordinates.
+    pub fn resource_by_plural(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<&'static ResourceInfo> {
+        resources::by_plural(group, version, plural).or_else(|| {
+            self.crds
+                .iter()
+                .map(|c| c.info)
+                .find(|r| r.group == group && r.version == version && r.plural == plural)
+        })
+    }
+
+    /// Every served resource: the built-in table, then the CRDs' in name order.
+    pub fn resources(&self) -> Vec<&'static ResourceInfo> {
+        resources::RESOURCES
+            .iter()
+            .chain(self.crds.iter().map(|c| c.info))
+            .collect()
+    }
+
+    /// The schema of a custom resource type, if a stored CRD serves it.
+    pub fn custom_schema(&self, api_version: &str, kind: &str) -> Option<&Value> {
+        self.crds
+            .iter()
+            .find(|c| c.info.kind == kind && c.info.api_version() == api_version)
+            .map(|c| &c.schema)
+    }
+
+    fn ident(&self, obj: &mut Value) -> Result<Ident, ApiError> {
+        let av = str_at(obj, "/apiVersion").unwrap_or_default().to_string();
+        let kind = str_at(obj, "/kind").unwrap_or_default().to_string();
+        ident_of(obj, self.resource_by_kind(&av, &kind))
+    }
+
+    fn admit(&self, id: &Ident, obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+        admission::admit(obj, old, self.custom_schema(&id.ty.0, &id.ty.1))
+    }
+
+    /// Rebuild the CRD registrations after a CRD was written or deleted.
+    fn sync_crds(&mut self, ty: &TypeKey) {
+        if !crd::is_crd(&ty.0, &ty.1) {
+            return;
+        }
+        let crds: Vec<crd::Served> = self
+            .objects(ty)
+            .flat_map(|o| crd::served(o, &self.crds))
+            .collect();
+        self.crds = crds;
+    }
+
     pub fn rv(&self) -> u64 {
         self.rv
     }
@@ -195,21 +261,21 @@ impl Store {
 
     /// Insert; 409 AlreadyExists if present.
     pub fn create(&mut self, mut obj: Value) -> Result<Value, ApiError> {
-        let id = ident_of(&mut obj)?;
+        let id = self.ident(&mut obj)?;
         if self.get(&id.ty, &id.key).is_some() {
             return Err(ApiError::already_exists(format!(
                 "{} {:?} already exists",
                 id.ty.1, id.key.1
             )));
         }
-        admission::admit(&mut obj, None)?;
+        self.admit(&id, &mut obj, None)?;
         Ok(self.commit(id, Some(obj)))
     }
 
     /// Replace an existing object; 404 if missing, 409 if the body carries a stale
     /// metadata.resourceVersion (optimistic concurrency).
     pub fn update(&mut self, mut obj: Value) -> Result<Value, ApiError> {
-        let id = ident_of(&mut obj)?;
+        let id = self.ident(&mut obj)?;
         let current = self
             .get(&id.ty, &id.key)
             .ok_or_else(|| ApiError::not_found(format!("{} {:?} not found", id.ty.1, id.key.1)))?;
@@ -223,20 +289,41 @@ impl Store {
             }
         }
         let current = current.clone();
-        admission::admit(&mut obj, Some(&current))?;
+        self.admit(&id, &mut obj, Some(&current))?;
         Ok(self.commit(id, Some(obj)))
     }
 
     /// Create or replace unconditionally (the test-side `apply`).
     pub fn upsert(&mut self, mut obj: Value) -> Result<Value, ApiError> {
-        let id = ident_of(&mut obj)?;
+        let id = self.ident(&mut obj)?;
         let current = self.get(&id.ty, &id.key).cloned();
-        admission::admit(&mut obj, current.as_ref())?;
+        self.admit(&id, &mut obj, current.as_ref())?;
         Ok(self.commit(id, Some(obj)))
     }
 
+    /// Delete; deleting a CRD first deletes every object of the types it served.
     pub fn delete(&mut self, ty: TypeKey, key: ObjKey) -> Option<Value> {
         self.get(&ty, &key)?;
+        if crd::is_crd(&ty.0, &ty.1) {
+            let served: Vec<TypeKey> = self
+                .crds
+                .iter()
+                .filter(|c| c.crd == key.1)
+                .map(|c| (c.info.api_version(), c.info.kind.to_string()))
+                .collect();
+            for cty in served {
+                let keys: Vec<ObjKey> = self.objects(&cty).map(key_of).collect();
+                for k in keys {
+                    self.commit(
+                        Ident {
+                            ty: cty.clone(),
+                            key: k,
+                        },
+                        None,
+                    );
+                }
+            }
+        }
         let id = Ident { ty, key };
         Some(self.commit(id, None))
     }
@@ -287,6 +374,7 @@ impl Store {
                 last
             }
         };
+        self.sync_crds(&id.ty);
         self.history.push(Change {
             rv,
             ty: id.ty,

@@ -7,19 +7,32 @@ use crate::api::FakeApi;
 use crate::request::{Ctx, Reply, Target, filter_for, render};
 use crate::status::ApiError;
 use crate::store::{self, ObjKey};
-use crate::{patch, schema};
+use crate::{crd, patch, schema};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
-/// The object as written: unknown fields dropped when the request asked for that.
-fn field_validation(ctx: &Ctx, obj: Value) -> Result<Value, ApiError> {
+/// The object as written: unknown fields dropped when the request asked for that (for a
+/// custom resource, pruned by its CRD's schema).
+fn field_validation(custom: Option<&Value>, ctx: &Ctx, obj: Value) -> Result<Value, ApiError> {
     match ctx.query.get("fieldValidation") {
         None | Some("" | "Strict") => Ok(obj),
-        Some("Ignore" | "Warn") => schema::decode(&obj),
+        Some("Ignore" | "Warn") => match custom {
+            Some(s) => Ok(crd::pruned(s, &obj)),
+            None => schema::decode(&obj),
+        },
         Some(other) => Err(ApiError::bad_request(format!(
             "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", not {other:?}"
         ))),
     }
+}
+
+/// The CRD schema of the target's type, for a custom resource (taken before any
+/// `mutate`, which holds the lock).
+fn custom_schema(api: &FakeApi, t: &Target) -> Option<Value> {
+    api.lock()
+        .store
+        .custom_schema(&t.info.api_version(), t.info.kind)
+        .cloned()
 }
 
 fn body_json(ctx: &Ctx) -> Result<Value, ApiError> {
@@ -119,7 +132,15 @@ pub fn create(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Value, ApiError> {
         let name = format!("{prefix}{suffix:05x}");
         meta.insert("name".into(), json!(name));
     }
-    let obj = field_validation(ctx, obj)?;
+    let custom = custom_schema(api, t);
+    let mut obj = field_validation(custom.as_ref(), ctx, obj)?;
+    // A custom resource with the status subresource starts without status (the CRD
+    // strategy's PrepareForCreate); built-in kinds keep the fake's old behaviour.
+    if t.info.status_subresource && custom.is_some() {
+        if let Value::Object(m) = &mut obj {
+            m.remove("status");
+        }
+    }
     let created = api.mutate(|s| s.create(obj))?;
     Ok(render(ctx, created))
 }
@@ -150,7 +171,8 @@ fn apply_subresource(t: &Target, current: &Value, mut new: Value) -> Value {
 }
 
 pub fn replace(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Value, ApiError> {
-    let obj = field_validation(ctx, conform(body_json(ctx)?, t)?)?;
+    let custom = custom_schema(api, t);
+    let obj = field_validation(custom.as_ref(), ctx, conform(body_json(ctx)?, t)?)?;
     let updated = api.mutate(|s| {
         let current = s
             .get(&t.ty(), &t.key())
@@ -191,6 +213,7 @@ pub fn patch(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Reply, ApiError> {
     }
     let body: Value = serde_json::from_slice(&ctx.body)
         .map_err(|e| ApiError::bad_request(format!("the patch body is not valid JSON: {e}")))?;
+    let custom = custom_schema(api, t);
     let obj = api.mutate(|s| -> Result<_, ApiError> {
         let current = s
             .get(&t.ty(), &t.key())
@@ -215,7 +238,7 @@ pub fn patch(api: &FakeApi, ctx: &Ctx, t: &Target) -> Result<Reply, ApiError> {
                 None => meta.remove(field),
             };
         }
-        let patched = field_validation(ctx, patched)?;
+        let patched = field_validation(custom.as_ref(), ctx, patched)?;
         s.update(apply_subresource(t, &current, patched))
     })?;
     Ok(Reply::Json(StatusCode::OK, render(ctx, obj)))
