@@ -111,7 +111,8 @@ fn settings(sel: u8) -> Settings {
     }
 }
 
-fn node(name: &str, addrs: &[&str]) -> NodeInfo {
+/// A Node with these InternalIPs, as read (also the desired-state tests' fixture).
+pub(crate) fn node(name: &str, addrs: &[&str]) -> NodeInfo {
     let mut n = Node::default();
     n.metadata.name = Some(name.into());
     n.status = Some(NodeStatus {

@@ -1,27 +1,9 @@
 use std::time::Duration;
 
 use edgevip_config::HealthCheck;
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus};
 
 use super::*;
-
-fn node(name: &str, addrs: &[&str]) -> NodeInfo {
-    let mut n = Node::default();
-    n.metadata.name = Some(name.into());
-    n.status = Some(NodeStatus {
-        addresses: Some(
-            addrs
-                .iter()
-                .map(|a| NodeAddress {
-                    type_: "InternalIP".into(),
-                    address: a.to_string(),
-                })
-                .collect(),
-        ),
-        ..Default::default()
-    });
-    NodeInfo::from_node(&n)
-}
+use crate::fuzz::node;
 
 fn settings(me: &str) -> Settings {
     Settings {
