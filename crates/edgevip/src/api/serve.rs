@@ -197,17 +197,22 @@ mod tests {
         t
     }
 
-    // Async: `serve` is called from inside the daemon's runtime.
-    #[tokio::test]
-    async fn the_probe_listener_keeps_status_off_unless_asked_and_bounds_header_time() {
-        let state = ApiState {
+    /// A fresh, ready state without Kubernetes.
+    fn state() -> ApiState {
+        ApiState {
             board: Board::default(),
             metrics: Metrics::new(),
             heartbeat: Heartbeat::default(),
             clock: Clock::new(),
             ready: tokio::sync::watch::channel(true).1,
             kubernetes: None,
-        };
+        }
+    }
+
+    // Async: `serve` is called from inside the daemon's runtime.
+    #[tokio::test]
+    async fn the_probe_listener_keeps_status_off_unless_asked_and_bounds_header_time() {
+        let state = state();
         let limits = Limits {
             header_timeout: Duration::from_millis(300),
             ..Limits::default()
@@ -257,14 +262,7 @@ mod tests {
     async fn a_bind_failure_inside_the_daemons_runtime_is_an_error_not_a_panic() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap();
-        let state = ApiState {
-            board: Board::default(),
-            metrics: Metrics::new(),
-            heartbeat: Heartbeat::default(),
-            clock: Clock::new(),
-            ready: tokio::sync::watch::channel(true).1,
-            kubernetes: None,
-        };
+        let state = state();
         let e = serve(addr, state, true, Limits::default()).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
     }
