@@ -122,16 +122,14 @@ impl ImportError {
 
 /// Imports the file at `path` (includes are read relative to its directory).
 pub fn import_file(path: &Path, opts: &Options) -> Result<Import, ImportError> {
-    let shown = path.display().to_string();
-    let bytes = parse::read_bounded(path, MAX_BYTES)
-        .map_err(|e| ImportError::Io(format!("{shown}: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        ImportError::Io(format!(
-            "{shown}: not UTF-8 text (byte {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
-    run(&shown, &text, path.parent(), true, opts)
+    let text = parse::read_text(path, MAX_BYTES)?;
+    run(
+        &path.display().to_string(),
+        &text,
+        path.parent(),
+        true,
+        opts,
+    )
 }
 
 /// Imports text given directly (`include` statements are noted, not read).

@@ -152,14 +152,7 @@ impl<'a> Loader<'a> {
                     )));
                 }
                 let shown = path.display().to_string();
-                let bytes = read_bounded(&path, MAX_BYTES.saturating_sub(self.bytes))
-                    .map_err(|e| ImportError::Io(format!("{shown}: {e}")))?;
-                let text = String::from_utf8(bytes).map_err(|e| {
-                    ImportError::Io(format!(
-                        "{shown}: not UTF-8 text (byte {})",
-                        e.utf8_error().valid_up_to()
-                    ))
-                })?;
+                let text = read_text(&path, MAX_BYTES.saturating_sub(self.bytes))?;
                 let sub_dir = path.parent().map(Path::to_path_buf);
                 let nodes = self.parse_text(&shown, &text, sub_dir.as_deref(), depth + 1, notes)?;
                 out.extend(nodes);
@@ -169,8 +162,20 @@ impl<'a> Loader<'a> {
     }
 }
 
+/// The UTF-8 text of the file at `path`, at most `limit` bytes; errors name the file.
+pub fn read_text(path: &Path, limit: usize) -> Result<String, ImportError> {
+    let shown = path.display();
+    let bytes = read_bounded(path, limit).map_err(|e| ImportError::Io(format!("{shown}: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        ImportError::Io(format!(
+            "{shown}: not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 /// Reads at most `limit` bytes; a longer file is an error, not a truncated config.
-pub fn read_bounded(path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
+fn read_bounded(path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let f = std::fs::File::open(path)?;
     let mut buf = Vec::new();
