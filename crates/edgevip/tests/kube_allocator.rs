@@ -5,24 +5,14 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{lb_service, recorded};
 use edgevip_lab::KubeLab;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const POOL: &str = "192.0.2.200-192.0.2.210";
 const LEASE_SECS: u64 = 3;
-
-fn lb_service(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": "web"},
-        "spec": {"type": "LoadBalancer", "loadBalancerClass": "edgevip.io/vip",
-            "ports": [{"port": 80, "protocol": "TCP"}]}})
-}
-
-fn recorded(k: &KubeLab, name: &str) -> Option<String> {
-    k.api.get("v1", "Service", Some("web"), name)?["status"]["loadBalancer"]["ingress"][0]["ip"]
-        .as_str()
-        .map(str::to_string)
-}
 
 fn holder(k: &KubeLab) -> Option<String> {
     let l = k.api.get(
@@ -76,7 +66,7 @@ fn a_killed_allocator_is_replaced_and_no_allocation_changes() {
     }
     k.wait_ready(Duration::from_secs(15));
     for name in ["a", "b", "c"] {
-        k.api.apply(lb_service(name));
+        k.api.apply(lb_service(name, None));
     }
     let before: Vec<String> = ["a", "b", "c"]
         .iter()
@@ -113,7 +103,7 @@ fn a_killed_allocator_is_replaced_and_no_allocation_changes() {
         .collect();
     assert_eq!(after, before, "no allocation changed");
     // The new holder allocates.
-    k.api.apply(lb_service("d"));
+    k.api.apply(lb_service("d", None));
     let d = wait(&k, "the new holder writes", 5, || recorded(&k, "d"));
     assert!(!before.contains(&d), "{d} is free: {before:?}");
     assert_eq!(k.refused(), Vec::<String>::new(), "no request refused");

@@ -7,9 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::VIP4;
+use common::{VIP4, lb_service, recorded};
 use edgevip_lab::KubeLab;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const POOL: &str = "192.0.2.200-192.0.2.210";
 
@@ -38,22 +38,6 @@ fn wait_warning(k: &KubeLab, kind: &str, name: &str, want: &[&str]) -> String {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn lb_service(name: &str, ip: Option<&str>) -> Value {
-    let mut spec = json!({"type": "LoadBalancer", "loadBalancerClass": "edgevip.io/vip",
-        "ports": [{"port": 80, "protocol": "TCP"}]});
-    if let Some(ip) = ip {
-        spec["loadBalancerIP"] = json!(ip);
-    }
-    json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": "web"}, "spec": spec})
-}
-
-fn recorded(k: &KubeLab, name: &str) -> Option<String> {
-    k.api.get("v1", "Service", Some("web"), name)?["status"]["loadBalancer"]["ingress"][0]["ip"]
-        .as_str()
-        .map(str::to_string)
 }
 
 #[test]

@@ -76,3 +76,21 @@ pub fn raw_vrrp_socket(src: std::net::Ipv4Addr) -> socket2::Socket {
     assert_eq!(r, 0, "IP_MTU_DISCOVER");
     s
 }
+
+/// A LoadBalancer Service `web/<name>` of edgevip's class, asking for `ip` if given.
+pub fn lb_service(name: &str, ip: Option<&str>) -> serde_json::Value {
+    let mut spec = serde_json::json!({"type": "LoadBalancer", "loadBalancerClass": "edgevip.io/vip",
+        "ports": [{"port": 80, "protocol": "TCP"}]});
+    if let Some(ip) = ip {
+        spec["loadBalancerIP"] = serde_json::json!(ip);
+    }
+    serde_json::json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "web"}, "spec": spec})
+}
+
+/// The VIP recorded in `web/<name>`'s status.
+pub fn recorded(k: &edgevip_lab::KubeLab, name: &str) -> Option<String> {
+    k.api.get("v1", "Service", Some("web"), name)?["status"]["loadBalancer"]["ingress"][0]["ip"]
+        .as_str()
+        .map(str::to_string)
+}
