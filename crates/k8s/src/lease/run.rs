@@ -49,26 +49,23 @@ async fn run(api: Api<Lease>, opts: LeaseOptions, tx: watch::Sender<bool>) {
             }
             Err(e) => Err(e),
         };
-        match result {
-            Ok(true) => {
-                e.written(now);
-                last_holder = Some(opts.identity.clone());
+        failing = match result {
+            Ok(wrote) => {
+                if wrote {
+                    e.written(now);
+                    last_holder = Some(opts.identity.clone());
+                }
+                false
             }
-            Ok(false) => {}
             // A conflict is a lost race: read again next period.
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => false,
             Err(err) => {
                 if !failing {
                     tracing::warn!(lease = %opts.name, error = %err, "cannot read or renew the allocator Lease; retrying");
                 }
-                failing = true;
-                let leading = e.leading(Instant::now());
-                publish(&tx, leading, &opts.name);
-                tokio::time::sleep(e.retry_period()).await;
-                continue;
+                true
             }
-        }
-        failing = false;
+        };
         publish(&tx, e.leading(Instant::now()), &opts.name);
         tokio::time::sleep(e.retry_period()).await;
     }
