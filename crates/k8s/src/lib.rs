@@ -22,6 +22,7 @@ pub mod forwarding;
 pub mod fuzz;
 pub mod lease;
 pub mod nodes;
+pub mod pools;
 pub mod rich;
 pub mod services;
 pub mod trust;

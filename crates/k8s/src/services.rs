@@ -141,6 +141,8 @@ pub struct SvcInfo {
     pub namespace: String,
     pub name: String,
     pub created: String,
+    /// For pools' `serviceSelector`.
+    pub labels: crate::pools::Labels,
     pub load_balancer: bool,
     pub class: Option<String>,
     /// Asked for by `spec.loadBalancerIP` or the annotation (annotation wins).
@@ -217,6 +219,7 @@ impl SvcInfo {
         SvcInfo {
             namespace: s.metadata.namespace.clone().unwrap_or_default(),
             name: s.metadata.name.clone().unwrap_or_default(),
+            labels: s.metadata.labels.clone().unwrap_or_default(),
             created: s
                 .metadata
                 .creation_timestamp
@@ -419,6 +422,7 @@ mod tests {
         SvcInfo {
             namespace: "default".into(),
             name: name.into(),
+            labels: Default::default(),
             created: created.into(),
             load_balancer: true,
             class: class.map(str::to_string),

@@ -297,6 +297,7 @@ fn load_balancer_services_become_one_instance_even_without_a_configmap() {
     let svc = |name: &str, status: &[&str]| crate::services::SvcInfo {
         namespace: "web".into(),
         name: name.into(),
+        labels: Default::default(),
         created: name.into(),
         load_balancer: true,
         class: Some(crate::services::DEFAULT_CLASS.into()),
@@ -366,6 +367,7 @@ fn lb_svc(name: &str, created: &str, wanted: Option<&str>, status: &[&str]) -> S
     SvcInfo {
         namespace: "web".into(),
         name: name.into(),
+        labels: Default::default(),
         created: created.into(),
         load_balancer: true,
         class: Some(crate::services::DEFAULT_CLASS.into()),
