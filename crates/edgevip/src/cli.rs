@@ -227,9 +227,19 @@ pub struct KubeArgs {
     /// How long a silent allocator keeps the Lease before another pod takes it over.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: Duration,
-    /// VRID of the instance that carries the LoadBalancer VIPs.
-    #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u8).range(1..=255))]
-    pub lb_vrid: u8,
+    /// VRIDs of the instances carrying LoadBalancer VIPs, `FIRST-LAST`: each VRID's
+    /// instance has its own master, so the VIPs spread over the edge nodes (VRIDs the
+    /// ConfigMap uses, --vrid among them, are stepped around).
+    #[arg(
+        long,
+        value_name = "FIRST-LAST",
+        default_value = "51-99",
+        conflicts_with = "lb_vrid"
+    )]
+    pub lb_vrids: String,
+    /// One VRID for every LoadBalancer VIP (one instance, one master): `--lb-vrids N-N`.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
+    pub lb_vrid: Option<u8>,
     /// Address ranges VIPs may come from, e.g. `192.0.2.0/24,2001:db8::/64`; default: the
     /// on-link subnets of the node's interface. LoadBalancer VIPs must also lie in the pool.
     #[arg(long, value_name = "CIDR,...", default_value = "")]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{lb_service, recorded};
+use common::{lb_service, recorded, wait};
 use edgevip_lab::KubeLab;
 use serde_json::json;
 
@@ -28,21 +28,6 @@ fn holder(k: &KubeLab) -> Option<String> {
 }
 
 /// Polls `f` every 50 ms until it gives `Some`, at most `secs`.
-fn wait<T>(k: &KubeLab, what: &str, secs: u64, f: impl Fn() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "{what} within {secs} s\n{}",
-            k.cluster.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_killed_allocator_is_replaced_and_no_allocation_changes() {
     let Some(mut k) = KubeLab::new("kube_allocator", 3, env!("CARGO_BIN_EXE_edgevip")) else {

@@ -86,9 +86,14 @@ pub struct KubeStatus {
     pub instances: Vec<String>,
     pub rejected: Vec<Reject>,
     pub warnings: Vec<Reject>,
-    /// LoadBalancer Services: `ns/name` → VIP served, and those without one (why).
+    /// LoadBalancer Services: `ns/name` → VIP served (the primary family's), and those
+    /// without one (why).
     pub load_balancers: BTreeMap<String, IpAddr>,
     pub load_balancer_problems: BTreeMap<String, String>,
+    /// `ns/name` → every VIP served, primary family first (dual-stack Services have two).
+    pub load_balancer_vips: BTreeMap<String, Vec<IpAddr>>,
+    /// `ns/name` → what its owner should know although it is served.
+    pub load_balancer_notes: BTreeMap<String, String>,
     /// This node records allocations in Service status (holds the allocator Lease).
     pub status_writer: bool,
     /// LoadBalancer mode: the allocator Lease, `ns/name`.
@@ -191,8 +196,8 @@ async fn run(
                 tell(ev, &opts, n);
             }
         }
-        for (key, ip) in world.writes_due(&d) {
-            write_status(&client, key, ip, events.clone(), failed_tx.clone());
+        for (key, ips) in world.writes_due(&d) {
+            write_status(&client, key, ips, events.clone(), failed_tx.clone());
         }
         // The status first: whoever sees a new desired state sees the status that goes
         // with it (readiness).
@@ -228,7 +233,7 @@ fn watches(client: &Client, opts: &Options) -> Vec<BoxStream<'static, Watched>> 
             Change::Map,
         ),
     ];
-    if s.forwarding {
+    if s.forwarding || s.lb.is_some() {
         out.push(watch_kind(
             Api::<EndpointSlice>::all(client.clone()),
             watcher::Config::default(),
@@ -316,7 +321,7 @@ fn tell(ev: &Events, opts: &Options, n: Notice) {
 fn write_status(
     client: &Client,
     key: String,
-    ip: Option<IpAddr>,
+    ips: Option<Vec<IpAddr>>,
     events: Option<Events>,
     failed: mpsc::UnboundedSender<String>,
 ) {
@@ -331,8 +336,11 @@ fn write_status(
         let written = match api.get(&name).await {
             Ok(svc) => {
                 let rv = svc.metadata.resource_version.unwrap_or_default();
-                let ingress = match ip {
-                    Some(ip) => serde_json::json!([{"ip": ip.to_string(), "ipMode": "VIP"}]),
+                let ingress = match &ips {
+                    Some(ips) => ips
+                        .iter()
+                        .map(|ip| serde_json::json!({"ip": ip.to_string(), "ipMode": "VIP"}))
+                        .collect(),
                     None => serde_json::Value::Null,
                 };
                 let patch = serde_json::json!({
@@ -346,12 +354,14 @@ fn write_status(
         };
         match written {
             Ok(_) => {
-                let (reason, note) = match ip {
-                    Some(ip) => {
-                        tracing::info!(service = %key, %ip, "VIP recorded in Service status");
+                let (reason, note) = match &ips {
+                    Some(ips) => {
+                        let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
+                        let ips = ips.join(", ");
+                        tracing::info!(service = %key, %ips, "VIP recorded in Service status");
                         (
                             "VIPAssigned",
-                            format!("{ip} (served by the VRRP master of the edge nodes)"),
+                            format!("{ips} (served by the VRRP master of the edge nodes)"),
                         )
                     }
                     None => {
@@ -364,7 +374,7 @@ fn write_status(
                 }
             }
             Err(e) => {
-                tracing::warn!(service = %key, ip = ?ip, error = %e, "cannot write the VIP to Service status; retrying");
+                tracing::warn!(service = %key, ips = ?ips, error = %e, "cannot write the VIP to Service status; retrying");
                 let _ = failed.send(key);
             }
         }

@@ -11,14 +11,13 @@ use edgevip_config::{Defaults, Instance, raw};
 use crate::compat::{self, Method, ServiceRef};
 use crate::eligibility::{Eligibility, IngressCheck};
 use crate::nodes::{self, NodeInfo};
-use crate::services::{self, LbSettings, Plan, SvcInfo};
+use crate::pools::{Labels, PoolDef};
+use crate::services::{self, Plan, SvcInfo};
 use crate::trust::{self, Fence, NodeLink, Trust};
-use crate::{Reject, rich};
+use crate::{Reject, rich, spread};
 
 /// Name of the instance that carries the compat entries' VIPs.
 pub const COMPAT_INSTANCE: &str = "vips";
-/// Name of the instance that carries the LoadBalancer Services' VIPs.
-pub const LB_INSTANCE: &str = "loadbalancers";
 
 /// This node's settings (command line).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +37,7 @@ pub struct Settings {
     /// Where a node must see ready endpoints to hold the compat VIPs.
     pub eligibility: Eligibility,
     /// LoadBalancer Services mode, when enabled.
-    pub lb: Option<LbSettings>,
+    pub lb: Option<services::LbSettings>,
     /// Forward `NAT` / `PROXY` entries to their Service's endpoints.
     pub forwarding: bool,
     pub proxy_header: edgevip_forward::ProxyHeader,
@@ -65,6 +64,8 @@ pub struct Desired {
     pub services: Vec<(IpAddr, ServiceRef)>,
     /// LoadBalancer Services: what is served, what to record, what failed.
     pub lb: Plan,
+    /// Instances carrying LoadBalancer VIPs → the Services whose VIPs they carry.
+    pub lb_groups: BTreeMap<String, BTreeSet<String>>,
     /// This node writes Service status.
     pub writer: bool,
     /// What to forward (filled in by the controller from Services and EndpointSlices).
@@ -78,6 +79,28 @@ impl Desired {
             field: field.into(),
             message: message.into(),
         });
+    }
+}
+
+/// What LoadBalancer mode reads from the cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct LbView<'a> {
+    pub services: &'a [SvcInfo],
+    /// The `--address-pool` pool first, then the VIPPools.
+    pub pools: &'a [PoolDef],
+    /// Namespace → its labels, for pools' `namespaceSelector`.
+    pub namespaces: &'a BTreeMap<String, Labels>,
+}
+
+static NO_NAMESPACES: BTreeMap<String, Labels> = BTreeMap::new();
+
+impl Default for LbView<'_> {
+    fn default() -> Self {
+        LbView {
+            services: &[],
+            pools: &[],
+            namespaces: &NO_NAMESPACES,
+        }
     }
 }
 
@@ -111,6 +134,9 @@ struct Candidate {
     /// A generated instance's VIPs, each with the entry that asked for it: a VIP the
     /// instance cannot take is refused alone.
     vip_fields: Vec<(IpAddr, String)>,
+    /// Priorities rotate by this instead of the position (LoadBalancer instances: their
+    /// VRID, so masters take turns and a restart changes nothing).
+    rotate: Option<usize>,
 }
 
 impl Candidate {
@@ -132,6 +158,7 @@ impl Candidate {
             fallback: None,
             from,
             vip_fields,
+            rotate: None,
         }
     }
 }
@@ -152,7 +179,7 @@ impl Builder {
         nodes: &[NodeInfo],
         link: &NodeLink,
         source: Option<&Source>,
-        lb_services: &[SvcInfo],
+        lb: LbView,
     ) -> Desired {
         let mut d = Desired::default();
         let empty = Source {
@@ -184,27 +211,14 @@ impl Builder {
         let mut candidates: Vec<Candidate> = compat_entries(s, &ctx.fence, src, &mut d)
             .into_iter()
             .collect();
-        if let Some(lb) = &s.lb {
-            d.lb = services::plan(lb_services, lb, &|ip| ctx.fence.check_service(ip));
-            let mut by_vip: BTreeMap<IpAddr, Vec<&str>> = BTreeMap::new();
-            for (key, vip) in &d.lb.serving {
-                by_vip.entry(*vip).or_default().push(key);
-            }
-            if !by_vip.is_empty() {
-                let fields = by_vip
-                    .into_iter()
-                    .map(|(vip, keys)| (vip, format!("Service {}", keys.join(", "))))
-                    .collect();
-                candidates.push(Candidate::generated(
-                    "services",
-                    LB_INSTANCE,
-                    lb.vrid,
-                    From::Services,
-                    fields,
-                ));
-            }
-        }
         let doc = self.doc(src, &mut d);
+        if let Some(settings) = &s.lb {
+            d.lb = services::plan(lb.services, settings, lb.pools, lb.namespaces, &|ip| {
+                ctx.fence.check_service(ip)
+            });
+            let taken = self.configmap_vrids(s, &doc);
+            candidates.extend(lb_candidates(settings, &taken, &mut d));
+        }
         // A last good form is found by name, so it is only for a name one entry uses: a
         // broken entry must not borrow a good namesake's fields, or the next build would
         // serve them at the broken entry's position (another priority) and refuse the good one.
@@ -223,6 +237,7 @@ impl Builder {
                     .and_then(|n| self.last_good.get(n).cloned()),
                 from: From::Rich,
                 vip_fields: Vec::new(),
+                rotate: None,
             });
         }
         // The index (which rotates priorities) stays the position; the order of acceptance
@@ -254,6 +269,21 @@ impl Builder {
             .collect();
         self.last_good.retain(|n, _| named.contains(n));
         d
+    }
+
+    /// VRIDs the ConfigMap's instances use (or used in their last good form): the
+    /// LoadBalancer instances step around them.
+    fn configmap_vrids(&self, s: &Settings, doc: &rich::Doc) -> BTreeSet<u8> {
+        let of = |f: &raw::Instance| f.vrid.and_then(|v| u8::try_from(v).ok());
+        let entries = doc.instances.iter().filter_map(|e| {
+            let named = e.name.as_ref().and_then(|n| self.last_good.get(n));
+            e.fields
+                .as_ref()
+                .ok()
+                .and_then(of)
+                .or_else(|| named.and_then(of))
+        });
+        std::iter::once(s.vrid).chain(entries).collect()
     }
 
     /// The rich document: a broken one keeps the last good document.
@@ -291,8 +321,9 @@ impl Builder {
         d: &mut Desired,
     ) {
         let rich = c.from == From::Rich;
-        let spread = spread && rich;
+        let spread = (spread && rich) || c.rotate.is_some();
         let c = ctx.isolate(c, index, object, d);
+        let index = c.rotate.unwrap_or(index);
         let built = ctx.instance(&c.path, c.fields.clone(), index, spread, rich);
         let inst = match (built, c.fallback) {
             (Ok(inst), _) => {
@@ -322,7 +353,7 @@ impl Builder {
         if let Some(clash) = edgevip_config::check_instances(&with).first() {
             let flag = match c.from {
                 From::Compat => " (VRID from --vrid)",
-                From::Services => " (VRID from --lb-vrid)",
+                From::Services => " (VRID from --lb-vrids)",
                 From::Rich => "",
             };
             // Instances by name, not by their position in this check's list.
@@ -402,31 +433,83 @@ fn compat_entries(s: &Settings, fence: &Fence, src: &Source, d: &mut Desired) ->
     ))
 }
 
-/// LoadBalancer Services whose VIP no accepted instance carries get a problem instead.
+/// One candidate per VRID carrying LoadBalancer VIPs (`crate::spread`), each VIP with the
+/// Services it serves; `d.lb_groups` says which Services each instance carries.
+fn lb_candidates(
+    settings: &services::LbSettings,
+    taken: &BTreeSet<u8>,
+    d: &mut Desired,
+) -> Vec<Candidate> {
+    let mut by_vrid: BTreeMap<u8, BTreeMap<IpAddr, Vec<&str>>> = BTreeMap::new();
+    for (key, vips) in &d.lb.serving {
+        for vip in vips {
+            if let Some(vrid) = spread::vrid_for(*vip, &settings.vrids, taken) {
+                by_vrid
+                    .entry(vrid)
+                    .or_default()
+                    .entry(*vip)
+                    .or_default()
+                    .push(key);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (vrid, vips) in by_vrid {
+        let name = spread::instance_name(vrid);
+        let keys = vips.values().flatten().map(|k| k.to_string()).collect();
+        d.lb_groups.insert(name.clone(), keys);
+        let fields = vips
+            .into_iter()
+            .map(|(vip, keys)| (vip, format!("Service {}", keys.join(", "))))
+            .collect();
+        let mut c = Candidate::generated("services", &name, vrid, From::Services, fields);
+        c.rotate = Some(usize::from(vrid));
+        out.push(c);
+    }
+    out
+}
+
+/// LoadBalancer VIPs no accepted instance carries are taken from their Services: a Service
+/// left with none gets a problem, one that keeps a family a note.
 fn unserved_services(d: &mut Desired) {
     let served: BTreeSet<IpAddr> = d
         .instances
         .iter()
-        .filter(|i| i.name == LB_INSTANCE)
+        .filter(|i| d.lb_groups.contains_key(&i.name))
         .flat_map(|i| i.vips.iter().map(|v| v.addr))
         .collect();
-    let gone: Vec<(String, IpAddr)> =
-        d.lb.serving
-            .iter()
-            .filter(|(_, ip)| !served.contains(ip))
-            .map(|(k, ip)| (k.clone(), *ip))
-            .collect();
-    for (key, ip) in gone {
-        d.lb.serving.remove(&key);
+    let mut gone = Vec::new();
+    for (key, vips) in d.lb.serving.iter_mut() {
+        let (kept, lost): (Vec<IpAddr>, Vec<IpAddr>) =
+            vips.iter().partition(|ip| served.contains(ip));
+        if !lost.is_empty() {
+            *vips = kept;
+            gone.push((key.clone(), lost, vips.is_empty()));
+        }
+    }
+    for (key, lost, nothing_left) in gone {
         let why = d
             .rejects
             .iter()
             .rev()
-            .find(|r| r.field.contains(LB_INSTANCE) || r.field.contains(&key))
+            .find(|r| {
+                r.field.contains(&key)
+                    || d.lb_groups
+                        .iter()
+                        .any(|(name, keys)| keys.contains(&key) && r.field.contains(name))
+            })
             .map(|r| r.message.clone())
-            .unwrap_or_else(|| "refused".into());
-        d.lb.problems
-            .insert(key, format!("{ip} is not served: {why}"));
+            .unwrap_or_else(|| {
+                "no VRID of --lb-vrids is left by the ConfigMap's instances".to_string()
+            });
+        let lost: Vec<String> = lost.iter().map(ToString::to_string).collect();
+        let line = format!("{} not served: {why}", lost.join(", "));
+        if nothing_left {
+            d.lb.serving.remove(&key);
+            d.lb.problems.insert(key, line);
+        } else {
+            d.lb.notes.insert(key, line);
+        }
     }
 }
 

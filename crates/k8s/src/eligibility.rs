@@ -125,6 +125,59 @@ pub fn apply(
     }
 }
 
+/// `externalTrafficPolicy: Local` Services: kube-proxy drops their traffic on a node without
+/// a ready endpoint of theirs, so an instance carrying one is eligible only on a node with
+/// a ready endpoint of each such Service it carries; one with a ready endpoint on no edge
+/// node is held nowhere, and its owner is told.
+pub fn local_endpoints(
+    d: &mut Desired,
+    slices: &BTreeMap<String, Slice>,
+    nodes: &[NodeInfo],
+    me: &str,
+) {
+    if d.lb.local.is_empty() {
+        return;
+    }
+    let mut ready_on: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for sl in slices
+        .values()
+        .filter(|sl| d.lb.local.contains(&sl.service))
+    {
+        let on = ready_on.entry(sl.service.as_str()).or_default();
+        on.extend(sl.nodes.iter().map(String::as_str));
+    }
+    let ready_here = |k: &str| ready_on.get(k).is_some_and(|n| n.contains(me));
+    for (name, keys) in &d.lb_groups {
+        let missing: Vec<&str> = keys
+            .iter()
+            .filter(|k| d.lb.local.contains(*k) && !ready_here(k))
+            .map(String::as_str)
+            .collect();
+        let Some(inst) = d.instances.iter_mut().find(|i| &i.name == name) else {
+            continue;
+        };
+        if !missing.is_empty() {
+            inst.ineligible = Some(format!(
+                "no ready endpoint of {} on this node (externalTrafficPolicy: Local)",
+                missing.join(", ")
+            ));
+        }
+    }
+    for key in &d.lb.local {
+        let anywhere = ready_on
+            .get(key.as_str())
+            .is_some_and(|on| nodes.iter().any(|n| on.contains(n.name.as_str())));
+        if !anywhere && d.lb.serving.contains_key(key) {
+            d.lb.notes.insert(
+                key.clone(),
+                "externalTrafficPolicy: Local and no edge node has a ready endpoint: \
+                 the VIP is held by no node until one has"
+                    .into(),
+            );
+        }
+    }
+}
+
 fn has_check(i: &Instance, name: &str) -> bool {
     i.health_checks.iter().any(|c| c.name == name)
 }

@@ -145,9 +145,9 @@ fn build_twice(sel: u8, data: BTreeMap<String, String>) -> Desired {
         data,
     };
     let mut b = Builder::default();
-    let d = b.build(&s, &nodes, &link, Some(&src), &[]);
+    let d = b.build(&s, &nodes, &link, Some(&src), Default::default());
     check_desired(&d);
-    let again = b.build(&s, &nodes, &link, Some(&src), &[]);
+    let again = b.build(&s, &nodes, &link, Some(&src), Default::default());
     assert_eq!(again.instances, d.instances, "a repeated build differs");
     d
 }

@@ -25,6 +25,7 @@ pub mod nodes;
 pub mod pools;
 pub mod rich;
 pub mod services;
+pub mod spread;
 pub mod trust;
 
 /// One rejected (or merely warned about) piece of input, with the field that holds it.

@@ -1,30 +1,44 @@
-//! Services of `type: LoadBalancer` whose `spec.loadBalancerClass` is ours: each gets a VIP,
-//! from `spec.loadBalancerIP` or the `edgevip.io/vip` annotation (only within the pool),
-//! else allocated from the address pool; never one the fence refuses (a node's address,
-//! ...), never one another Service holds already (live allocations come first). Pure.
-//! Every node computes the same plan from the same view; only the holder of the allocator
-//! Lease (`crate::lease`) writes allocations into `status.loadBalancer.ingress`, and all
-//! nodes serve what the status (or the spec) says, so an allocation is never served before
-//! it is recorded.
+//! Services of `type: LoadBalancer` whose `spec.loadBalancerClass` is ours get VIPs: one per
+//! family they ask for (`spec.ipFamilies` and `ipFamilyPolicy`), the addresses they request
+//! (annotations, `spec.loadBalancerIP`) or else ones from a pool they may use
+//! (`crate::pools`); never one the fence refuses (a node's address, ...), never one another
+//! Service holds unless both may share it. Pure.
+//!
+//! Status is the record. Recorded addresses keep their Services while still allowed, the
+//! oldest claim first; requests come next, new allocations last, so an allocation never
+//! takes an address somebody holds or asked for. Every node computes the same plan from the
+//! same view; only the holder of the allocator Lease (`crate::lease`) writes
+//! `status.loadBalancer.ingress`, and all nodes serve what the status says, so an
+//! allocation is never served before it is recorded.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 
 use k8s_openapi::api::core::v1::Service;
 
+use crate::pools::{Labels, PoolDef};
+
 pub const DEFAULT_CLASS: &str = "edgevip.io/vip";
 pub const VIP_ANNOTATION: &str = "edgevip.io/vip";
-/// One address per family, `192.0.2.10,2001:db8::10`; MetalLB's spelling is read too, so a
-/// Service moves from MetalLB unchanged.
+/// One address per family, `192.0.2.10,2001:db8::10`. MetalLB's spelling of this and of
+/// the two below is read too, so a Service moves from MetalLB unchanged.
 pub const IPS_ANNOTATIONS: [&str; 2] = ["edgevip.io/loadBalancerIPs", "metallb.io/loadBalancerIPs"];
+/// The pool to allocate from, by name (also one with `autoAssign: false`).
+pub const POOL_ANNOTATIONS: [&str; 2] = ["edgevip.io/address-pool", "metallb.io/address-pool"];
+/// The sharing key: Services of one namespace with the same key may share an address.
+pub const SHARING_ANNOTATIONS: [&str; 2] =
+    ["edgevip.io/allow-shared-ip", "metallb.io/allow-shared-ip"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LbSettings {
     pub class: String,
     /// Also take LoadBalancer Services that name no class.
     pub default_class: bool,
+    /// `--address-pool`: the implicit pool any Service may use.
     pub pool: Pool,
-    pub vrid: u8,
+    /// VRIDs the LoadBalancer VIPs' instances may use (`crate::spread`).
+    pub vrids: RangeInclusive<u8>,
 }
 
 /// Addresses to allocate from: inclusive ranges, in order.
@@ -60,10 +74,11 @@ impl Pool {
                     .ok()
                     .filter(|l| *l <= bits)
                     .ok_or_else(|| format!("{part:?} has a bad prefix length"))?;
-                let host = if len == bits {
-                    0
+                // Host bits; a /0 shifts by the whole width, which `checked_shr` allows.
+                let host = if a.is_ipv4() {
+                    u128::from(u32::MAX.checked_shr(len).unwrap_or(0))
                 } else {
-                    (1u128 << (bits - len)) - 1
+                    u128::MAX.checked_shr(len).unwrap_or(0)
                 };
                 let lo = to_u128(a) & !host;
                 let edge = u128::from(a.is_ipv4() && len < 31);
@@ -87,47 +102,19 @@ impl Pool {
             a.is_ipv4() == ip.is_ipv4() && to_u128(*a) <= to_u128(ip) && to_u128(ip) <= to_u128(*b)
         })
     }
-
-    /// The first address not in `used` that `ok` admits; bounded so a huge IPv6 range (or
-    /// one the fence mostly refuses) costs little.
-    fn first_free(
-        &self,
-        used: &BTreeSet<IpAddr>,
-        v4: Option<bool>,
-        ok: impl Fn(IpAddr) -> bool,
-    ) -> Option<IpAddr> {
-        for (a, b) in self
-            .0
-            .iter()
-            .filter(|(a, _)| v4.is_none_or(|v| a.is_ipv4() == v))
-        {
-            let (lo, hi) = (to_u128(*a), to_u128(*b));
-            let mut x = lo;
-            let mut tries = 0u32;
-            while x <= hi && tries <= used.len() as u32 + 1 + MAX_SKIPPED {
-                let ip = from_u128(x, a.is_ipv4());
-                if !used.contains(&ip) && ok(ip) {
-                    return Some(ip);
-                }
-                x += 1;
-                tries += 1;
-            }
-        }
-        None
-    }
 }
 
 /// Pool addresses the fence refuses (a node's, the Pod network's) skipped at most per range.
 const MAX_SKIPPED: u32 = 1024;
 
-fn to_u128(ip: IpAddr) -> u128 {
+pub(crate) fn to_u128(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v) => u32::from(v) as u128,
         IpAddr::V6(v) => u128::from(v),
     }
 }
 
-fn from_u128(x: u128, v4: bool) -> IpAddr {
+pub(crate) fn from_u128(x: u128, v4: bool) -> IpAddr {
     if v4 {
         IpAddr::V4((x as u32).into())
     } else {
@@ -135,51 +122,65 @@ fn from_u128(x: u128, v4: bool) -> IpAddr {
     }
 }
 
+/// `spec.ipFamilyPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FamilyPolicy {
+    #[default]
+    SingleStack,
+    PreferDualStack,
+    RequireDualStack,
+}
+
 /// What we keep of a Service: a few fields, not the object (thousands may exist).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SvcInfo {
     pub namespace: String,
     pub name: String,
-    pub created: String,
     /// For pools' `serviceSelector`.
-    pub labels: crate::pools::Labels,
+    pub labels: Labels,
+    pub created: String,
     pub load_balancer: bool,
     pub class: Option<String>,
-    /// Asked for by `spec.loadBalancerIP` or the annotation (annotation wins).
-    pub wanted: Option<Result<IpAddr, String>>,
+    /// Addresses asked for, at most one per family (empty: none), or why the request is
+    /// unreadable.
+    pub wanted: Result<Vec<IpAddr>, String>,
+    /// Where `wanted` comes from (an annotation, `spec.loadBalancerIP`), for messages.
+    pub wanted_from: &'static str,
+    /// The pool asked for by name.
+    pub pool: Option<String>,
+    /// The sharing key.
+    pub sharing: Option<String>,
+    /// `(protocol, port)` of each port: Services sharing an address must not clash.
+    pub ports: BTreeSet<(String, i32)>,
+    /// `externalTrafficPolicy: Local`: only nodes with a ready local endpoint may hold it.
+    pub local: bool,
     pub status: Vec<IpAddr>,
     /// An allocation this node has sent to the API and not yet seen back: it holds its
-    /// address (so arrivals meanwhile do not shuffle allocations) but is not served.
-    pub pending: Option<IpAddr>,
+    /// addresses (so arrivals meanwhile do not shuffle allocations) but is not served.
+    pub pending: Vec<IpAddr>,
     /// `spec.ipFamilies` (IPv4 → `true`), primary first; empty: any family.
     pub families: Vec<bool>,
-    /// `spec.ipFamilyPolicy` is `RequireDualStack`.
-    pub require_dual_stack: bool,
+    pub policy: FamilyPolicy,
 }
 
-/// The address a list annotation asks for: the one of the primary family (`v4`), each
-/// item checked; an error names the annotation and the value.
-fn pick(name: &str, list: &str, v4: Option<bool>) -> Result<IpAddr, String> {
-    let mut ips = Vec::new();
+fn family_name(v4: bool) -> &'static str {
+    if v4 { "IPv4" } else { "IPv6" }
+}
+
+/// The addresses of a list annotation, each checked, at most one per family; an error
+/// names the annotation and the value.
+fn parse_list(name: &str, list: &str) -> Result<Vec<IpAddr>, String> {
+    let mut ips: Vec<IpAddr> = Vec::new();
     for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let ip: IpAddr = item
             .parse()
             .map_err(|_| format!("{name}: {item:?} is not an IP address"))?;
-        if ips.iter().any(|x: &IpAddr| x.is_ipv4() == ip.is_ipv4()) {
+        if ips.iter().any(|x| x.is_ipv4() == ip.is_ipv4()) {
             return Err(format!("{name}: {list:?} has two addresses of one family"));
         }
         ips.push(ip);
     }
-    ips.iter()
-        .copied()
-        .find(|ip| v4.is_none_or(|v| ip.is_ipv4() == v))
-        .ok_or_else(|| match v4 {
-            Some(v) => format!(
-                "{name}: {list:?} has no {} address (the Service's primary family)",
-                if v { "IPv4" } else { "IPv6" }
-            ),
-            None => format!("{name}: {list:?} names no address"),
-        })
+    Ok(ips)
 }
 
 impl SvcInfo {
@@ -199,23 +200,30 @@ impl SvcInfo {
         let given = |k: &str| {
             notes
                 .and_then(|a| a.get(k))
-                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
         };
+        let first = |keys: &[&'static str]| keys.iter().find_map(|k| Some((*k, given(k)?)));
         // The list annotations first (edgevip's, then MetalLB's), then the single-address
         // annotation, then the deprecated spec field.
-        let wanted = IPS_ANNOTATIONS
-            .iter()
-            .find_map(|k| given(k).map(|v| pick(k, v, families.first().copied())))
+        let single = given(VIP_ANNOTATION)
+            .map(|v| (VIP_ANNOTATION, v))
             .or_else(|| {
-                given(VIP_ANNOTATION)
-                    .or(spec.and_then(|s| s.load_balancer_ip.as_ref()))
-                    .filter(|v| !v.trim().is_empty())
-                    .map(|v| {
-                        v.trim()
-                            .parse::<IpAddr>()
-                            .map_err(|_| format!("{v:?} is not an IP address"))
-                    })
+                spec.and_then(|s| s.load_balancer_ip.as_deref())
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| ("spec.loadBalancerIP", v))
             });
+        let (wanted_from, wanted) = match (first(&IPS_ANNOTATIONS), single) {
+            (Some((k, v)), _) => (k, parse_list(k, v)),
+            (None, Some((k, v))) => (
+                k,
+                v.parse::<IpAddr>()
+                    .map(|ip| vec![ip])
+                    .map_err(|_| format!("{k}: {v:?} is not an IP address")),
+            ),
+            (None, None) => ("", Ok(Vec::new())),
+        };
         SvcInfo {
             namespace: s.metadata.namespace.clone().unwrap_or_default(),
             name: s.metadata.name.clone().unwrap_or_default(),
@@ -229,6 +237,16 @@ impl SvcInfo {
             load_balancer: spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"),
             class: spec.and_then(|s| s.load_balancer_class.clone()),
             wanted,
+            wanted_from,
+            pool: first(&POOL_ANNOTATIONS).map(|(_, v)| v.to_string()),
+            sharing: first(&SHARING_ANNOTATIONS).map(|(_, v)| v.to_string()),
+            ports: spec
+                .and_then(|s| s.ports.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|p| (p.protocol.clone().unwrap_or_else(|| "TCP".into()), p.port))
+                .collect(),
+            local: spec.and_then(|s| s.external_traffic_policy.as_deref()) == Some("Local"),
             status: s
                 .status
                 .as_ref()
@@ -238,11 +256,61 @@ impl SvcInfo {
                 .flatten()
                 .filter_map(|i| i.ip.as_ref()?.parse().ok())
                 .collect(),
-            pending: None,
+            pending: Vec::new(),
             families,
-            require_dual_stack: spec.and_then(|s| s.ip_family_policy.as_deref())
-                == Some("RequireDualStack"),
+            policy: match spec.and_then(|s| s.ip_family_policy.as_deref()) {
+                Some("PreferDualStack") => FamilyPolicy::PreferDualStack,
+                Some("RequireDualStack") => FamilyPolicy::RequireDualStack,
+                _ => FamilyPolicy::SingleStack,
+            },
         }
+    }
+
+    /// The families it gets an address of, primary first (`None`: any one family).
+    fn slots(&self) -> Vec<Option<bool>> {
+        let primary = self.families.first().copied();
+        match self.policy {
+            FamilyPolicy::SingleStack => vec![primary],
+            FamilyPolicy::PreferDualStack if self.families.is_empty() => vec![None],
+            FamilyPolicy::PreferDualStack => self.families.iter().map(|f| Some(*f)).collect(),
+            FamilyPolicy::RequireDualStack => {
+                let p = primary.unwrap_or(true);
+                vec![Some(p), Some(!p)]
+            }
+        }
+    }
+
+    /// The address asked for in each slot (`None`: allocate), or why the request fails.
+    /// A request naming addresses names all it wants: a slot it leaves out is allocated
+    /// nothing (a PreferDualStack Service then stays single-stack).
+    fn requests(&self, slots: &[Option<bool>]) -> Result<Vec<Option<IpAddr>>, String> {
+        let list = self.wanted.as_ref().map_err(Clone::clone)?;
+        if list.is_empty() {
+            return Ok(vec![None; slots.len()]);
+        }
+        let mut out = Vec::new();
+        for (i, slot) in slots.iter().enumerate() {
+            let found = list
+                .iter()
+                .copied()
+                .find(|ip| slot.is_none_or(|v| ip.is_ipv4() == v));
+            match (found, slot) {
+                (Some(ip), _) => out.push(Some(ip)),
+                (None, Some(v4)) if i == 0 || self.policy == FamilyPolicy::RequireDualStack => {
+                    let fams: Vec<&str> = self.families.iter().map(|f| family_name(*f)).collect();
+                    let list: Vec<String> = list.iter().map(ToString::to_string).collect();
+                    return Err(format!(
+                        "{} asks for {} but names no {} address (the Service's ipFamilies are {fams:?}, ipFamilyPolicy {:?})",
+                        self.wanted_from,
+                        list.join(","),
+                        family_name(*v4),
+                        self.policy
+                    ));
+                }
+                (None, _) => out.push(None),
+            }
+        }
+        Ok(out)
     }
 
     /// Why `ip` is of a family the Service does not have, if it is.
@@ -250,11 +318,10 @@ impl SvcInfo {
         if self.families.is_empty() || self.families.contains(&ip.is_ipv4()) {
             return None;
         }
-        let name = |v4: bool| if v4 { "IPv4" } else { "IPv6" };
-        let fams: Vec<&str> = self.families.iter().map(|f| name(*f)).collect();
+        let fams: Vec<&str> = self.families.iter().map(|f| family_name(*f)).collect();
         Some(format!(
             "{ip} is {} but the Service's ipFamilies are {fams:?}",
-            name(ip.is_ipv4())
+            family_name(ip.is_ipv4())
         ))
     }
 
@@ -273,382 +340,365 @@ impl SvcInfo {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
-    /// Service `ns/name` → the VIP served for it (recorded: spec, annotation or status).
-    pub serving: BTreeMap<String, IpAddr>,
-    /// Status writes the writer must make: `ns/name` → VIP.
-    pub writes: BTreeMap<String, IpAddr>,
-    /// Services of ours whose status holds a VIP they no longer get (a request refused, an
-    /// address the admin's ranges no longer admit): the writer clears
-    /// `status.loadBalancer.ingress`. (A Service that stops being a LoadBalancer has its
-    /// status cleared by the API server itself; `loadBalancerClass` cannot change.)
+    /// Service `ns/name` → the VIPs served for it (those recorded in its status).
+    pub serving: BTreeMap<String, Vec<IpAddr>>,
+    /// Status writes the writer must make: `ns/name` → VIPs, primary family first.
+    pub writes: BTreeMap<String, Vec<IpAddr>>,
+    /// Services of ours whose status holds VIPs they no longer get (a request refused, a
+    /// pool gone): the writer clears `status.loadBalancer.ingress`. (A Service that stops
+    /// being a LoadBalancer has its status cleared by the API server itself;
+    /// `loadBalancerClass` cannot change.)
     pub clears: BTreeSet<String>,
     /// `ns/name` → why it gets no VIP.
     pub problems: BTreeMap<String, String>,
+    /// `ns/name` → what its owner should know although it is served (a recorded address
+    /// withdrawn, a family it prefers but cannot get).
+    pub notes: BTreeMap<String, String>,
+    /// Services with `externalTrafficPolicy: Local`.
+    pub local: BTreeSet<String>,
+}
+
+impl Plan {
+    /// Every address in use: served or being recorded.
+    pub fn in_use(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let all: BTreeSet<IpAddr> = self
+            .serving
+            .values()
+            .chain(self.writes.values())
+            .flatten()
+            .copied()
+            .collect();
+        all.into_iter()
+    }
 }
 
 /// Why `ip` may not be a Service's VIP (the admin's rules: the fence), if it may not.
 pub type Admit<'a> = &'a dyn Fn(IpAddr) -> Result<(), String>;
 
-pub fn plan(services: &[SvcInfo], s: &LbSettings, admit: Admit) -> Plan {
-    let mut p = allocate(services, s, admit);
-    // Ours and refused: nothing served, so nothing recorded either.
-    for svc in services.iter().filter(|x| x.ours(s)) {
-        if p.problems.contains_key(&svc.key()) && !svc.status.is_empty() {
-            p.clears.insert(svc.key());
-        }
-    }
-    p
+/// Who holds an address, as far as sharing it goes.
+struct Holder {
+    namespace: String,
+    names: Vec<String>,
+    sharing: Option<String>,
+    local: bool,
+    ports: BTreeSet<(String, i32)>,
 }
 
-fn allocate(services: &[SvcInfo], s: &LbSettings, admit: Admit) -> Plan {
-    let mut p = Plan::default();
-    let mut ours: Vec<&SvcInfo> = services.iter().filter(|x| x.ours(s)).collect();
-    ours.sort_by(|a, b| (&a.created, a.key()).cmp(&(&b.created, b.key())));
-    // A requested address must lie in the pool, be of the Service's family, and every
-    // address within the fence.
-    let requested = |svc: &SvcInfo, ip: IpAddr| -> Result<(), String> {
-        admit(ip)?;
+/// One Service's way through the plan.
+#[derive(Default)]
+struct Got {
+    /// The pools it may use (indices).
+    pools: Vec<usize>,
+    /// The families it gets an address of, and the address it asks for in each.
+    slots: Vec<Option<bool>>,
+    asks: Vec<Option<IpAddr>>,
+    /// (slot, address).
+    addrs: Vec<(usize, IpAddr)>,
+    problem: Option<String>,
+    notes: Vec<String>,
+}
+
+impl Got {
+    fn has(&self, slot: usize) -> bool {
+        self.addrs.iter().any(|(s, _)| *s == slot)
+    }
+}
+
+static NO_LABELS: Labels = BTreeMap::new();
+
+struct Alloc<'a> {
+    pools: &'a [PoolDef],
+    ns_labels: &'a BTreeMap<String, Labels>,
+    admit: Admit<'a>,
+    used: BTreeMap<IpAddr, Holder>,
+    /// (pool, range) → the first address not tried yet: within one plan `used` only grows,
+    /// so each range is walked once however many Services arrive together.
+    cursor: BTreeMap<(usize, usize), u128>,
+}
+
+impl Alloc<'_> {
+    /// The pools `svc` may use (by index), or why it may use none it asked for.
+    fn allowed(&self, svc: &SvcInfo) -> Result<Vec<usize>, String> {
+        let ns = self.ns_labels.get(&svc.namespace).unwrap_or(&NO_LABELS);
+        let admits = |p: &PoolDef| p.scope.admits(svc, ns);
+        match &svc.pool {
+            Some(name) => match self.pools.iter().position(|p| p.name == *name) {
+                None => Err(format!("address pool {name:?} does not exist")),
+                Some(i) if !admits(&self.pools[i]) => Err(format!(
+                    "address pool {name:?} does not admit this Service (its serviceAllocation)"
+                )),
+                Some(i) => Ok(vec![i]),
+            },
+            None => Ok((0..self.pools.len())
+                .filter(|i| admits(&self.pools[*i]))
+                .collect()),
+        }
+    }
+
+    fn names(&self, pools: &[usize]) -> String {
+        let n: Vec<&str> = pools.iter().map(|i| self.pools[*i].name.as_str()).collect();
+        n.join(", ")
+    }
+
+    /// Whether `svc` may have `ip`: the fence, its families, a pool it may use, and
+    /// nobody holding it that it may not share with.
+    fn check(&self, svc: &SvcInfo, ip: IpAddr, allowed: &[usize]) -> Result<(), String> {
+        (self.admit)(ip)?;
         if let Some(why) = svc.family_mismatch(ip) {
             return Err(why);
         }
-        if s.pool.contains(ip) {
-            Ok(())
-        } else {
-            Err(format!("{ip} is not in the address pool (--address-pool)"))
+        if !allowed.iter().any(|i| self.pools[*i].ranges.contains(ip)) {
+            return Err(if allowed.is_empty() {
+                format!("{ip}: no address pool admits this Service")
+            } else {
+                format!(
+                    "{ip} is not in an address pool this Service may use ({})",
+                    self.names(allowed)
+                )
+            });
         }
-    };
-    let mut used = BTreeSet::new();
-    // Live allocations first (recorded in status, or sent and not yet seen back), oldest
-    // first: a request never takes the address another Service already holds.
-    let mut rest = Vec::new();
-    for svc in &ours {
-        if svc.require_dual_stack {
-            // One VIP per Service so far: serving one family would break the contract.
-            p.problems.insert(
-                svc.key(),
-                "refused: ipFamilyPolicy RequireDualStack needs a VIP of each family; \
-                 edgevip gives one VIP per Service (use SingleStack or PreferDualStack)"
-                    .into(),
-            );
-            continue;
-        }
-        let live = match (&svc.wanted, svc.status.first(), svc.pending) {
-            (Some(Ok(w)), Some(ip), _) if w == ip => Some((*ip, true, requested(svc, *ip))),
-            (None, Some(ip), _) => Some((*ip, true, admit(*ip))),
-            (None, None, Some(ip)) => Some((ip, false, admit(ip))),
-            _ => None,
+        self.shareable(svc, ip)
+    }
+
+    /// Nobody holds `ip`, or only Services of the same namespace with the same sharing
+    /// key, the same traffic policy and other ports. Never across namespaces: a key is no
+    /// secret, and another namespace's Service must not learn or join ours.
+    fn shareable(&self, svc: &SvcInfo, ip: IpAddr) -> Result<(), String> {
+        let Some(h) = self.used.get(&ip) else {
+            return Ok(());
         };
-        match live {
-            Some((ip, recorded, Ok(()))) if !used.contains(&ip) => {
-                used.insert(ip);
-                if recorded {
-                    p.serving.insert(svc.key(), ip);
-                }
-                if svc.status != [ip] {
-                    p.writes.insert(svc.key(), ip);
-                }
+        let holder = if h.namespace == svc.namespace {
+            format!("Service {}", h.names.join(", "))
+        } else {
+            "a Service of another namespace".into()
+        };
+        let key = match (&h.sharing, &svc.sharing) {
+            (Some(a), Some(b)) if a == b && h.namespace == svc.namespace => a,
+            _ => return Err(format!("{ip} is already the VIP of {holder}")),
+        };
+        if h.local != svc.local {
+            return Err(format!(
+                "{ip} is shared (key {key:?}) by {holder}, whose externalTrafficPolicy differs"
+            ));
+        }
+        let clash: Vec<String> = svc
+            .ports
+            .intersection(&h.ports)
+            .map(|(proto, port)| format!("{port}/{proto}"))
+            .collect();
+        if !clash.is_empty() {
+            return Err(format!(
+                "{ip} is shared (key {key:?}) by {holder}, which uses {} too",
+                clash.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, svc: &SvcInfo, ip: IpAddr) {
+        let h = self.used.entry(ip).or_insert_with(|| Holder {
+            namespace: svc.namespace.clone(),
+            names: Vec::new(),
+            sharing: svc.sharing.clone(),
+            local: svc.local,
+            ports: BTreeSet::new(),
+        });
+        h.names.push(svc.name.clone());
+        h.ports.extend(svc.ports.iter().cloned());
+    }
+
+    /// The pools a new address may come from: those with `autoAssign`, or the one named.
+    fn automatic(&self, svc: &SvcInfo, allowed: &[usize]) -> Vec<usize> {
+        allowed
+            .iter()
+            .copied()
+            .filter(|i| self.pools[*i].auto_assign || svc.pool.is_some())
+            .collect()
+    }
+
+    /// An address for a Service without one in `slot`: one it may share, else the first
+    /// free one of the pools it may allocate from (automatic ones, or the one it names).
+    fn fresh(&mut self, svc: &SvcInfo, slot: Option<bool>, allowed: &[usize]) -> Option<IpAddr> {
+        let family = |ip: &IpAddr| slot.is_none_or(|v| ip.is_ipv4() == v);
+        if svc.sharing.is_some() {
+            let shared = self.used.keys().copied().find(|ip| {
+                family(ip)
+                    && self.used[ip].sharing == svc.sharing
+                    && self.check(svc, *ip, allowed).is_ok()
+            });
+            if shared.is_some() {
+                return shared;
             }
-            Some((ip, _, Err(why))) if svc.wanted.is_some() => {
-                p.problems.insert(svc.key(), format!("refused: {why}"));
-                tracing::debug!(service = %svc.key(), %ip, "recorded VIP refused");
+        }
+        for pi in self.automatic(svc, allowed) {
+            let ranges = self.pools[pi].ranges.0.clone();
+            for (ri, (a, b)) in ranges.iter().enumerate().filter(|(_, (a, _))| family(a)) {
+                let v4 = a.is_ipv4();
+                let hi = to_u128(*b);
+                let mut x = self.cursor.get(&(pi, ri)).copied().unwrap_or(to_u128(*a));
+                let mut skipped = 0u32;
+                while x <= hi && skipped <= MAX_SKIPPED {
+                    let ip = from_u128(x, v4);
+                    x += 1;
+                    if self.used.contains_key(&ip) {
+                        continue;
+                    }
+                    if (self.admit)(ip).is_ok() {
+                        self.cursor.insert((pi, ri), x);
+                        return Some(ip);
+                    }
+                    skipped += 1;
+                }
+                self.cursor.insert((pi, ri), x);
             }
-            _ => rest.push(*svc),
+        }
+        None
+    }
+}
+
+/// The plan for `services` from `pools` (the `--address-pool` one and the VIPPools, in the
+/// order automatic allocation tries them); `ns_labels` are the namespaces' labels.
+pub fn plan(
+    services: &[SvcInfo],
+    s: &LbSettings,
+    pools: &[PoolDef],
+    ns_labels: &BTreeMap<String, Labels>,
+    admit: Admit,
+) -> Plan {
+    let mut ours: Vec<&SvcInfo> = services.iter().filter(|x| x.ours(s)).collect();
+    ours.sort_by(|a, b| (&a.created, a.key()).cmp(&(&b.created, b.key())));
+    let mut a = Alloc {
+        pools,
+        ns_labels,
+        admit,
+        used: BTreeMap::new(),
+        cursor: BTreeMap::new(),
+    };
+    let mut got: Vec<Got> = ours
+        .iter()
+        .map(|svc| {
+            let slots = svc.slots();
+            match (a.allowed(svc), svc.requests(&slots)) {
+                (Ok(pools), Ok(asks)) => Got {
+                    pools,
+                    slots,
+                    asks,
+                    ..Default::default()
+                },
+                (Err(why), _) | (_, Err(why)) => Got {
+                    problem: Some(format!("refused: {why}")),
+                    ..Default::default()
+                },
+            }
+        })
+        .collect();
+    // Recorded (or sent) addresses first, oldest Service first: a contested address stays
+    // with the oldest claim.
+    for (svc, g) in ours.iter().zip(&mut got) {
+        for (i, slot) in g.slots.clone().into_iter().enumerate() {
+            let live = svc.status.iter().chain(&svc.pending).copied().find(|ip| {
+                slot.is_none_or(|v| ip.is_ipv4() == v) && !g.addrs.iter().any(|(_, x)| x == ip)
+            });
+            let Some(ip) = live else { continue };
+            if g.asks[i].is_some_and(|r| r != ip) {
+                continue; // a new request replaces the record
+            }
+            match a.check(svc, ip, &g.pools) {
+                Ok(()) => {
+                    a.take(svc, ip);
+                    g.addrs.push((i, ip));
+                }
+                Err(why) if g.asks[i].is_some() => g.problem = Some(format!("refused: {why}")),
+                Err(why) if svc.status.contains(&ip) => {
+                    g.notes.push(format!("{ip} withdrawn: {why}"));
+                }
+                Err(_) => {}
+            }
         }
     }
     // Then requests, then new allocations: an allocation never takes an address somebody
     // asked for.
-    let mut fresh = Vec::new();
-    for svc in rest {
-        match &svc.wanted {
-            Some(Ok(ip)) => match requested(svc, *ip) {
-                Err(why) => {
-                    p.problems.insert(svc.key(), format!("refused: {why}"));
-                }
-                Ok(()) if used.contains(ip) => {
-                    p.problems.insert(
-                        svc.key(),
-                        format!("{ip} is already the VIP of another Service"),
-                    );
-                }
-                Ok(()) => {
-                    used.insert(*ip);
-                    p.serving.insert(svc.key(), *ip);
-                    if svc.status != [*ip] {
-                        p.writes.insert(svc.key(), *ip);
-                    }
-                }
-            },
-            Some(Err(m)) => {
-                p.problems.insert(svc.key(), m.clone());
+    for (svc, g) in ours.iter().zip(&mut got) {
+        for (i, ask) in g.asks.clone().into_iter().enumerate() {
+            let Some(ip) = ask else { continue };
+            if g.problem.is_some() || g.has(i) {
+                continue;
             }
-            None => fresh.push(svc),
+            match a.check(svc, ip, &g.pools) {
+                Ok(()) => {
+                    a.take(svc, ip);
+                    g.addrs.push((i, ip));
+                }
+                Err(why) => g.problem = Some(format!("refused: {why}")),
+            }
         }
     }
-    for svc in fresh {
-        // The primary family's address (PreferDualStack gets that one too).
-        let v4 = svc.families.first().copied();
-        match s.pool.first_free(&used, v4, |ip| admit(ip).is_ok()) {
-            Some(ip) => {
-                used.insert(ip);
-                p.writes.insert(svc.key(), ip);
+    for (svc, g) in ours.iter().zip(&mut got) {
+        // A request names every address it wants: no allocation beside it.
+        let asked = g.asks.iter().any(Option::is_some);
+        for (i, slot) in g.slots.clone().into_iter().enumerate() {
+            if g.problem.is_some() || asked || g.has(i) {
+                continue;
             }
-            None => {
-                let family = match v4 {
-                    Some(true) => " of IPv4",
-                    Some(false) => " of IPv6",
-                    None => "",
-                };
-                p.problems.insert(
-                    svc.key(),
-                    format!("the address pool{family} is exhausted (or not configured)"),
-                );
+            if let Some(ip) = a.fresh(svc, slot, &g.pools) {
+                a.take(svc, ip);
+                g.addrs.push((i, ip));
+                continue;
             }
+            let auto = a.automatic(svc, &g.pools);
+            let why = if auto.is_empty() {
+                "no address pool admits this Service for automatic allocation \
+                 (--address-pool, VIPPools with autoAssign and their serviceAllocation)"
+                    .to_string()
+            } else {
+                let family = slot.map(|v| format!(" of {}", family_name(v)));
+                format!(
+                    "the address pools{} this Service may use are exhausted ({})",
+                    family.unwrap_or_default(),
+                    a.names(&auto)
+                )
+            };
+            if i == 0 || svc.policy == FamilyPolicy::RequireDualStack {
+                g.problem = Some(why);
+            } else {
+                g.notes
+                    .push(format!("PreferDualStack: single-stack for now, {why}"));
+            }
+        }
+    }
+    let mut p = Plan::default();
+    for (svc, mut g) in ours.iter().zip(got) {
+        let key = svc.key();
+        if !g.notes.is_empty() {
+            p.notes.insert(key.clone(), g.notes.join("; "));
+        }
+        if let Some(why) = g.problem {
+            p.problems.insert(key.clone(), why);
+            if !svc.status.is_empty() {
+                p.clears.insert(key);
+            }
+            continue;
+        }
+        g.addrs.sort();
+        let addrs: Vec<IpAddr> = g.addrs.into_iter().map(|(_, ip)| ip).collect();
+        // The status is the record, and so is the spec for what it asks for.
+        let served: Vec<IpAddr> = addrs
+            .iter()
+            .copied()
+            .filter(|ip| svc.status.contains(ip) || g.asks.contains(&Some(*ip)))
+            .collect();
+        if !served.is_empty() {
+            p.serving.insert(key.clone(), served);
+        }
+        if svc.status != addrs {
+            p.writes.insert(key.clone(), addrs);
+        }
+        if svc.local {
+            p.local.insert(key);
         }
     }
     p
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn svc(
-        name: &str,
-        created: &str,
-        class: Option<&str>,
-        wanted: Option<&str>,
-        status: &[&str],
-    ) -> SvcInfo {
-        SvcInfo {
-            namespace: "default".into(),
-            name: name.into(),
-            labels: Default::default(),
-            created: created.into(),
-            load_balancer: true,
-            class: class.map(str::to_string),
-            wanted: wanted.map(|w| w.parse().map_err(|_| format!("{w:?} is not an IP address"))),
-            status: status.iter().map(|s| s.parse().unwrap()).collect(),
-            pending: None,
-            families: Vec::new(),
-            require_dual_stack: false,
-        }
-    }
-
-    fn any(_: IpAddr) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn settings(pool: &str) -> LbSettings {
-        LbSettings {
-            class: DEFAULT_CLASS.into(),
-            default_class: false,
-            pool: Pool::parse(pool).unwrap(),
-            vrid: 51,
-        }
-    }
-
-    #[test]
-    fn pools_parse_ranges_prefixes_and_singles() {
-        let p = Pool::parse("192.0.2.200-192.0.2.202, 203.0.113.0/30,2001:db8::5").unwrap();
-        assert!(p.contains("192.0.2.201".parse().unwrap()));
-        assert!(!p.contains("192.0.2.203".parse().unwrap()));
-        assert!(p.contains("203.0.113.2".parse().unwrap()));
-        assert!(
-            !p.contains("203.0.113.3".parse().unwrap()),
-            "broadcast left out"
-        );
-        assert!(
-            !p.contains("203.0.113.0".parse().unwrap()),
-            "network left out"
-        );
-        assert!(p.contains("2001:db8::5".parse().unwrap()));
-        assert!(Pool::parse("192.0.2.9-192.0.2.1").is_err());
-        assert!(Pool::parse("192.0.2.0/33").is_err());
-        assert!(Pool::parse("x").is_err());
-    }
-
-    #[test]
-    fn requested_then_recorded_then_allocated_in_creation_order() {
-        let s = settings("192.0.2.200-192.0.2.202");
-        let services = [
-            svc("b-new", "2", Some(DEFAULT_CLASS), None, &[]),
-            svc(
-                "a-recorded",
-                "1",
-                Some(DEFAULT_CLASS),
-                None,
-                &["192.0.2.200"],
-            ),
-            svc("c-asks", "3", Some(DEFAULT_CLASS), Some("192.0.2.201"), &[]),
-            svc("d-new", "4", Some(DEFAULT_CLASS), None, &[]),
-            svc("e-none-left", "5", Some(DEFAULT_CLASS), None, &[]),
-            svc("other-class", "0", Some("metallb"), None, &[]),
-            svc("no-class", "0", None, None, &[]),
-        ];
-        let p = plan(&services, &s, &any);
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(
-            p.serving.get("default/a-recorded"),
-            Some(&ip("192.0.2.200"))
-        );
-        assert_eq!(p.serving.get("default/c-asks"), Some(&ip("192.0.2.201")));
-        assert_eq!(p.writes.get("default/c-asks"), Some(&ip("192.0.2.201")));
-        assert_eq!(p.writes.get("default/b-new"), Some(&ip("192.0.2.202")));
-        assert!(
-            !p.serving.contains_key("default/b-new"),
-            "served once recorded"
-        );
-        assert!(p.problems["default/d-new"].contains("exhausted"));
-        assert!(p.problems.contains_key("default/e-none-left"));
-        assert!(!p.serving.contains_key("default/other-class"));
-        let mut s2 = s.clone();
-        s2.default_class = true;
-        let p2 = plan(&services, &s2, &any);
-        assert!(
-            p2.writes.contains_key("default/no-class"),
-            "oldest: allocated first"
-        );
-        assert!(
-            p2.problems.contains_key("default/b-new"),
-            "the pool ran out earlier"
-        );
-    }
-
-    #[test]
-    fn pending_allocations_hold_their_address_while_others_arrive() {
-        let s = settings("192.0.2.200-192.0.2.210");
-        let mut late = svc("b", "2", Some(DEFAULT_CLASS), None, &[]);
-        late.pending = Some("192.0.2.200".parse().unwrap());
-        // "a" sorts first but arrives after b's allocation went out: b keeps .200.
-        let early = svc("a", "1", Some(DEFAULT_CLASS), None, &[]);
-        let p = plan(&[late, early], &s, &any);
-        assert_eq!(p.writes["default/b"].to_string(), "192.0.2.200");
-        assert_eq!(p.writes["default/a"].to_string(), "192.0.2.201");
-        assert!(p.serving.is_empty(), "nothing served before it is recorded");
-    }
-
-    #[test]
-    fn conflicts_and_bad_requests_are_problems() {
-        let s = settings("192.0.2.50");
-        let services = [
-            svc("x", "1", Some(DEFAULT_CLASS), Some("192.0.2.50"), &[]),
-            svc("y", "2", Some(DEFAULT_CLASS), Some("192.0.2.50"), &[]),
-            svc("z", "3", Some(DEFAULT_CLASS), Some("banana"), &[]),
-        ];
-        let p = plan(&services, &s, &any);
-        assert_eq!(p.serving.len(), 1);
-        assert!(p.problems["default/y"].contains("already the VIP"));
-        assert!(p.problems["default/z"].contains("banana"));
-    }
-
-    #[test]
-    fn ip_families_choose_the_pool_range_and_refuse_the_other_family() {
-        let s = settings("192.0.2.200-192.0.2.201,2001:db8::10-2001:db8::11");
-        let fam = |name: &str, wanted: Option<&str>, f: &[bool]| SvcInfo {
-            families: f.to_vec(),
-            ..svc(name, name, Some(DEFAULT_CLASS), wanted, &[])
-        };
-        let mut dual = fam("e-dual", None, &[true, false]);
-        dual.require_dual_stack = true;
-        let services = [
-            fam("a-v6", None, &[false]),
-            fam("b-v4", None, &[true]),
-            fam("c-v6-asks-v4", Some("192.0.2.201"), &[false]),
-            fam("d-v6-first", None, &[false, true]),
-            dual,
-        ];
-        let p = plan(&services, &s, &any);
-        assert_eq!(p.writes["default/a-v6"].to_string(), "2001:db8::10");
-        assert_eq!(p.writes["default/b-v4"].to_string(), "192.0.2.200");
-        assert!(
-            p.problems["default/c-v6-asks-v4"].contains("ipFamilies are [\"IPv6\"]"),
-            "{p:?}"
-        );
-        assert_eq!(p.writes["default/d-v6-first"].to_string(), "2001:db8::11");
-        assert!(p.problems["default/e-dual"].contains("RequireDualStack"));
-        // The IPv6 range is used up: the next IPv6 Service gets no IPv4 address instead.
-        let more = [
-            services[0].clone(),
-            services[3].clone(),
-            fam("f-v6", None, &[false]),
-        ];
-        let p = plan(&more, &s, &any);
-        assert!(
-            p.problems["default/f-v6"].contains("pool of IPv6 is exhausted"),
-            "{p:?}"
-        );
-    }
-
-    #[test]
-    fn status_of_ours_is_cleared_when_a_service_stops_qualifying() {
-        let s = settings("192.0.2.200-192.0.2.210");
-        let services = [
-            // Another controller's class, with an address in our pool: not ours to touch.
-            svc("c-metallb", "3", Some("metallb"), None, &["192.0.2.201"]),
-            // Ours, asking for an address outside the pool: refused, its status cleared.
-            svc(
-                "d-refused",
-                "4",
-                Some(DEFAULT_CLASS),
-                Some("203.0.113.9"),
-                &["203.0.113.9"],
-            ),
-            svc("e-fine", "5", Some(DEFAULT_CLASS), None, &["192.0.2.202"]),
-        ];
-        let p = plan(&services, &s, &any);
-        let cleared: Vec<&str> = p.clears.iter().map(String::as_str).collect();
-        assert_eq!(cleared, ["default/d-refused"]);
-        assert_eq!(p.serving["default/e-fine"].to_string(), "192.0.2.202");
-    }
-
-    #[test]
-    fn list_annotations_give_the_primary_familys_address() {
-        let service = |notes: serde_json::Value, families: &[&str]| -> SvcInfo {
-            let s: Service = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": "a", "namespace": "web", "annotations": notes},
-                "spec": {"type": "LoadBalancer", "ipFamilies": families,
-                    "loadBalancerIP": "192.0.2.99"}
-            }))
-            .unwrap();
-            SvcInfo::from_service(&s)
-        };
-        let want = |i: &SvcInfo| i.wanted.clone().unwrap().map(|ip| ip.to_string());
-        let both = "192.0.2.10, 2001:db8::10";
-        let i = service(
-            serde_json::json!({"edgevip.io/loadBalancerIPs": both}),
-            &["IPv6", "IPv4"],
-        );
-        assert_eq!(want(&i), Ok("2001:db8::10".into()));
-        // MetalLB's annotation, unchanged, and it wins over spec.loadBalancerIP.
-        let i = service(
-            serde_json::json!({"metallb.io/loadBalancerIPs": both}),
-            &["IPv4"],
-        );
-        assert_eq!(want(&i), Ok("192.0.2.10".into()));
-        let i = service(
-            serde_json::json!({"metallb.io/loadBalancerIPs": "2001:db8::1"}),
-            &["IPv4"],
-        );
-        assert!(want(&i).unwrap_err().contains("no IPv4 address"), "{i:?}");
-        let i = service(
-            serde_json::json!({"edgevip.io/loadBalancerIPs": "192.0.2.1,192.0.2.2"}),
-            &[],
-        );
-        assert!(
-            want(&i)
-                .unwrap_err()
-                .contains("two addresses of one family")
-        );
-        let i = service(
-            serde_json::json!({"edgevip.io/loadBalancerIPs": "banana"}),
-            &[],
-        );
-        assert!(
-            want(&i)
-                .unwrap_err()
-                .contains("edgevip.io/loadBalancerIPs: \"banana\"")
-        );
-        let i = service(serde_json::json!({}), &["IPv4"]);
-        assert_eq!(want(&i), Ok("192.0.2.99".into()));
-    }
-}
+mod tests;

@@ -340,7 +340,7 @@ async fn load_balancer_services_get_vips_recorded_by_one_writer() {
             default_class: false,
             // A requested address must lie in the pool.
             pool: Pool::parse("198.51.100.10-198.51.100.12,203.0.113.7").unwrap(),
-            vrid: 51,
+            vrids: 51..=99,
         });
         o.lease = Some(LeaseOptions {
             namespace: NS.into(),
@@ -366,10 +366,18 @@ async fn load_balancer_services_get_vips_recorded_by_one_writer() {
     let want = ["198.51.100.10".to_string(), "203.0.113.7".to_string()];
     for h in [&mut a, &mut b] {
         let (d, _) = wait_desired(h, "both LB VIPs", |d| {
-            d.instances.iter().any(|i| i.name == "loadbalancers") && vips(d) == want
+            let mut v = vips(d);
+            v.sort();
+            v == want
         })
         .await;
-        assert_eq!(d.instances[0].vrid, 51);
+        // Each VIP on the instance of its VRID (address mod 49 into 51-99): spread.
+        let on: Vec<(String, u8)> = d
+            .instances
+            .iter()
+            .map(|i| (i.name.clone(), i.vrid))
+            .collect();
+        assert_eq!(on, [("lb-83".to_string(), 83), ("lb-96".to_string(), 96)]);
     }
     // Both raced for the Lease; exactly one holds it.
     tokio::time::timeout(Duration::from_secs(5), async {
@@ -465,7 +473,7 @@ async fn only_the_lease_holder_writes_status_and_a_dead_holder_is_replaced() {
         class: DEFAULT_CLASS.into(),
         default_class: false,
         pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
-        vrid: 51,
+        vrids: 51..=99,
     });
     let duration = Duration::from_secs(2);
     o.lease = Some(LeaseOptions {

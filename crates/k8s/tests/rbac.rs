@@ -31,7 +31,7 @@ fn options() -> Options {
                 class: DEFAULT_CLASS.into(),
                 default_class: false,
                 pool: Pool::parse("198.51.100.10-198.51.100.12").expect("pool"),
-                vrid: 51,
+                vrids: 51..=99,
             }),
             forwarding: true,
             proxy_header: edgevip_forward::ProxyHeader::V1,

@@ -67,6 +67,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "--load-balancer-class",
     "--default-load-balancer-class",
     "--address-pool",
+    "--lb-vrids",
     "--lb-vrid",
     "--lease-name",
     "--lease-duration",
@@ -101,11 +102,11 @@ const LB_FLAGS: &[&str] = &[
     "--load-balancer-class",
     "--default-load-balancer-class",
     "--address-pool",
-    "--lb-vrid",
+    "--lb-vrids",
 ];
 /// The daemon's defaults (`edgevip run --help`).
 const DEFAULT_VRID: u8 = 50;
-const DEFAULT_LB_VRID: u8 = 51;
+const DEFAULT_LB_VRIDS: &str = "51-99";
 const DEFAULT_LB_CLASS: &str = "edgevip.io/vip";
 /// `--proxy-protocol`: the header sent to the backends of `:PROXY` entries.
 const PROXY_PROTOCOLS: &[&str] = &["v1", "v2", "none"];
@@ -1015,15 +1016,26 @@ fn check_daemonset(ds: &DaemonSet, configmap_ref: &str, sa: &str) -> Vec<String>
         p.push(format!("--address-pool {pool:?}: {e}"));
     }
     let vrid = flag("--vrid").map_or(Some(DEFAULT_VRID), |v| v.parse::<u8>().ok());
-    match flag("--lb-vrid").map_or(Some(DEFAULT_LB_VRID), |v| v.parse::<u8>().ok()) {
-        Some(0) | None => p.push(format!(
-            "--lb-vrid {:?} is not in 1..255",
-            flag("--lb-vrid")
-        )),
-        Some(lb) if lb_on && Some(lb) == vrid => {
-            p.push(format!("--lb-vrid {lb} must differ from --vrid"))
+    if let Some(v) = flag("--lb-vrid") {
+        match v.parse::<u8>() {
+            Ok(0) | Err(_) => p.push(format!("--lb-vrid {v:?} is not in 1..255")),
+            Ok(lb) if lb_on && Some(lb) == vrid => {
+                p.push(format!("--lb-vrid {lb} must differ from --vrid"))
+            }
+            Ok(_) => {}
         }
-        Some(_) => {}
+    }
+    let range = flag("--lb-vrids").unwrap_or(DEFAULT_LB_VRIDS);
+    let (a, b) = range.split_once('-').unwrap_or((range, range));
+    match (a.parse::<u8>(), b.parse::<u8>()) {
+        (Ok(a), Ok(b)) if a >= 1 && a <= b => {
+            if lb_on && a == b && Some(a) == vrid {
+                p.push(format!("--lb-vrids {range} leaves no VRID beside --vrid"));
+            }
+        }
+        _ => p.push(format!(
+            "--lb-vrids {range:?} is not FIRST-LAST with 1 <= FIRST <= LAST <= 255"
+        )),
     }
     if let Some(v) = flag("--ingress-check")
         && v != "none"
@@ -2631,15 +2643,15 @@ fn helm_template_renders_the_same_objects() {
             "--load-balancers",
             "--load-balancer-class",
             DEFAULT_LB_CLASS,
-            "--lb-vrid",
-            &DEFAULT_LB_VRID.to_string(),
+            "--lb-vrids",
+            DEFAULT_LB_VRIDS,
         ]
     );
     let dc = helm_template(&[
         "loadBalancer.enabled=true",
         "loadBalancer.defaultClass=true",
         "loadBalancer.class=example.com/edge",
-        "loadBalancer.vrid=77",
+        "loadBalancer.vrids=77-80",
     ]);
     let flags = parse_args(&container_args(the_daemonset(&dc))).unwrap();
     assert_eq!(
@@ -2652,16 +2664,16 @@ fn helm_template_renders_the_same_objects() {
         flags.get("--load-balancer-class").map(String::as_str),
         Some("example.com/edge")
     );
-    assert_eq!(flags.get("--lb-vrid").map(String::as_str), Some("77"));
-    // The chart refuses one VRID for both instances.
-    let same = try_helm_template(&["loadBalancer.enabled=true", "loadBalancer.vrid=50"]);
+    assert_eq!(flags.get("--lb-vrids").map(String::as_str), Some("77-80"));
+    // The chart refuses a range that is only the ConfigMap's VRID.
+    let same = try_helm_template(&["loadBalancer.enabled=true", "loadBalancer.vrids=50-50"]);
     assert!(
         same.as_ref()
-            .is_err_and(|e| e.contains("loadBalancer.vrid must differ from vrid")),
-        "loadBalancer.vrid = vrid rendered: {same:?}"
+            .is_err_and(|e| e.contains("loadBalancer.vrids must hold a VRID besides vrid")),
+        "loadBalancer.vrids = vrid rendered: {same:?}"
     );
     // Without the switch the LoadBalancer values change nothing.
-    let off = helm_template(&["loadBalancer.defaultClass=true", "loadBalancer.vrid=50"]);
+    let off = helm_template(&["loadBalancer.defaultClass=true", "loadBalancer.vrids=50-50"]);
     assert_eq!(container_args(the_daemonset(&off)), plain_args);
     assert!(roles(&off).iter().all(|r| !r.2.ends_with("-loadbalancer")));
 
@@ -2808,7 +2820,7 @@ fn helm_template_forwarding_switches() {
     let svc = ("", "services");
     let eps = ("discovery.k8s.io", "endpointslices");
     let cm = format!("{NS}/{CONFIGMAP}");
-    let lb_vrid = DEFAULT_LB_VRID.to_string();
+    let lb_vrids = DEFAULT_LB_VRIDS.to_string();
 
     // (--set, extra args after deploy/'s, the base ClusterRole, LoadBalancer role too)
     let cases: Vec<(Vec<&str>, Vec<&str>, _, bool)> = vec![
@@ -2854,8 +2866,8 @@ fn helm_template_forwarding_switches() {
                 "--load-balancers",
                 "--load-balancer-class",
                 DEFAULT_LB_CLASS,
-                "--lb-vrid",
-                &lb_vrid,
+                "--lb-vrids",
+                &lb_vrids,
             ],
             without(&base, &[eps]),
             true,
@@ -2868,8 +2880,8 @@ fn helm_template_forwarding_switches() {
                 "--load-balancers",
                 "--load-balancer-class",
                 DEFAULT_LB_CLASS,
-                "--lb-vrid",
-                &lb_vrid,
+                "--lb-vrids",
+                &lb_vrids,
             ],
             base.clone(),
             true,
@@ -3120,7 +3132,7 @@ fn loadbalancer_args_are_documented_in_the_plain_manifests() {
         }
     }
     assert_eq!(lb_flags["--load-balancer-class"], DEFAULT_LB_CLASS);
-    assert_eq!(lb_flags["--lb-vrid"], DEFAULT_LB_VRID.to_string());
+    assert_eq!(lb_flags["--lb-vrids"], DEFAULT_LB_VRIDS);
     let mut lb_ds = ds.clone();
     let c = &mut lb_ds
         .spec
@@ -3215,12 +3227,15 @@ fn daemonset_check_catches_loadbalancer_mistakes() {
         ]),
     );
     for bad in [
-        &["--lb-vrid", "51"][..],
+        &["--lb-vrids", "51-60"][..],
         &["--address-pool", "192.0.2.200-192.0.2.250"],
         &["--default-load-balancer-class"],
         &["--load-balancers", "--lb-vrid", "50"],
         &["--load-balancers", "--lb-vrid", "0"],
         &["--load-balancers", "--lb-vrid", "256"],
+        &["--load-balancers", "--lb-vrids", "0-3"],
+        &["--load-balancers", "--lb-vrids", "9-8"],
+        &["--load-balancers", "--lb-vrids", "50-50"],
         &[
             "--load-balancers",
             "--address-pool",
@@ -3323,18 +3338,14 @@ fn helm_loadbalancer_values_and_blocks() {
     let keys: BTreeSet<&str> = lb.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        BTreeSet::from(["enabled", "class", "defaultClass", "addressPool", "vrid"]),
+        BTreeSet::from(["enabled", "class", "defaultClass", "addressPool", "vrids"]),
         "values.loadBalancer keys"
     );
     assert_eq!(lb["enabled"], Value::Bool(false));
     assert_eq!(lb["class"].as_str(), Some(DEFAULT_LB_CLASS));
     assert_eq!(lb["defaultClass"], Value::Bool(false));
     assert_eq!(lb["addressPool"].as_str(), Some(""));
-    assert_eq!(lb["vrid"].as_u64(), Some(u64::from(DEFAULT_LB_VRID)));
-    assert_ne!(
-        lb["vrid"], v["vrid"],
-        "loadBalancer.vrid must differ from vrid"
-    );
+    assert_eq!(lb["vrids"].as_str(), Some(DEFAULT_LB_VRIDS));
     assert!(is_qualified_name(lb["class"].as_str().unwrap()));
 
     // daemonset.yaml: every LoadBalancer flag and value inside `if loadBalancer.enabled`,
@@ -3364,7 +3375,7 @@ fn helm_loadbalancer_values_and_blocks() {
         .filter(|p| p.first().map(String::as_str) == Some("loadBalancer"))
         .map(|p| p.join("."))
         .collect();
-    for k in ["class", "defaultClass", "addressPool", "vrid"] {
+    for k in ["class", "defaultClass", "addressPool", "vrids"] {
         assert!(
             used.contains(&format!("loadBalancer.{k}")),
             "block ignores loadBalancer.{k}"
@@ -3763,6 +3774,7 @@ fn the_binary_check_catches_rejected_args() {
         (&["--lb-vrid", "300"], "error: invalid value"),
         (&["--load-balancers=yes"], "error: "),
         (&["--load-balancers", "--lb-vrid", "50"], "--lb-vrid"),
+        (&["--load-balancers", "--lb-vrids", "9-8"], "--lb-vrids"),
         (
             &["--load-balancers", "--address-pool", "pool-a"],
             "--address-pool",
@@ -3872,7 +3884,7 @@ fn known_flags_are_the_binarys() {
         ("--release-grace", &["releaseGrace"]),
         ("--load-balancer-class", &["loadBalancer", "class"]),
         ("--address-pool", &["loadBalancer", "addressPool"]),
-        ("--lb-vrid", &["loadBalancer", "vrid"]),
+        ("--lb-vrids", &["loadBalancer", "vrids"]),
         ("--forwarding", &["forwarding", "enabled"]),
         ("--proxy-protocol", &["forwarding", "proxyProtocol"]),
     ] {
@@ -3884,7 +3896,7 @@ fn known_flags_are_the_binarys() {
         );
     }
     assert_eq!(default("--vrid"), DEFAULT_VRID.to_string());
-    assert_eq!(default("--lb-vrid"), DEFAULT_LB_VRID.to_string());
+    assert_eq!(default("--lb-vrids"), DEFAULT_LB_VRIDS);
     assert_eq!(default("--load-balancer-class"), DEFAULT_LB_CLASS);
     assert_eq!(
         default("--forwarding"),

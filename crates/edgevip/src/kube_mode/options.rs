@@ -25,12 +25,26 @@ pub enum ArgError {
     IngressCheck(String),
     #[error("--address-pool: {0}")]
     AddressPool(String),
-    #[error("--lb-vrid and --vrid must differ ({0})")]
+    #[error("--lb-vrid (or --lb-vrids) and --vrid must differ ({0})")]
     SameVrid(u8),
+    #[error("--lb-vrids: {0:?} is not FIRST-LAST with 1 <= FIRST <= LAST <= 255")]
+    LbVrids(String),
     #[error("--{0}: {1}")]
     Cidrs(&'static str, String),
     #[error("--lease-duration: {0:?} is outside 3s..=5m (renewals every 2/15 of it)")]
     LeaseDuration(std::time::Duration),
+}
+
+/// `FIRST-LAST` (or one VRID).
+fn lb_vrids(s: &str) -> Result<std::ops::RangeInclusive<u8>, ArgError> {
+    let bad = || ArgError::LbVrids(s.to_string());
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: u8 = a.trim().parse().map_err(|_| bad())?;
+    let b: u8 = b.trim().parse().map_err(|_| bad())?;
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok(a..=b)
 }
 
 #[derive(Clone)]
@@ -80,14 +94,18 @@ impl KubeOptions {
         }
         let lb = if args.load_balancers {
             let pool = Pool::parse(&args.address_pool).map_err(ArgError::AddressPool)?;
-            if args.lb_vrid == args.vrid {
+            let vrids = match args.lb_vrid {
+                Some(v) => v..=v,
+                None => lb_vrids(&args.lb_vrids)?,
+            };
+            if vrids == (args.vrid..=args.vrid) {
                 return Err(ArgError::SameVrid(args.vrid));
             }
             Some(LbSettings {
                 class: args.load_balancer_class.clone(),
                 default_class: args.default_load_balancer_class,
                 pool,
-                vrid: args.lb_vrid,
+                vrids,
             })
         } else {
             None
@@ -186,7 +204,34 @@ mod tests {
             "{OK} --load-balancers --address-pool 198.51.100.1-198.51.100.9"
         ))
         .unwrap();
-        assert_eq!(o.controller.settings.lb.unwrap().vrid, 51);
+        assert_eq!(o.controller.settings.lb.unwrap().vrids, 51..=99);
+        let lb = |flags: &str| check(&format!("{OK} --load-balancers {flags}"));
+        assert_eq!(
+            lb("--lb-vrids 100-120")
+                .unwrap()
+                .controller
+                .settings
+                .lb
+                .unwrap()
+                .vrids,
+            100..=120
+        );
+        assert_eq!(
+            lb("--lb-vrid 7")
+                .unwrap()
+                .controller
+                .settings
+                .lb
+                .unwrap()
+                .vrids,
+            7..=7
+        );
+        for bad in ["0-3", "9-8", "1-256", "x", "5-"] {
+            assert_eq!(
+                lb(&format!("--lb-vrids {bad}")).err(),
+                Some(ArgError::LbVrids(bad.into()))
+            );
+        }
         let s = check(OK).unwrap().controller.settings;
         assert!(
             matches!(&s.ingress_check, IngressCheck::Auto(c) if c.name == "ingress"),
@@ -228,7 +273,10 @@ mod tests {
         let e = check(&format!("{OK} --load-balancers --lb-vrid 50"))
             .err()
             .unwrap();
-        assert_eq!(e.to_string(), "--lb-vrid and --vrid must differ (50)");
+        assert_eq!(
+            e.to_string(),
+            "--lb-vrid (or --lb-vrids) and --vrid must differ (50)"
+        );
         assert!(
             check(&format!("{OK} --lb-vrid 50")).is_ok(),
             "no LB mode, no clash"

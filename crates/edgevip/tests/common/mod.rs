@@ -94,3 +94,19 @@ pub fn recorded(k: &edgevip_lab::KubeLab, name: &str) -> Option<String> {
         .as_str()
         .map(str::to_string)
 }
+
+/// `f`'s first `Some`, asked every 50 ms for at most `secs` (the logs on failure).
+pub fn wait<T>(k: &edgevip_lab::KubeLab, what: &str, secs: u64, f: impl Fn() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(secs),
+            "{what} within {secs} s\n{}",
+            k.cluster.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

