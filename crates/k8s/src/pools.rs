@@ -112,6 +112,14 @@ pub const MAX_SELECTOR_ENTRIES: usize = 64;
 pub const API_VERSION: &str = "edgevip.io/v1alpha1";
 pub const KIND: &str = "VIPPool";
 
+/// The VIPPool resource, for `Api<DynamicObject>`: cluster-scoped.
+pub fn api_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("edgevip.io", "v1alpha1", KIND),
+        "vippools",
+    )
+}
+
 /// Problems of one object, collected rather than returned at the first.
 struct Problems {
     object: String,
