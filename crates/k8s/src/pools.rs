@@ -440,8 +440,8 @@ pub fn size(pool: &Pool) -> u128 {
 /// Addresses two pools share: one warning per pair, on the later pool (`pools` in
 /// `pool_defs` order, so the flag's pool is never the one warned about).
 pub fn overlaps(pools: &[PoolDef]) -> Vec<Reject> {
-    // Every range, by family and start: a sweep finds each overlap with the ranges still
-    // open rather than comparing every pair of ranges.
+    // Every range, by family and start: a sweep compares each with the pools still open
+    // (per pool, the furthest end reached), so the cost is ranges × pools, not ranges².
     let mut ranges: Vec<(bool, u128, u128, usize)> = pools
         .iter()
         .enumerate()
@@ -454,15 +454,17 @@ pub fn overlaps(pools: &[PoolDef]) -> Vec<Reject> {
         .collect();
     ranges.sort();
     let mut found: BTreeMap<(usize, usize), (bool, u128)> = BTreeMap::new();
-    let mut open: Vec<(bool, u128, usize)> = Vec::new();
+    // Pool → (family, furthest end) of its ranges that may still overlap what follows.
+    let mut open: BTreeMap<usize, (bool, u128)> = BTreeMap::new();
     for (v4, lo, hi, i) in ranges {
-        open.retain(|(f, h, _)| *f == v4 && *h >= lo);
-        for &(_, _, j) in &open {
+        open.retain(|_, (f, end)| *f == v4 && *end >= lo);
+        for &j in open.keys() {
             if j != i {
                 found.entry((i.min(j), i.max(j))).or_insert((v4, lo));
             }
         }
-        open.push((v4, hi, i));
+        let end = open.entry(i).or_insert((v4, hi));
+        end.1 = end.1.max(hi);
     }
     let label = |p: &PoolDef| {
         if p.name == FLAG_POOL {

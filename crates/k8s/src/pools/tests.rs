@@ -286,6 +286,23 @@ fn overlapping_pools_are_reported_per_pair() {
             ),
         ]
     );
+    // A long first range still overlaps a later one past the ranges in between.
+    let found = overlaps(&[
+        pool("wide", "10.0.0.0-10.0.255.255,10.0.0.5"),
+        pool("late", "10.0.200.1"),
+    ]);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].message.contains("10.0.200.1"), "{found:?}");
+    // Many pools, many ranges each: quick, one warning per pair.
+    let many: Vec<PoolDef> = (0..50)
+        .map(|k| {
+            let list: Vec<String> = (0..MAX_ADDRESSES)
+                .map(|i| format!("10.{}.{}.1", i / 256, i % 256))
+                .collect();
+            pool(&format!("p{k}"), &list.join(","))
+        })
+        .collect();
+    assert_eq!(overlaps(&many).len(), 50 * 49 / 2);
     // IPv4 and IPv6 numbers alike are not the same address.
     assert!(overlaps(&[pool("x", "0.0.0.1"), pool("y", "::1")]).is_empty());
 }

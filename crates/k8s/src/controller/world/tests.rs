@@ -497,6 +497,16 @@ fn the_allocator_writes_pool_status_when_it_differs_and_retries() {
         [],
         "once until the watch shows it"
     );
+    // RFC 3339 to the second, as metav1.Time.
+    let since = due[0].1["conditions"][0]["lastTransitionTime"]
+        .as_str()
+        .unwrap();
+    assert!(
+        since.len() == 20
+            && since.ends_with('Z')
+            && since.parse::<k8s_openapi::jiff::Timestamp>().is_ok(),
+        "{since}"
+    );
 
     // The write of `a` failed: again after the pause, not before.
     w.pool_write_failed("a".into(), t0);
