@@ -246,7 +246,9 @@ fn addresses(v: &Value, p: &mut Problems) -> Pool {
             continue;
         }
         // `Pool::parse` would overflow on an IPv6 /0; no pool means every address anyway.
-        if s.split_once('/').is_some_and(|(_, len)| len.trim() == "0") {
+        if s.split_once('/')
+            .is_some_and(|(_, len)| len.parse::<u32>() == Ok(0))
+        {
             p.add(field, format!("{s:?}: a /0 holds every address"));
             continue;
         }

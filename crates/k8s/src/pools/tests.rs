@@ -187,6 +187,15 @@ fn every_problem_names_its_field_and_value() {
             .contains("\"Near\"")
     );
 
+    // Every spelling of a /0 (an IPv6 one would overflow `Pool::parse`).
+    for zero in ["::/0", "::/00", "::/+0", "0.0.0.0/0"] {
+        let got = problems(&vippool("z", json!({"addresses": [zero]})));
+        assert!(
+            got[0].1.contains("a /0 holds every address"),
+            "{zero}: {got:?}"
+        );
+    }
+
     // No spec, no addresses, an empty list of namespaces.
     assert_eq!(problems(&json!({"metadata": {"name": "x"}}))[0].0, "spec");
     assert_eq!(
