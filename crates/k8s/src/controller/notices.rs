@@ -39,8 +39,8 @@ pub struct Told {
 }
 
 impl Told {
-    /// Forgets what was told about the ConfigMap and Services (not about this node), so
-    /// the next `news` tells it again.
+    /// Forgets what was told about the ConfigMap, Services and VIPPools (not about this
+    /// node), so the next `news` and `pool_news` tell it again.
     pub fn forget_cluster(&mut self) {
         self.rejects.retain(|r| r.field == "node");
         self.warnings.clear();
