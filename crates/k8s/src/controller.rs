@@ -4,15 +4,21 @@
 //! re-create (or a brief wrong answer) does not drop traffic.
 //!
 //! ```text
-//!  watches (Node, ConfigMap, Service, EndpointSlice) ─┐
-//!  timer (grace end, status-write retry) ─────────────┼─> run ─> World::apply / on_timer
-//!  failed status writes ──────────────────────────────┘             │ moved, all synced
+//!  watches (Node, ConfigMap, Service, EndpointSlice,  ─┐
+//!           VIPPool, Namespace)                         │
+//!  timer (grace end, status-write retry) ──────────────┼─> run ─> World::apply / on_timer
+//!  failed status writes (Service, VIPPool) ────────────┘             │ moved, all synced
 //!                          resolver (node address → interface) ─> World::rebuild
-//!                                                                   │ Desired
-//!   Told::news → Events · World::writes_due → status writes · World::status → status
-//!   watch · the Desired → desired watch (only when its instances or forwarding changed)
+//!                                                                    │ Desired
+//!   Told::news, Told::pool_news → Events · World::writes_due → Service status writes ·
+//!   World::pool_status_due → VIPPool status writes · World::status → status watch ·
+//!   the Desired → desired watch (only when its instances or forwarding changed)
 //! ```
 //! `run` only wires; `World` (caches, grace, writes in flight) and `Told` are pure.
+//!
+//! VIPPools are optional: while their CRD is not installed (listing them is a 404) the
+//! pool cache counts as synced and empty, and the watch keeps retrying with its backoff
+//! (at most 30 s apart), so a CRD installed later is read without a restart.
 
 mod cache;
 mod notices;
@@ -27,9 +33,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
@@ -94,6 +100,10 @@ pub struct KubeStatus {
     pub load_balancer_vips: BTreeMap<String, Vec<IpAddr>>,
     /// `ns/name` → what its owner should know although it is served.
     pub load_balancer_notes: BTreeMap<String, String>,
+    /// LoadBalancer mode: the pools in force (`--address-pool`, then valid VIPPools).
+    pub pools: Vec<PoolSummary>,
+    /// Listing VIPPools says their CRD is not installed.
+    pub vippool_crd_missing: bool,
     /// This node records allocations in Service status (holds the allocator Lease).
     pub status_writer: bool,
     /// LoadBalancer mode: the allocator Lease, `ns/name`.
@@ -105,6 +115,36 @@ pub struct KubeStatus {
     pub rebuilds: u64,
     /// Watch errors seen (each followed by a reconnect with backoff).
     pub watch_errors: u64,
+}
+
+/// A pool in force, as `/status` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PoolSummary {
+    pub name: String,
+    /// Ranges `a-b`, or single addresses.
+    pub addresses: Vec<String>,
+    pub auto_assign: bool,
+}
+
+impl PoolSummary {
+    fn of(p: &crate::pools::PoolDef) -> PoolSummary {
+        PoolSummary {
+            name: p.name.clone(),
+            addresses: p
+                .ranges
+                .0
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
+                .collect(),
+            auto_assign: p.auto_assign,
+        }
+    }
 }
 
 /// Handles to the controller's output.
@@ -150,12 +190,13 @@ async fn run(
     let mut told = Told::default();
     let mut spoke = false;
     // Failed status writes come back here, so they are retried.
-    let (failed_tx, mut failed_rx) = mpsc::unbounded_channel::<String>();
+    let (failed_tx, mut failed_rx) = mpsc::unbounded_channel::<Failed>();
     loop {
         let deadline = world.next_deadline();
         let moved = tokio::select! {
             w = stream.next() => match w {
                 Some(Ok(change)) => world.apply(&change, Instant::now()),
+                Some(Err((POOLS, e))) if not_installed(&e) => world.pools_missing(),
                 Some(Err((what, e))) => {
                     world.watch_errors += 1;
                     tracing::warn!(watch = what, error = %e, "watch failed: keeping the last state, retrying with backoff");
@@ -166,8 +207,11 @@ async fn run(
             },
             _ = sleep_until(deadline) => world.on_timer(Instant::now()),
             Ok(()) = allocator.changed() => world.set_allocator(*allocator.borrow_and_update()),
-            Some(key) = failed_rx.recv() => {
-                world.write_failed(key, Instant::now());
+            Some(f) = failed_rx.recv() => {
+                match f {
+                    Failed::Service(key) => world.write_failed(key, Instant::now()),
+                    Failed::Pool(name) => world.pool_write_failed(name, Instant::now()),
+                }
                 false
             }
         };
@@ -193,11 +237,22 @@ async fn run(
                 .as_ref()
                 .filter(|_| speaker || n.regarding == Regarding::Node)
             {
-                tell(ev, &opts, n);
+                tell(ev, &opts, &world, n);
+            }
+        }
+        let (refused, overlapping) = world.pool_problems();
+        for n in told.pool_news(&refused, &overlapping) {
+            if let Some(ev) = events.as_ref().filter(|_| speaker) {
+                tell(ev, &opts, &world, n);
             }
         }
         for (key, ips) in world.writes_due(&d) {
             write_status(&client, key, ips, events.clone(), failed_tx.clone());
+        }
+        // What the plan serves or is recording, each address in its first pool.
+        let uses = crate::pools::usage(&world.pool_defs(), d.lb.in_use());
+        for (name, status) in world.pool_status_due(&uses) {
+            write_pool_status(&client, name, status, failed_tx.clone());
         }
         // The status first: whoever sees a new desired state sees the status that goes
         // with it (readiness).
@@ -241,6 +296,21 @@ fn watches(client: &Client, opts: &Options) -> Vec<BoxStream<'static, Watched>> 
             Change::Slice,
         ));
     }
+    if s.lb.is_some() {
+        out.push(watch_kind(
+            Api::<DynamicObject>::all_with(client.clone(), &crate::pools::api_resource()),
+            watcher::Config::default(),
+            POOLS,
+            Change::Pool,
+        ));
+        // Only labels matter (pools' namespace selectors); namespaces change rarely.
+        out.push(watch_kind(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+            "namespaces",
+            Change::Namespace,
+        ));
+    }
     if s.lb.is_some() || s.forwarding {
         // The API cannot select on spec.type, so the watch sees all Services; the cache
         // keeps a few fields of each, not the objects.
@@ -252,6 +322,18 @@ fn watches(client: &Client, opts: &Options) -> Vec<BoxStream<'static, Watched>> 
         ));
     }
     out
+}
+
+/// The VIPPool watch, by the name its errors carry.
+const POOLS: &str = "vippools";
+
+/// A list (or watch start) answered 404: the resource is not served, its CRD not installed.
+fn not_installed(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s)) => s.is_not_found(),
+        _ => false,
+    }
 }
 
 fn watch_kind<K>(
@@ -304,7 +386,7 @@ impl NodeInterface {
     }
 }
 
-fn tell(ev: &Events, opts: &Options, n: Notice) {
+fn tell(ev: &Events, opts: &Options, world: &World, n: Notice) {
     let (ns, name) = (&opts.configmap_namespace, &opts.configmap_name);
     match &n.regarding {
         Regarding::Node => ev.on_node(&opts.settings.node_name, n.kind, n.reason, n.note),
@@ -313,7 +395,50 @@ fn tell(ev: &Events, opts: &Options, n: Notice) {
             let (ns, name) = key.split_once('/').unwrap_or(("", key));
             ev.on_service(ns, name, n.kind, n.reason, n.note)
         }
+        Regarding::Pool(name) => ev.on_pool(name, world.pool_uid(name), n.kind, n.reason, n.note),
     }
+}
+
+/// A status write that failed, to retry.
+enum Failed {
+    /// `ns/name`.
+    Service(String),
+    Pool(String),
+}
+
+/// Records a VIPPool's status (through the status subresource, as Services'); a failure
+/// comes back on `failed`.
+fn write_pool_status(
+    client: &Client,
+    name: String,
+    status: serde_json::Value,
+    failed: mpsc::UnboundedSender<Failed>,
+) {
+    let api = Api::<DynamicObject>::all_with(client.clone(), &crate::pools::api_resource());
+    tokio::spawn(async move {
+        // The resourceVersion read is the precondition: a pool edited in between is a 409,
+        // and its status is computed again from the edit.
+        let written = match api.get(&name).await {
+            Ok(pool) => {
+                let patch = serde_json::json!({
+                    "metadata": {"resourceVersion": pool.metadata.resource_version},
+                    "status": status,
+                });
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(_) => {
+                tracing::debug!(pool = %name, allocated = %status["allocated"], free = %status["free"], "VIPPool status written")
+            }
+            Err(e) => {
+                tracing::warn!(pool = %name, error = %e, "cannot write VIPPool status; retrying");
+                let _ = failed.send(Failed::Pool(name));
+            }
+        }
+    });
 }
 
 /// Records an allocation in Service status (`None`: clears what edgevip recorded); a
@@ -323,7 +448,7 @@ fn write_status(
     key: String,
     ips: Option<Vec<IpAddr>>,
     events: Option<Events>,
-    failed: mpsc::UnboundedSender<String>,
+    failed: mpsc::UnboundedSender<Failed>,
 ) {
     let Some((ns, name)) = key.split_once('/') else {
         return;
@@ -375,7 +500,7 @@ fn write_status(
             }
             Err(e) => {
                 tracing::warn!(service = %key, ips = ?ips, error = %e, "cannot write the VIP to Service status; retrying");
-                let _ = failed.send(key);
+                let _ = failed.send(Failed::Service(key));
             }
         }
     });

@@ -1,8 +1,10 @@
 //! Kubernetes Events: what an operator sees in `kubectl describe` — every master change on
-//! this node's Node object, every rejected ConfigMap entry on the ConfigMap. Publishing
+//! this node's Node object, every rejected ConfigMap entry on the ConfigMap, every refused
+//! VIPPool on the VIPPool. Publishing
 //! never blocks the caller (the API server may be slow or away); failures are logged.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Service};
+use kube::api::DynamicObject;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client};
 
@@ -55,6 +57,18 @@ impl Events {
         self.publish(r, kind, reason, note);
     }
 
+    /// On a VIPPool (cluster-scoped); `uid` when known, else looked up.
+    pub fn on_pool(&self, name: &str, uid: Option<String>, kind: Kind, reason: &str, note: String) {
+        let r = ObjectReference {
+            api_version: Some(crate::pools::API_VERSION.into()),
+            kind: Some(crate::pools::KIND.into()),
+            name: Some(name.into()),
+            uid,
+            ..Default::default()
+        };
+        self.publish(r, kind, reason, note);
+    }
+
     pub fn on_node(&self, node: &str, kind: Kind, reason: &str, note: String) {
         let r = ObjectReference {
             api_version: Some("v1".into()),
@@ -88,7 +102,9 @@ impl Events {
         tokio::spawn(async move {
             let mut r = r;
             // `kubectl describe` selects Events by the object's uid.
-            r.uid = uid_of(&client, &r).await;
+            if r.uid.is_none() {
+                r.uid = uid_of(&client, &r).await;
+            }
             if let Err(e) = recorder.publish(&ev, &r).await {
                 tracing::debug!(error = %e, reason = %ev.reason, "event not published");
             }
@@ -116,6 +132,10 @@ async fn uid_of(client: &Client, r: &ObjectReference) -> Option<String> {
         "Node" => uid(Api::<Node>::all(client.clone()), name).await,
         "ConfigMap" => uid(Api::<ConfigMap>::namespaced(client.clone(), ns), name).await,
         "Service" => uid(Api::<Service>::namespaced(client.clone(), ns), name).await,
+        crate::pools::KIND => {
+            let api = Api::<DynamicObject>::all_with(client.clone(), &crate::pools::api_resource());
+            api.get_metadata_opt(name).await.ok()??.metadata.uid
+        }
         _ => None,
     }
 }

@@ -1,6 +1,7 @@
 //! The ConfigMap parsers' fuzz harnesses, shared by the cargo-fuzz targets (`fuzz/`) and
 //! the corpus test that runs in CI without cargo-fuzz. Each runs the parser and then the
-//! whole desired-state build of a fixed three-node cluster on it.
+//! whole desired-state build of a fixed three-node cluster on it. `vippool_one` runs the
+//! VIPPool reader and what is computed from a pool.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -168,4 +169,55 @@ fn check_desired(d: &Desired) {
             inst.name
         );
     }
+}
+
+/// Input: a VIPPool as JSON (as the API server sends it). Besides not panicking: a pool is
+/// read or refused with problems on its own object and `spec` fields; a read pool has
+/// addresses (within the bound, low to high in one family), overlaps a copy of itself,
+/// and counts its own addresses as allocated; every status reads back as written.
+pub fn vippool_one(data: &[u8]) {
+    use crate::pools::{self, MAX_ADDRESSES, PoolStatus};
+    let Ok(obj) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(|n| n.as_str())
+        .unwrap_or_default();
+    let status = match pools::from_object(&obj) {
+        Ok(p) => {
+            assert_eq!(p.name, name);
+            let r = &p.ranges.0;
+            assert!(
+                !r.is_empty() && r.len() <= MAX_ADDRESSES,
+                "{} ranges",
+                r.len()
+            );
+            for (a, b) in r {
+                assert_eq!(a.is_ipv4(), b.is_ipv4(), "{a}-{b}");
+                assert!(a <= b, "{a}-{b}");
+            }
+            let size = pools::size(&p.ranges);
+            assert!(size >= 1);
+            let mut copy = p.clone();
+            copy.name = format!("{name}-copy");
+            assert!(!pools::overlaps(&[p.clone(), copy]).is_empty());
+            let lows: BTreeSet<IpAddr> = r.iter().map(|(a, _)| *a).collect();
+            let u = pools::usage(std::slice::from_ref(&p), lows.iter().copied());
+            assert_eq!(u[name].allocated, lows.len() as u64);
+            assert_eq!(u[name].size, size);
+            PoolStatus::valid(&u[name])
+        }
+        Err(rejects) => {
+            assert!(!rejects.is_empty());
+            for r in &rejects {
+                assert_eq!(r.object, format!("VIPPool {name}"));
+                assert!(r.field.starts_with("spec"), "{r}");
+                assert!(!r.message.is_empty(), "{r}");
+            }
+            PoolStatus::invalid(&rejects)
+        }
+    };
+    let written = status.to_json(&obj["status"], "2026-01-01T00:00:00Z");
+    assert_eq!(PoolStatus::observed(&written), status);
 }

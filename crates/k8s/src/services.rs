@@ -163,6 +163,30 @@ pub struct SvcInfo {
     pub policy: FamilyPolicy,
 }
 
+impl Default for SvcInfo {
+    /// A LoadBalancer Service of no class asking for nothing (tests fill in the rest).
+    fn default() -> Self {
+        SvcInfo {
+            namespace: String::new(),
+            name: String::new(),
+            labels: Labels::new(),
+            created: String::new(),
+            load_balancer: true,
+            class: None,
+            wanted: Ok(Vec::new()),
+            wanted_from: "",
+            pool: None,
+            sharing: None,
+            ports: BTreeSet::new(),
+            local: false,
+            status: Vec::new(),
+            pending: Vec::new(),
+            families: Vec::new(),
+            policy: FamilyPolicy::SingleStack,
+        }
+    }
+}
+
 fn family_name(v4: bool) -> &'static str {
     if v4 { "IPv4" } else { "IPv6" }
 }

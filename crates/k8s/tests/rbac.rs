@@ -77,6 +77,14 @@ fn cluster(api: &FakeApi) {
     api.apply(json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "lb", "namespace": "web"},
         "spec": {"type": "LoadBalancer", "loadBalancerClass": DEFAULT_CLASS, "ports": [{"port": 443}]}}));
+    // The VIPPool CRD and one pool: read, and its status written by the allocator.
+    let crd: Value = serde_saphyr::from_str(include_str!("../../../deploy/crds/vippool.yaml"))
+        .expect("the shipped CRD");
+    api.apply(crd);
+    api.apply(
+        json!({"apiVersion": "edgevip.io/v1alpha1", "kind": "VIPPool",
+        "metadata": {"name": "blue"}, "spec": {"addresses": ["203.0.113.8/30"]}}),
+    );
 }
 
 fn resolver() -> Resolver {
@@ -126,11 +134,15 @@ fn refused(log: &[Request]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_manifests_allow_everything_the_controller_does() {
     let (api, server, h) = start(Rbac::shipped()).await;
-    // Done when the VIP is recorded in the LB Service's status and both Events exist.
+    // Done when the VIP is recorded in the LB Service's status, the pool's use in the
+    // VIPPool's, and both Events exist.
     let done = wait_log(&api, 10, |_| {
         let recorded = api
             .get("v1", "Service", Some("web"), "lb")
-            .is_some_and(|s| s["status"]["loadBalancer"]["ingress"][0]["ip"] == "198.51.100.10");
+            .is_some_and(|s| s["status"]["loadBalancer"]["ingress"][0]["ip"] == "198.51.100.10")
+            && api
+                .get("edgevip.io/v1alpha1", "VIPPool", None, "blue")
+                .is_some_and(|p| p["status"]["free"] == 2);
         let reasons: Vec<Value> = api
             .list("events.k8s.io/v1", "Event")
             .iter()
@@ -164,7 +176,10 @@ async fn the_shipped_manifests_allow_everything_the_controller_does() {
         ("GET", "/api/v1/namespaces/edgevip/configmaps"),
         ("GET", "/api/v1/services"),
         ("GET", "/apis/discovery.k8s.io/v1/endpointslices"),
+        ("GET", "/apis/edgevip.io/v1alpha1/vippools"),
+        ("GET", "/api/v1/namespaces"),
         ("PATCH", "/api/v1/namespaces/web/services/lb/status"),
+        ("PATCH", "/apis/edgevip.io/v1alpha1/vippools/blue/status"),
         (
             "POST",
             "/apis/coordination.k8s.io/v1/namespaces/edgevip/leases",
@@ -294,6 +309,17 @@ async fn every_permission_the_controller_uses_is_needed() {
         ),
         ("", "services", "get", "/services/lb"),
         ("", "services/status", "patch", "/services/lb/status"),
+        ("edgevip.io", "vippools", "list", "/vippools"),
+        ("edgevip.io", "vippools", "watch", "/vippools"),
+        ("edgevip.io", "vippools", "get", "/vippools/blue"),
+        (
+            "edgevip.io",
+            "vippools/status",
+            "patch",
+            "/vippools/blue/status",
+        ),
+        ("", "namespaces", "list", "/api/v1/namespaces"),
+        ("", "namespaces", "watch", "/api/v1/namespaces"),
         ("coordination.k8s.io", "leases", "create", "/leases"),
         (
             "coordination.k8s.io",

@@ -1133,7 +1133,7 @@ fn roles(docs: &[Doc]) -> Vec<(&Doc, bool, &str, Vec<PolicyRule>)> {
 
 /// Problems with the rules of one (Cluster)Role. The daemon reads (get/list/watch),
 /// records Events (create/patch) and, in LoadBalancer mode, merge-patches services/status
-/// and holds the allocator Lease. Nothing else: `update` only on that one Lease, through a
+/// and vippools/status and holds the allocator Lease. Nothing else: `update` only on that one Lease, through a
 /// namespaced Role (`create` cannot name its object; get/update name it).
 /// The Lease whose holder writes LoadBalancer status (`--lease-name`'s default).
 const ALLOCATOR_LEASE: &str = "edgevip-allocator";
@@ -1212,20 +1212,34 @@ fn check_rules(origin: &str, cluster: bool, rules: &[PolicyRule]) -> Vec<String>
                     .iter()
                     .all(|res| res == "events" || (res == "leases" && r.resource_names.is_none())),
                 "update" => leases && named_lease,
-                "patch" => resources
-                    .iter()
-                    .all(|res| matches!(res.as_str(), "events" | "services/status")),
+                "patch" => resources.iter().all(|res| {
+                    matches!(
+                        res.as_str(),
+                        "events" | "services/status" | "vippools/status"
+                    )
+                }),
                 _ => false,
             };
             if !ok {
                 p.push(format!("{at}: verb {v} on {resources:?} not allowed"));
             }
         }
-        if resources.iter().any(|r| r == "services/status")
-            && r.verbs.iter().any(|v| read.contains(&v.as_str()))
+        for status in ["services/status", "vippools/status"] {
+            if resources.iter().any(|r| r == status)
+                && r.verbs.iter().any(|v| read.contains(&v.as_str()))
+            {
+                p.push(format!(
+                    "{at}: {status} needs patch only (the objects are read as such)"
+                ));
+            }
+        }
+        // VIPPools are edgevip.io's; edgevip.io holds nothing else.
+        let ours = groups.iter().any(|g| g == "edgevip.io");
+        if resources.iter().any(|r| r.starts_with("vippools")) != ours
+            || (ours && groups.len() != 1)
         {
             p.push(format!(
-                "{at}: services/status needs patch only (the Services are read as such)"
+                "{at}: vippools alone, in apiGroup edgevip.io only: {groups:?} {resources:?}"
             ));
         }
         if resources.iter().any(|r| r == "events")
@@ -1235,6 +1249,17 @@ fn check_rules(origin: &str, cluster: bool, rules: &[PolicyRule]) -> Vec<String>
         }
     }
     p
+}
+
+/// The ClusterRole of LoadBalancer mode: the Service and VIPPool status patches, VIPPools
+/// read, and Namespaces' labels (for pools' namespaceSelector).
+fn loadbalancer_grants() -> BTreeMap<(String, String), BTreeSet<String>> {
+    table(&[
+        ("", "services/status", &["patch"]),
+        ("edgevip.io", "vippools", &["get", "list", "watch"]),
+        ("edgevip.io", "vippools/status", &["patch"]),
+        ("", "namespaces", &["list", "watch"]),
+    ])
 }
 
 /// (apiGroup, resource) -> verbs, flattened.
@@ -1597,10 +1622,11 @@ fn rbac_grants_only_what_the_daemon_uses() {
     assert_eq!(by_name(&docs, false, "edgevip"), want, "Role edgevip");
 
     let opt = optional();
-    // LoadBalancer mode adds only the status patch: reading Services is in the base.
+    // LoadBalancer mode adds the status patches, VIPPools and Namespaces' labels: reading
+    // Services is in the base.
     assert_eq!(
         by_name(&opt, true, "edgevip-loadbalancer"),
-        table(&[("", "services/status", &["patch"])])
+        loadbalancer_grants()
     );
     // One namespaced Role besides the ConfigMap's: the allocator Lease, by name.
     let lease_roles: Vec<_> = roles(&opt).into_iter().filter(|r| !r.1).collect();
@@ -1691,6 +1717,15 @@ fn rbac_check_catches_violations() {
         ),
         (true, rule("", "endpointslices", &["get", "list", "watch"])),
         (true, rule("discovery.k8s.io", "endpointslices", &["patch"])),
+        (true, rule("edgevip.io", "vippools", &["patch"])),
+        (true, rule("edgevip.io", "vippools/status", &["update"])),
+        (
+            true,
+            rule("edgevip.io", "vippools/status", &["get", "patch"]),
+        ),
+        (true, rule("", "vippools", &["get", "list", "watch"])),
+        (true, rule("edgevip.io", "services", &["get"])),
+        (true, rule("", "namespaces", &["patch"])),
         (
             true,
             rule("discovery.k8s.io", "endpointslices", &["create"]),
@@ -1718,6 +1753,12 @@ fn rbac_check_catches_violations() {
             ),
         ),
         (true, rule("", "services/status", &["patch"])),
+        (
+            true,
+            rule("edgevip.io", "vippools", &["get", "list", "watch"]),
+        ),
+        (true, rule("edgevip.io", "vippools/status", &["patch"])),
+        (true, rule("", "namespaces", &["list", "watch"])),
         (true, rule("events.k8s.io", "events", &["create", "patch"])),
         (false, rule("", "configmaps", &["get", "list", "watch"])),
         (false, rule("coordination.k8s.io", "leases", &["create"])),
@@ -2903,7 +2944,7 @@ fn helm_template_forwarding_switches() {
         if lb {
             assert_eq!(
                 lb_table,
-                Some(table(&[("", "services/status", &["patch"])])),
+                Some(loadbalancer_grants()),
                 "helm {set:?}: ClusterRole edgevip-loadbalancer"
             );
         } else {

@@ -34,6 +34,16 @@ impl<V: PartialEq> Cache<V> {
         }
     }
 
+    /// The kind is not served (its CRD is not installed): synced and empty, as listing
+    /// would say; true when that moved anything.
+    pub fn absent(&mut self) -> bool {
+        self.relist = None;
+        let moved = !self.synced || !self.items.is_empty();
+        self.items.clear();
+        self.synced = true;
+        moved
+    }
+
     /// Listed completely at least once.
     pub fn synced(&self) -> bool {
         self.synced
@@ -193,5 +203,24 @@ mod tests {
         c.apply(&Event::Apply(n), |_| Some(()), |_, _| true);
         assert_eq!(c.items().keys().collect::<Vec<_>>(), ["edge-a"]);
         assert!(Cache::<()>::unwatched().synced());
+    }
+
+    #[test]
+    fn an_absent_kind_is_synced_and_empty() {
+        let hot = relevance();
+        let mut c = Cache::new();
+        assert!(c.absent(), "now synced");
+        assert!(c.synced() && c.items().is_empty());
+        assert!(!c.absent(), "nothing more to say");
+        c.apply(&Event::Init, value, hot);
+        c.apply(&Event::InitApply(map("a", "hot")), value, hot);
+        c.apply(&Event::InitDone, value, hot);
+        // Listed, then gone again (the CRD deleted): a half-done list does not survive.
+        c.apply(&Event::Init, value, hot);
+        c.apply(&Event::InitApply(map("b", "hot")), value, hot);
+        assert!(c.absent());
+        assert!(c.items().is_empty());
+        c.apply(&Event::InitDone, value, hot);
+        assert!(c.items().is_empty());
     }
 }

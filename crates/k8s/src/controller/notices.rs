@@ -1,5 +1,6 @@
-//! Events for the operator: each rejection, warning and Service without a VIP told once
-//! (the told set is remembered, so a re-list or an unrelated change does not repeat them).
+//! Events for the operator: each rejection, warning, Service without a VIP and refused or
+//! overlapping VIPPool told once (the told set is remembered, so a re-list or an unrelated
+//! change does not repeat them).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +16,8 @@ pub enum Regarding {
     ConfigMap,
     /// `ns/name`.
     Service(String),
+    /// A VIPPool, by name.
+    Pool(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,16 +35,47 @@ pub struct Told {
     warnings: BTreeSet<Reject>,
     lb_problems: BTreeMap<String, String>,
     lb_notes: BTreeMap<String, String>,
+    pool_rejects: BTreeSet<Reject>,
+    pool_warnings: BTreeSet<Reject>,
 }
 
 impl Told {
-    /// Forgets what was told about the ConfigMap and Services (not about this node), so
-    /// the next `news` tells it again.
+    /// Forgets what was told about the ConfigMap, Services and VIPPools (not about this
+    /// node), so the next `news` and `pool_news` tell it again.
     pub fn forget_cluster(&mut self) {
         self.rejects.retain(|r| r.field == "node");
         self.warnings.clear();
         self.lb_problems.clear();
         self.lb_notes.clear();
+        self.pool_rejects.clear();
+        self.pool_warnings.clear();
+    }
+
+    /// What is new of the pools: refused ones (`InvalidPool`, one Event per problem) and
+    /// overlapping ones (`OverlappingPools`), each on its VIPPool.
+    pub fn pool_news(&mut self, refused: &[Reject], overlapping: &[Reject]) -> Vec<Notice> {
+        let mut out = Vec::new();
+        for (list, told, reason) in [
+            (refused, &mut self.pool_rejects, "InvalidPool"),
+            (overlapping, &mut self.pool_warnings, "OverlappingPools"),
+        ] {
+            let now: BTreeSet<Reject> = list.iter().cloned().collect();
+            for r in now.difference(told) {
+                tracing::warn!(object = %r.object, field = %r.field, "{reason}: {}", r.message);
+                // The flag's pool has no object to tell it on (and is never the later one of
+                // an overlapping pair).
+                if let Some(name) = r.object.strip_prefix("VIPPool ") {
+                    out.push(Notice {
+                        regarding: Regarding::Pool(name.to_string()),
+                        kind: Kind::Warning,
+                        reason,
+                        note: format!("{}: {}", r.field, r.message),
+                    });
+                }
+            }
+            *told = now;
+        }
+        out
     }
 
     /// What `d` says that was not told before (each logged here once, too).
@@ -148,5 +182,45 @@ mod tests {
         told.forget_cluster();
         let again: Vec<&str> = told.news(&d).iter().map(|n| n.reason).collect();
         assert_eq!(again, ["RejectedEntry", "NoVIP"]);
+    }
+
+    #[test]
+    fn pool_problems_are_told_once_on_their_pool() {
+        let mut told = Told::default();
+        let bad = Reject {
+            object: "VIPPool blue".into(),
+            field: "spec.addresses[1]".into(),
+            message: "\"x\" is not an address".into(),
+        };
+        let overlap = Reject {
+            object: "VIPPool red".into(),
+            field: "spec.addresses".into(),
+            message: "overlaps VIPPool green".into(),
+        };
+        let (bad, overlap) = (vec![bad], vec![overlap]);
+        let n = told.pool_news(&bad, &overlap);
+        assert_eq!(
+            n,
+            [
+                Notice {
+                    regarding: Regarding::Pool("blue".into()),
+                    kind: Kind::Warning,
+                    reason: "InvalidPool",
+                    note: "spec.addresses[1]: \"x\" is not an address".into(),
+                },
+                Notice {
+                    regarding: Regarding::Pool("red".into()),
+                    kind: Kind::Warning,
+                    reason: "OverlappingPools",
+                    note: "spec.addresses: overlaps VIPPool green".into(),
+                }
+            ]
+        );
+        assert!(told.pool_news(&bad, &overlap).is_empty());
+        // Fixed, then broken again: told again; a new speaker tells it again too.
+        assert!(told.pool_news(&[], &overlap).is_empty());
+        assert_eq!(told.pool_news(&bad, &overlap).len(), 1);
+        told.forget_cluster();
+        assert_eq!(told.pool_news(&bad, &overlap).len(), 2);
     }
 }

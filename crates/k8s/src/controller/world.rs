@@ -1,25 +1,26 @@
 //! What the controller knows of the cluster, and the desired state it gives: the caches,
-//! the ConfigMap held through its grace period, status writes in flight. No I/O: `run`
-//! feeds it watch events and timer ticks and publishes what `rebuild` returns, so tests
-//! drive it directly.
+//! the ConfigMap held through its grace period, status writes in flight (Services' and
+//! VIPPools'). No I/O: `run` feeds it watch events and timer ticks and publishes what
+//! `rebuild` returns, so tests drive it directly.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::DynamicObject;
 use kube::runtime::watcher::Event;
 use tokio::time::Instant;
 
 use super::cache::Cache;
-use super::{KubeStatus, Options};
+use super::{KubeStatus, Options, PoolSummary};
 use crate::Reject;
 use crate::desired::{Builder, Desired, LbView, Settings, Source};
 use crate::eligibility;
 use crate::forwarding::{self, Slice, SvcPorts};
 use crate::nodes::NodeInfo;
-use crate::pools::PoolDef;
+use crate::pools::{self, Labels, PoolDef, PoolStatus, PoolUse};
 use crate::services::SvcInfo;
 use crate::trust::NodeLink;
 
@@ -34,6 +35,30 @@ pub enum Change {
     Map(Event<ConfigMap>),
     Service(Event<Service>),
     Slice(Event<EndpointSlice>),
+    Pool(Event<DynamicObject>),
+    Namespace(Event<Namespace>),
+}
+
+/// What is kept of a VIPPool: its parsed form (or why it is refused), and what its status
+/// says (to write only what differs).
+#[derive(Debug, Clone, PartialEq)]
+struct PoolObject {
+    uid: Option<String>,
+    def: Result<PoolDef, Vec<Reject>>,
+    status: serde_json::Value,
+}
+
+impl PoolObject {
+    fn from_object(o: &DynamicObject) -> Option<PoolObject> {
+        // `from_object` reads the object as JSON: `data` holds all but the metadata.
+        let mut v = o.data.clone();
+        v["metadata"] = serde_json::json!({"name": o.metadata.name});
+        Some(PoolObject {
+            uid: o.metadata.uid.clone(),
+            def: pools::from_object(&v),
+            status: o.data.get("status").cloned().unwrap_or_default(),
+        })
+    }
 }
 
 pub struct World {
@@ -54,6 +79,15 @@ pub struct World {
     slices: Cache<Slice>,
     /// Services the ConfigMap forwards to: only their ports and slices matter.
     referenced: BTreeSet<String>,
+    /// VIPPools by name (LoadBalancer mode), and the labels of every namespace (for the
+    /// pools' namespace selectors).
+    pools: Cache<PoolObject>,
+    namespaces: Cache<Labels>,
+    /// The VIPPool CRD is not installed (told once per absence).
+    pools_absent: bool,
+    /// VIPPool status writes sent and not yet seen back, by pool name.
+    pools_in_flight: BTreeMap<String, PoolStatus>,
+    pools_failed: Vec<String>,
     /// Status writes sent and not yet seen back: `ns/name` → VIPs (`None`: cleared).
     in_flight: BTreeMap<String, Option<Vec<IpAddr>>>,
     /// Failed writes, released from `in_flight` (so written again) at `retry_at`.
@@ -85,6 +119,11 @@ impl World {
             // Forwarding needs endpoints, and so do `externalTrafficPolicy: Local` VIPs.
             slices: watched_if(s.forwarding || s.lb.is_some()),
             referenced: BTreeSet::new(),
+            pools: watched_if(s.lb.is_some()),
+            namespaces: watched_if(s.lb.is_some()),
+            pools_absent: false,
+            pools_in_flight: BTreeMap::new(),
+            pools_failed: Vec::new(),
             in_flight: BTreeMap::new(),
             failed: Vec::new(),
             retry_at: None,
@@ -114,6 +153,7 @@ impl World {
         if !on {
             // Writes a former holder sent may never show: the next term sends them again.
             self.in_flight.clear();
+            self.pools_in_flight.clear();
         }
         std::mem::replace(&mut self.allocator, on) != on && self.settings.lb.is_some()
     }
@@ -157,7 +197,106 @@ impl World {
                 self.slices
                     .apply(e, Slice::from_slice, |_, s| refs.contains(&s.service))
             }
+            Change::Pool(e) => {
+                if std::mem::take(&mut self.pools_absent) {
+                    tracing::info!("VIPPool CRD installed: VIPPools are read");
+                }
+                self.pools.apply(e, PoolObject::from_object, always)
+            }
+            Change::Namespace(e) => self.namespaces.apply(
+                e,
+                |n| Some(n.metadata.labels.clone().unwrap_or_default()),
+                always,
+            ),
         }
+    }
+
+    /// Listing VIPPools said 404: the CRD is not installed, so there are none (only
+    /// `--address-pool`), and nothing waits for them. The watch keeps retrying, so a CRD
+    /// installed later is read. True when that moved anything.
+    pub fn pools_missing(&mut self) -> bool {
+        if !std::mem::replace(&mut self.pools_absent, true) {
+            tracing::warn!("VIPPool CRD not installed: only --address-pool is used");
+        }
+        self.pools.absent()
+    }
+
+    /// The pools in force: `--address-pool` first (when it has addresses), then the valid
+    /// VIPPools by name.
+    pub fn pool_defs(&self) -> Vec<PoolDef> {
+        let flag = self
+            .settings
+            .lb
+            .as_ref()
+            .map(|lb| PoolDef::from_flag(lb.pool.clone()))
+            .filter(|p| !p.ranges.0.is_empty());
+        flag.into_iter()
+            .chain(
+                self.pools
+                    .items()
+                    .values()
+                    .filter_map(|p| p.def.as_ref().ok().cloned()),
+            )
+            .collect()
+    }
+
+    /// Refused VIPPools (every problem of each), and pools that share addresses.
+    pub fn pool_problems(&self) -> (Vec<Reject>, Vec<Reject>) {
+        let refused = self
+            .pools
+            .items()
+            .values()
+            .filter_map(|p| p.def.as_ref().err())
+            .flatten()
+            .cloned()
+            .collect();
+        (refused, pools::overlaps(&self.pool_defs()))
+    }
+
+    /// The uid of a cached VIPPool (Events name it, so `kubectl describe` finds them).
+    pub fn pool_uid(&self, name: &str) -> Option<String> {
+        self.pools.items().get(name)?.uid.clone()
+    }
+
+    /// VIPPool status writes to send now (the allocator only): a pool whose status differs
+    /// from what `uses` (by pool name) and its validity say, once until the watch shows it.
+    pub fn pool_status_due(
+        &mut self,
+        uses: &BTreeMap<String, PoolUse>,
+    ) -> Vec<(String, serde_json::Value)> {
+        if !(self.allocator && self.settings.lb.is_some()) {
+            return Vec::new();
+        }
+        let mut want = BTreeMap::new();
+        for (name, p) in self.pools.items() {
+            let computed = match &p.def {
+                Ok(def) => PoolStatus::valid(&uses.get(name).copied().unwrap_or(PoolUse {
+                    allocated: 0,
+                    size: pools::size(&def.ranges),
+                })),
+                Err(rejects) => PoolStatus::invalid(rejects),
+            };
+            if computed != PoolStatus::observed(&p.status) {
+                want.insert(name.clone(), computed);
+            }
+        }
+        self.pools_in_flight.retain(|k, s| want.get(k) == Some(s));
+        let now = format!("{:.0}", k8s_openapi::jiff::Timestamp::now());
+        let mut due = Vec::new();
+        for (name, s) in want {
+            if self.pools_in_flight.get(&name) != Some(&s) {
+                let existing = &self.pools.items()[&name].status;
+                due.push((name.clone(), s.to_json(existing, &now)));
+                self.pools_in_flight.insert(name, s);
+            }
+        }
+        due
+    }
+
+    /// A VIPPool status write failed: sent again after `RETRY_AFTER`, as a Service's.
+    pub fn pool_write_failed(&mut self, name: String, now: Instant) {
+        self.pools_failed.push(name);
+        self.retry_at.get_or_insert(now + RETRY_AFTER);
     }
 
     /// Every watch has listed once: the desired state can be trusted.
@@ -167,6 +306,8 @@ impl World {
             && self.load_balancers.synced()
             && self.ports.synced()
             && self.slices.synced()
+            && self.pools.synced()
+            && self.namespaces.synced()
     }
 
     /// When `on_timer` has something to do.
@@ -186,6 +327,9 @@ impl World {
         if self.retry_at.is_some_and(|t| t <= now) {
             for key in self.failed.drain(..) {
                 self.in_flight.remove(&key);
+            }
+            for name in self.pools_failed.drain(..) {
+                self.pools_in_flight.remove(&name);
             }
             self.retry_at = None;
             moved = true;
@@ -225,18 +369,11 @@ impl World {
                 ..s.clone()
             })
             .collect();
-        let pools: Vec<PoolDef> = self
-            .settings
-            .lb
-            .iter()
-            .filter(|lb| !lb.pool.0.is_empty())
-            .map(|lb| PoolDef::from_flag(lb.pool.clone()))
-            .collect();
-        let namespaces = BTreeMap::new();
+        let pools = self.pool_defs();
         let lb = LbView {
             services: &services,
             pools: &pools,
-            namespaces: &namespaces,
+            namespaces: self.namespaces.items(),
         };
         let mut d = self
             .builder
@@ -307,6 +444,7 @@ impl World {
 
     /// What `/status` shows after a rebuild that took `took`.
     pub fn status(&self, d: &Desired, link: &NodeLink, took: Duration) -> KubeStatus {
+        let (refused, overlapping) = self.pool_problems();
         KubeStatus {
             synced: true,
             configmap: self.configmap.clone(),
@@ -315,8 +453,10 @@ impl World {
             edge_nodes: self.nodes.items().keys().cloned().collect(),
             interface: self.settings.interface.clone().or(link.interface.clone()),
             instances: d.instances.iter().map(|i| i.name.clone()).collect(),
-            rejected: d.rejects.clone(),
-            warnings: d.warnings.clone(),
+            rejected: d.rejects.iter().cloned().chain(refused).collect(),
+            warnings: d.warnings.iter().cloned().chain(overlapping).collect(),
+            pools: self.pool_defs().iter().map(PoolSummary::of).collect(),
+            vippool_crd_missing: self.pools_absent,
             load_balancers: d
                 .lb
                 .serving

@@ -313,3 +313,242 @@ fn one_pod_speaks_for_the_cluster() {
     w.set_allocator(true);
     assert!(w.speaks_for_cluster());
 }
+
+fn lb_options() -> Options {
+    let mut o = options();
+    o.settings.lb = Some(LbSettings {
+        class: DEFAULT_CLASS.into(),
+        default_class: false,
+        pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
+        vrids: 51..=99,
+    });
+    o
+}
+
+fn vippool(name: &str, addresses: Value, status: Value) -> DynamicObject {
+    object(
+        json!({"apiVersion": "edgevip.io/v1alpha1", "kind": "VIPPool",
+        "metadata": {"name": name, "uid": format!("uid-{name}")},
+        "spec": {"addresses": addresses}, "status": status}),
+    )
+}
+
+fn namespace(name: &str, labels: Value) -> Namespace {
+    object(json!({"metadata": {"name": name, "labels": labels}}))
+}
+
+/// Nodes, the ConfigMap and Services listed (none): only pools and namespaces are left.
+fn lb_world() -> World {
+    let mut w = World::new(&lb_options());
+    let now = Instant::now();
+    list(&mut w, Change::Node, vec![node("edge-a", "192.0.2.11")]);
+    list_maps(&mut w, vec![]);
+    w.apply(&Change::Service(Event::InitDone), now);
+    // Endpoints are watched in LoadBalancer mode (externalTrafficPolicy: Local).
+    w.apply(&Change::Slice(Event::InitDone), now);
+    w
+}
+
+fn names(w: &World) -> Vec<String> {
+    w.pool_defs().into_iter().map(|p| p.name).collect()
+}
+
+#[test]
+fn pools_and_namespaces_are_followed_in_load_balancer_mode() {
+    let mut w = lb_world();
+    let now = Instant::now();
+    assert!(!w.synced(), "VIPPools and Namespaces not listed yet");
+    w.apply(&Change::Pool(Event::Init), now);
+    for p in [
+        vippool("zeta", json!(["203.0.113.0/30"]), json!({})),
+        vippool("alpha", json!(["192.0.2.100"]), json!({})),
+        vippool("broken", json!(["192.0.2.300"]), json!({})),
+    ] {
+        w.apply(&Change::Pool(Event::InitApply(p)), now);
+    }
+    assert!(w.apply(&Change::Pool(Event::InitDone), now));
+    assert!(!w.synced());
+    w.apply(&Change::Namespace(Event::Init), now);
+    w.apply(
+        &Change::Namespace(Event::InitApply(namespace("web", json!({"team": "a"})))),
+        now,
+    );
+    w.apply(&Change::Namespace(Event::InitDone), now);
+    assert!(w.synced());
+    assert_eq!(names(&w), ["--address-pool", "alpha", "zeta"]);
+    assert_eq!(w.pool_defs()[2].ranges.0.len(), 1);
+    assert_eq!(w.namespaces.items()["web"]["team"], "a");
+    let (refused, overlapping) = w.pool_problems();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (refused[0].object.as_str(), refused[0].field.as_str()),
+        ("VIPPool broken", "spec.addresses[0]")
+    );
+    assert!(overlapping.is_empty());
+    assert_eq!(w.pool_uid("alpha").as_deref(), Some("uid-alpha"));
+
+    // Edited live: an overlap with the flag's pool is a warning, not a refusal.
+    assert!(w.apply(
+        &Change::Pool(Event::Apply(vippool(
+            "alpha",
+            json!(["192.0.2.100", "198.51.100.12"]),
+            json!({})
+        ))),
+        now
+    ));
+    assert_eq!(w.pool_defs()[1].ranges.0.len(), 2);
+    let (_, overlapping) = w.pool_problems();
+    assert_eq!(overlapping[0].object, "VIPPool alpha");
+    let d = w.rebuild(&eth0());
+    let st = w.status(&d, &eth0(), Duration::ZERO);
+    assert_eq!(st.pools.len(), 3);
+    assert_eq!(st.pools[1].addresses, ["192.0.2.100", "198.51.100.12"]);
+    assert_eq!(st.pools[0].addresses, ["198.51.100.10-198.51.100.12"]);
+    assert!(st.rejected.iter().any(|r| r.object == "VIPPool broken"));
+    assert!(st.warnings.iter().any(|r| r.object == "VIPPool alpha"));
+
+    // A namespace's labels matter, nothing else of it.
+    assert!(!w.apply(
+        &Change::Namespace(Event::Apply(namespace("web", json!({"team": "a"})))),
+        now
+    ));
+    assert!(w.apply(
+        &Change::Namespace(Event::Apply(namespace("web", json!({"team": "b"})))),
+        now
+    ));
+    assert!(w.apply(
+        &Change::Pool(Event::Delete(vippool("zeta", json!([]), json!({})))),
+        now
+    ));
+    assert_eq!(names(&w), ["--address-pool", "alpha"]);
+}
+
+#[test]
+fn a_missing_crd_is_no_pools_and_blocks_nothing() {
+    let mut w = lb_world();
+    let now = Instant::now();
+    w.apply(&Change::Namespace(Event::InitDone), now);
+    assert!(!w.synced());
+    assert!(w.pools_missing());
+    assert!(w.synced());
+    assert!(!w.pools_missing(), "said once");
+    assert_eq!(names(&w), ["--address-pool"]);
+    let d = w.rebuild(&eth0());
+    assert!(w.status(&d, &eth0(), Duration::ZERO).vippool_crd_missing);
+    // Installed later: read.
+    w.apply(&Change::Pool(Event::Init), now);
+    w.apply(
+        &Change::Pool(Event::InitApply(vippool(
+            "late",
+            json!(["192.0.2.100"]),
+            json!({}),
+        ))),
+        now,
+    );
+    assert!(w.apply(&Change::Pool(Event::InitDone), now));
+    assert_eq!(names(&w), ["--address-pool", "late"]);
+    assert!(!w.status(&d, &eth0(), Duration::ZERO).vippool_crd_missing);
+    // Without LoadBalancer mode nothing is watched and nothing waits.
+    let w = World::new(&options());
+    assert!(w.pool_defs().is_empty());
+}
+
+#[test]
+fn the_allocator_writes_pool_status_when_it_differs_and_retries() {
+    let mut w = lb_world();
+    let t0 = Instant::now();
+    w.apply(&Change::Namespace(Event::InitDone), t0);
+    w.apply(&Change::Pool(Event::Init), t0);
+    w.apply(
+        &Change::Pool(Event::InitApply(vippool(
+            "a",
+            json!(["192.0.2.100-192.0.2.103"]),
+            json!({}),
+        ))),
+        t0,
+    );
+    w.apply(
+        &Change::Pool(Event::InitApply(vippool("bad", json!(["x"]), json!({})))),
+        t0,
+    );
+    w.apply(&Change::Pool(Event::InitDone), t0);
+    let uses = pools::usage(&w.pool_defs(), ["192.0.2.101".parse().unwrap()].into_iter());
+    assert_eq!(w.pool_status_due(&uses), [], "not the allocator");
+    w.set_allocator(true);
+    let due = w.pool_status_due(&uses);
+    let got: Vec<(&str, &Value, &Value, &Value)> = due
+        .iter()
+        .map(|(n, s)| {
+            (
+                n.as_str(),
+                &s["allocated"],
+                &s["free"],
+                &s["conditions"][0]["reason"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", &json!(1), &json!(3), &json!("Accepted")),
+            ("bad", &json!(0), &json!(0), &json!("InvalidSpec"))
+        ]
+    );
+    assert_eq!(
+        w.pool_status_due(&uses),
+        [],
+        "once until the watch shows it"
+    );
+    // RFC 3339 to the second, as metav1.Time.
+    let since = due[0].1["conditions"][0]["lastTransitionTime"]
+        .as_str()
+        .unwrap();
+    assert!(
+        since.len() == 20
+            && since.ends_with('Z')
+            && since.parse::<k8s_openapi::jiff::Timestamp>().is_ok(),
+        "{since}"
+    );
+
+    // The write of `a` failed: again after the pause, not before.
+    w.pool_write_failed("a".into(), t0);
+    assert_eq!(w.pool_status_due(&uses), []);
+    assert!(w.on_timer(t0 + RETRY_AFTER));
+    let again = w.pool_status_due(&uses);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].0, "a");
+
+    // The watch shows what was written: nothing more is due, even with a new time.
+    let written = again[0].1.clone();
+    w.apply(
+        &Change::Pool(Event::Apply(vippool(
+            "a",
+            json!(["192.0.2.100-192.0.2.103"]),
+            written.clone(),
+        ))),
+        t0,
+    );
+    w.apply(
+        &Change::Pool(Event::Apply(vippool("bad", json!(["x"]), due[1].1.clone()))),
+        t0,
+    );
+    assert_eq!(w.pool_status_due(&uses), []);
+    // One more address in use: written again, the Ready condition's time kept.
+    let uses = pools::usage(
+        &w.pool_defs(),
+        ["192.0.2.101", "192.0.2.102"]
+            .map(|s| s.parse().unwrap())
+            .into_iter(),
+    );
+    let due = w.pool_status_due(&uses);
+    assert_eq!(due[0].1["allocated"], 2);
+    assert_eq!(
+        due[0].1["conditions"][0]["lastTransitionTime"],
+        written["conditions"][0]["lastTransitionTime"]
+    );
+    // Losing the Lease forgets writes in flight: the next term sends them again.
+    w.set_allocator(false);
+    assert_eq!(w.pool_status_due(&uses), []);
+    w.set_allocator(true);
+    assert_eq!(w.pool_status_due(&uses).len(), 1);
+}
