@@ -233,7 +233,7 @@ pub struct KubeArgs {
     #[arg(
         long,
         value_name = "FIRST-LAST",
-        default_value = "51-99",
+        default_value = "100-149",
         conflicts_with = "lb_vrid"
     )]
     pub lb_vrids: String,

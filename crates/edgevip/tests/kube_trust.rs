@@ -118,7 +118,7 @@ fn services_requesting_a_node_address_or_one_outside_the_pool_are_refused_alone(
     let m = k
         .cluster
         .single_holder("192.0.2.205", None, Duration::from_secs(5));
-    // Each VIP on its own instance (VRIDs 99 and 94): masters of their own.
+    // Each VIP on its own instance (VRIDs 139 and 134): masters of their own.
     let m200 = k
         .cluster
         .single_holder("192.0.2.200", None, Duration::from_secs(5));
@@ -165,9 +165,9 @@ fn a_configmap_vrid_in_the_lb_range_moves_only_the_lb_vip_beside_it() {
         return;
     };
     // 192.0.2.200, the pool's first address, maps to VRID 94 of the default --lb-vrids
-    // 51-99 (3221226184 mod 49 = 43): the ConfigMap takes 94 first.
+    // 100-149 (3221226184 mod 50 = 34): the ConfigMap takes 134 first.
     k.set_configmap(json!({"edgevip.yaml":
-        "instances:\n  - {name: ingress, vrid: 94, vips: [192.0.2.150/24]}\n"}));
+        "instances:\n  - {name: ingress, vrid: 134, vips: [192.0.2.150/24]}\n"}));
     k.start_node(
         0,
         &[
@@ -202,7 +202,7 @@ fn a_configmap_vrid_in_the_lb_range_moves_only_the_lb_vip_beside_it() {
     vrids.sort();
     assert_eq!(
         vrids,
-        [("ingress".to_string(), 94), ("lb-95".to_string(), 95)],
+        [("ingress".to_string(), 134), ("lb-135".to_string(), 135)],
         "{st:#?}"
     );
 }

@@ -340,7 +340,7 @@ async fn load_balancer_services_get_vips_recorded_by_one_writer() {
             default_class: false,
             // A requested address must lie in the pool.
             pool: Pool::parse("198.51.100.10-198.51.100.12,203.0.113.7").unwrap(),
-            vrids: 51..=99,
+            vrids: 100..=149,
         });
         o.lease = Some(LeaseOptions {
             namespace: NS.into(),
@@ -371,13 +371,16 @@ async fn load_balancer_services_get_vips_recorded_by_one_writer() {
             v == want
         })
         .await;
-        // Each VIP on the instance of its VRID (address mod 49 into 51-99): spread.
+        // Each VIP on the instance of its VRID (address mod 50 into 100-149): spread.
         let on: Vec<(String, u8)> = d
             .instances
             .iter()
             .map(|i| (i.name.clone(), i.vrid))
             .collect();
-        assert_eq!(on, [("lb-83".to_string(), 83), ("lb-96".to_string(), 96)]);
+        assert_eq!(
+            on,
+            [("lb-114".to_string(), 114), ("lb-133".to_string(), 133)]
+        );
     }
     // Both raced for the Lease; exactly one holds it.
     tokio::time::timeout(Duration::from_secs(5), async {
@@ -473,7 +476,7 @@ async fn only_the_lease_holder_writes_status_and_a_dead_holder_is_replaced() {
         class: DEFAULT_CLASS.into(),
         default_class: false,
         pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
-        vrids: 51..=99,
+        vrids: 100..=149,
     });
     let duration = Duration::from_secs(2);
     o.lease = Some(LeaseOptions {

@@ -33,7 +33,7 @@ fn lb_options() -> Options {
                 class: DEFAULT_CLASS.into(),
                 default_class: false,
                 pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
-                vrids: 51..=99,
+                vrids: 100..=149,
             }),
             forwarding: false,
             proxy_header: edgevip_forward::ProxyHeader::V1,

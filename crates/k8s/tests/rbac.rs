@@ -31,7 +31,7 @@ fn options() -> Options {
                 class: DEFAULT_CLASS.into(),
                 default_class: false,
                 pool: Pool::parse("198.51.100.10-198.51.100.12").expect("pool"),
-                vrids: 51..=99,
+                vrids: 100..=149,
             }),
             forwarding: true,
             proxy_header: edgevip_forward::ProxyHeader::V1,

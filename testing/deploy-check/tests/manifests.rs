@@ -106,7 +106,7 @@ const LB_FLAGS: &[&str] = &[
 ];
 /// The daemon's defaults (`edgevip run --help`).
 const DEFAULT_VRID: u8 = 50;
-const DEFAULT_LB_VRIDS: &str = "51-99";
+const DEFAULT_LB_VRIDS: &str = "100-149";
 const DEFAULT_LB_CLASS: &str = "edgevip.io/vip";
 /// `--proxy-protocol`: the header sent to the backends of `:PROXY` entries.
 const PROXY_PROTOCOLS: &[&str] = &["v1", "v2", "none"];

@@ -204,7 +204,7 @@ mod tests {
             "{OK} --load-balancers --address-pool 198.51.100.1-198.51.100.9"
         ))
         .unwrap();
-        assert_eq!(o.controller.settings.lb.unwrap().vrids, 51..=99);
+        assert_eq!(o.controller.settings.lb.unwrap().vrids, 100..=149);
         let lb = |flags: &str| check(&format!("{OK} --load-balancers {flags}"));
         assert_eq!(
             lb("--lb-vrids 100-120")

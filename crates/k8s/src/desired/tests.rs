@@ -316,8 +316,8 @@ fn load_balancer_services_become_instances_even_without_a_configmap() {
     let [i] = &d.instances[..] else {
         panic!("{d:?}")
     };
-    // 192.0.2.200 is 3221226184, ≡ 43 (mod 49): the 44th VRID of 51-99.
-    assert_eq!((i.name.as_str(), i.vrid), ("lb-94", 94));
+    // 192.0.2.200 is 3221226184, ≡ 34 (mod 50): VRID 100 + 34.
+    assert_eq!((i.name.as_str(), i.vrid), ("lb-134", 134));
     assert_eq!(
         i.vips[0].to_string(),
         "192.0.2.200/32",
@@ -358,7 +358,7 @@ fn lb_settings(me: &str) -> Settings {
         default_class: false,
         pool: crate::services::Pool::parse("192.0.2.10-192.0.2.12,192.0.2.200-192.0.2.210")
             .unwrap(),
-        vrids: 51..=99,
+        vrids: 100..=149,
     });
     s
 }
@@ -561,10 +561,10 @@ fn bad_load_balancer_requests_are_refused_alone_and_live_vips_win() {
 #[test]
 fn load_balancer_instances_step_around_the_configmaps_vrids_in_either_order() {
     let s = lb_settings("edge-a");
-    // 192.0.2.201's VRID is 95 (3221226185 ≡ 44 mod 49); the ConfigMap takes 95.
-    let rich95 = source(&[(
+    // 192.0.2.201's VRID is 135 (3221226185 ≡ 35 mod 50); the ConfigMap takes 135.
+    let rich135 = source(&[(
         rich::KEY,
-        "instances:\n  - {name: ingress, vrid: 95, vips: [192.0.2.150/24]}\n",
+        "instances:\n  - {name: ingress, vrid: 135, vips: [192.0.2.150/24]}\n",
     )]);
     let svc = [lb_svc("front", "1", None, &["192.0.2.201"])];
     let pools = flag_pool(&s);
@@ -575,23 +575,23 @@ fn load_balancer_instances_step_around_the_configmaps_vrids_in_either_order() {
             .map(|i| (i.name.clone(), i.vrid))
             .collect()
     };
-    let both = [("lb-96".to_string(), 96), ("ingress".to_string(), 95)];
+    let both = [("lb-136".to_string(), 136), ("ingress".to_string(), 135)];
     let mut b = Builder::default();
-    b.build(&s, &cluster(), &eth0(), Some(&rich95), Default::default());
-    let d = b.build(&s, &cluster(), &eth0(), Some(&rich95), lb);
+    b.build(&s, &cluster(), &eth0(), Some(&rich135), Default::default());
+    let d = b.build(&s, &cluster(), &eth0(), Some(&rich135), lb);
     assert_eq!(vrids(&d), both, "{:?}", d.rejects);
-    // The LB instance serves on 95 first; the edit moves it to 96 and the rich one serves.
+    // The LB instance serves on 135 first; the edit moves it to 136 and the rich one serves.
     let mut b = Builder::default();
     let d = b.build(&s, &cluster(), &eth0(), None, lb);
-    assert_eq!(vrids(&d), [("lb-95".to_string(), 95)]);
-    let d = b.build(&s, &cluster(), &eth0(), Some(&rich95), lb);
+    assert_eq!(vrids(&d), [("lb-135".to_string(), 135)]);
+    let d = b.build(&s, &cluster(), &eth0(), Some(&rich135), lb);
     assert_eq!(vrids(&d), both, "{:?}", d.rejects);
     assert!(d.rejects.is_empty());
     assert_eq!(lb_served(&d), ["192.0.2.201"]);
     // --vrid is never used either, and a full range leaves the Service a problem.
     let mut s1 = s.clone();
-    s1.lb.as_mut().unwrap().vrids = 95..=95;
-    s1.vrid = 95;
+    s1.lb.as_mut().unwrap().vrids = 135..=135;
+    s1.vrid = 135;
     let d = Builder::default().build(&s1, &cluster(), &eth0(), None, lb);
     assert!(d.instances.is_empty());
     assert!(

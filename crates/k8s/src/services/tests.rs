@@ -39,7 +39,7 @@ fn settings(pool: &str) -> LbSettings {
         class: DEFAULT_CLASS.into(),
         default_class: false,
         pool: Pool::parse(pool).unwrap(),
-        vrids: 51..=99,
+        vrids: 100..=149,
     }
 }
 

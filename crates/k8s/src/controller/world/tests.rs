@@ -217,7 +217,7 @@ fn a_failed_status_write_is_retried_after_a_pause_not_at_once() {
         class: DEFAULT_CLASS.into(),
         default_class: false,
         pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
-        vrids: 51..=99,
+        vrids: 100..=149,
     });
     let mut w = World::new(&o);
     let t0 = Instant::now();
@@ -320,7 +320,7 @@ fn lb_options() -> Options {
         class: DEFAULT_CLASS.into(),
         default_class: false,
         pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
-        vrids: 51..=99,
+        vrids: 100..=149,
     });
     o
 }
