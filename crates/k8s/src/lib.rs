@@ -10,6 +10,9 @@
 //!   happened.
 //! - `trust` holds what the admin's command line lets the cluster decide: which addresses
 //!   may be VIPs, which ConfigMap fields beyond VIPs are allowed.
+//! - LoadBalancer Services: `pools` reads VIPPools (and `--address-pool`), `services` plans
+//!   who gets which addresses, `spread` puts each VIP on the VRRP instance of its VRID,
+//!   `lease` elects the one pod that records the plan in Service status.
 #![forbid(unsafe_code)]
 
 pub mod compat;
