@@ -390,26 +390,12 @@ fn lb_svc(name: &str, created: &str, wanted: Option<&str>, status: &[&str]) -> S
     SvcInfo {
         namespace: "web".into(),
         name: name.into(),
-        labels: Default::default(),
         created: created.into(),
-        load_balancer: true,
         class: Some(crate::services::DEFAULT_CLASS.into()),
-        wanted: match wanted {
-            None => Ok(Vec::new()),
-            Some(w) => w
-                .parse()
-                .map(|ip| vec![ip])
-                .map_err(|_| format!("{w:?} is not an IP address")),
-        },
+        wanted: Ok(wanted.iter().map(|w| w.parse().unwrap()).collect()),
         wanted_from: "spec.loadBalancerIP",
-        pool: None,
-        sharing: None,
-        ports: Default::default(),
-        local: false,
         status: status.iter().map(|x| x.parse().unwrap()).collect(),
-        pending: Vec::new(),
-        families: Vec::new(),
-        policy: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -10,23 +10,12 @@ fn svc(
     SvcInfo {
         namespace: "default".into(),
         name: name.into(),
-        labels: Default::default(),
         created: created.into(),
-        load_balancer: true,
         class: class.map(str::to_string),
-        wanted: match wanted {
-            None => Ok(Vec::new()),
-            Some(w) => parse_list("spec.loadBalancerIP", w),
-        },
+        wanted: wanted.map_or(Ok(Vec::new()), |w| parse_list("spec.loadBalancerIP", w)),
         wanted_from: "spec.loadBalancerIP",
-        pool: None,
-        sharing: None,
-        ports: BTreeSet::new(),
-        local: false,
         status: status.iter().map(|s| s.parse().unwrap()).collect(),
-        pending: Vec::new(),
-        families: Vec::new(),
-        policy: FamilyPolicy::SingleStack,
+        ..Default::default()
     }
 }
 
