@@ -1,17 +1,17 @@
 //! The real controller (kube watchers) against the in-process fake API server: list/watch,
 //! 410 Gone, faults, grace on delete, Events, and how fast a change reaches the output.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edgevip_fakeapi::{FakeApi, Fault};
-use edgevip_k8s::controller::{self, Handle, Options, Resolver};
-use edgevip_k8s::desired::{Desired, Settings};
+mod common;
+
+use common::{NS, load_balancers, options, resolver};
+use edgevip_k8s::controller::{self, Handle};
+use edgevip_k8s::desired::Desired;
 use edgevip_k8s::events::Events;
-use edgevip_k8s::lease::LeaseOptions;
 use serde_json::{Value, json};
 
-const NS: &str = "edgevip";
 const CM: &str = "vips";
 
 fn node(name: &str, ip: &str, edge: bool) -> Value {
@@ -30,38 +30,6 @@ fn client(addr: std::net::SocketAddr) -> kube::Client {
     let mut c = edgevip_fakeapi::kube_config(addr);
     c.read_timeout = Some(Duration::from_secs(30));
     kube::Client::try_from(c).unwrap()
-}
-
-fn options(grace: Duration) -> Options {
-    Options {
-        settings: Settings {
-            node_name: "edge-a".into(),
-            vrid: 50,
-            interface: None,
-            unicast: true,
-            advert_interval: Duration::from_millis(200),
-            preempt: false,
-            ingress_check: Default::default(),
-            eligibility: Default::default(),
-            lb: None,
-            forwarding: false,
-            proxy_header: edgevip_forward::ProxyHeader::V1,
-            trust: Default::default(),
-        },
-        configmap_namespace: NS.into(),
-        configmap_name: CM.into(),
-        node_selector: "edgenode=true".into(),
-        release_grace: grace,
-        lease: None,
-    }
-}
-
-fn resolver() -> Resolver {
-    Arc::new(|_, _| {
-        Box::pin(async {
-            edgevip_k8s::trust::NodeLink::named("eth0", &["192.0.2.11/24", "2001:db8::11/64"])
-        })
-    })
 }
 
 /// Waits (bounded) for a desired state matching `f`; returns it and how long it took.
@@ -315,7 +283,7 @@ fn service(ns: &str, name: &str, lb: bool, class: Option<&str>, ip: Option<&str>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_balancer_services_get_vips_recorded_by_one_writer() {
-    use edgevip_k8s::services::{DEFAULT_CLASS, LbSettings, Pool};
+    use edgevip_k8s::services::DEFAULT_CLASS;
     let api = FakeApi::new();
     let server = api.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     api.apply(node("edge-a", "192.0.2.11", true));
@@ -332,23 +300,15 @@ async fn load_balancer_services_get_vips_recorded_by_one_writer() {
         Some("203.0.113.7"),
     ));
     api.apply(service("web", "metallb", true, Some("metallb.io/x"), None));
+    // A requested address must lie in the pool.
     let lb = |me: &str| {
-        let mut o = options(Duration::from_secs(30));
-        o.settings.node_name = me.into();
-        o.settings.lb = Some(LbSettings {
-            class: DEFAULT_CLASS.into(),
-            default_class: false,
-            // A requested address must lie in the pool.
-            pool: Pool::parse("198.51.100.10-198.51.100.12,203.0.113.7").unwrap(),
-            vrids: 100..=149,
-        });
-        o.lease = Some(LeaseOptions {
-            namespace: NS.into(),
-            name: "edgevip-allocator".into(),
-            identity: me.into(),
-            duration: Duration::from_secs(3),
-        });
-        o
+        let pool = "198.51.100.10-198.51.100.12,203.0.113.7";
+        load_balancers(
+            options(Duration::from_secs(30)),
+            me,
+            pool,
+            Duration::from_secs(3),
+        )
     };
     let c = client(server.addr());
     let mut a = controller::start(
@@ -465,26 +425,15 @@ fn lease(holder: &str, renewed: &str) -> Value {
 /// lease duration (plus a retry period) and writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_lease_holder_writes_status_and_a_dead_holder_is_replaced() {
-    use edgevip_k8s::services::{DEFAULT_CLASS, LbSettings, Pool};
+    use edgevip_k8s::services::DEFAULT_CLASS;
     let api = FakeApi::new();
     let server = api.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     api.apply(node("edge-a", "192.0.2.11", true));
     api.apply(service("web", "front", true, Some(DEFAULT_CLASS), None));
     api.apply(lease("edge-b", "2026-12-05T07:00:00.000000Z"));
-    let mut o = options(Duration::from_secs(30));
-    o.settings.lb = Some(LbSettings {
-        class: DEFAULT_CLASS.into(),
-        default_class: false,
-        pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
-        vrids: 100..=149,
-    });
     let duration = Duration::from_secs(2);
-    o.lease = Some(LeaseOptions {
-        namespace: NS.into(),
-        name: "edgevip-allocator".into(),
-        identity: "edge-a".into(),
-        duration,
-    });
+    let pool = "198.51.100.10-198.51.100.12";
+    let o = load_balancers(options(Duration::from_secs(30)), "edge-a", pool, duration);
     let h = controller::start(client(server.addr()), o, resolver(), None);
     let recorded = || {
         api.get("v1", "Service", Some("web"), "front").unwrap()["status"]["loadBalancer"]["ingress"]

@@ -2,60 +2,29 @@
 //! RBAC: read live, refused with an Event naming the field, status recorded by the
 //! allocator; and a cluster without the CRD served all the same.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use edgevip_fakeapi::{ADMIN_TOKEN, FakeApi, Rbac};
-use edgevip_k8s::controller::{self, Handle, KubeStatus, Options, Resolver};
-use edgevip_k8s::desired::Settings;
+mod common;
+
+use common::{load_balancers, options, resolver};
+use edgevip_k8s::controller::{self, Handle, KubeStatus, Options};
 use edgevip_k8s::events::Events;
-use edgevip_k8s::lease::LeaseOptions;
-use edgevip_k8s::services::{DEFAULT_CLASS, LbSettings, Pool};
+use edgevip_k8s::services::DEFAULT_CLASS;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-const NS: &str = "edgevip";
 const CRD: &str = include_str!("../../../deploy/crds/vippool.yaml");
 
 fn lb_options() -> Options {
-    Options {
-        settings: Settings {
-            node_name: "edge-a".into(),
-            vrid: 50,
-            interface: None,
-            unicast: true,
-            advert_interval: Duration::from_millis(200),
-            preempt: false,
-            ingress_check: Default::default(),
-            eligibility: Default::default(),
-            lb: Some(LbSettings {
-                class: DEFAULT_CLASS.into(),
-                default_class: false,
-                pool: Pool::parse("198.51.100.10-198.51.100.12").unwrap(),
-                vrids: 100..=149,
-            }),
-            forwarding: false,
-            proxy_header: edgevip_forward::ProxyHeader::V1,
-            trust: Default::default(),
-        },
-        configmap_namespace: NS.into(),
-        configmap_name: "vips".into(),
-        node_selector: "edgenode=true".into(),
-        release_grace: Duration::from_secs(30),
-        lease: Some(LeaseOptions {
-            namespace: NS.into(),
-            name: "edgevip-allocator".into(),
-            identity: "edge-a".into(),
-            duration: Duration::from_secs(3),
-        }),
-    }
-}
-
-fn resolver() -> Resolver {
-    Arc::new(|_, _| {
-        Box::pin(async { edgevip_k8s::trust::NodeLink::named("eth0", &["192.0.2.11/24"]) })
-    })
+    let pool = "198.51.100.10-198.51.100.12";
+    load_balancers(
+        options(Duration::from_secs(30)),
+        "edge-a",
+        pool,
+        Duration::from_secs(3),
+    )
 }
 
 /// The fake API server with an edge node; clients as edgevip (RBAC from the shipped

@@ -4,50 +4,25 @@
 //! everything it does is allowed, and every permission it uses is needed (a copy of the
 //! manifests without it fails with the apiserver's 403 naming the resource).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edgevip_fakeapi::{FakeApi, Rbac, Request, Server};
-use edgevip_k8s::controller::{self, Handle, Options, Resolver};
-use edgevip_k8s::desired::Settings;
+mod common;
+
+use common::{load_balancers, resolver};
+use edgevip_k8s::controller::{self, Handle, Options};
 use edgevip_k8s::events::Events;
-use edgevip_k8s::services::{DEFAULT_CLASS, LbSettings, Pool};
+use edgevip_k8s::services::DEFAULT_CLASS;
 use serde_json::{Value, json};
 
 const SA: &str = "system:serviceaccount:edgevip:edgevip";
 
+/// Every feature that needs a permission: LoadBalancer mode (Lease, status), forwarding.
 fn options() -> Options {
-    Options {
-        settings: Settings {
-            node_name: "edge-a".into(),
-            vrid: 50,
-            interface: None,
-            unicast: true,
-            advert_interval: Duration::from_millis(200),
-            preempt: false,
-            ingress_check: Default::default(),
-            eligibility: Default::default(),
-            lb: Some(LbSettings {
-                class: DEFAULT_CLASS.into(),
-                default_class: false,
-                pool: Pool::parse("198.51.100.10-198.51.100.12").expect("pool"),
-                vrids: 100..=149,
-            }),
-            forwarding: true,
-            proxy_header: edgevip_forward::ProxyHeader::V1,
-            trust: Default::default(),
-        },
-        configmap_namespace: "edgevip".into(),
-        configmap_name: "vips".into(),
-        node_selector: "edgenode=true".into(),
-        release_grace: Duration::from_secs(30),
-        lease: Some(edgevip_k8s::lease::LeaseOptions {
-            namespace: "edgevip".into(),
-            name: "edgevip-allocator".into(),
-            identity: "edge-a".into(),
-            duration: Duration::from_secs(3),
-        }),
-    }
+    let pool = "198.51.100.10-198.51.100.12";
+    let mut o = common::options(Duration::from_secs(30));
+    o.settings.forwarding = true;
+    load_balancers(o, "edge-a", pool, Duration::from_secs(3))
 }
 
 /// A cluster where the controller uses every permission: edge Nodes, its ConfigMap (with
@@ -85,12 +60,6 @@ fn cluster(api: &FakeApi) {
         json!({"apiVersion": "edgevip.io/v1alpha1", "kind": "VIPPool",
         "metadata": {"name": "blue"}, "spec": {"addresses": ["203.0.113.8/30"]}}),
     );
-}
-
-fn resolver() -> Resolver {
-    Arc::new(|_, _| {
-        Box::pin(async { edgevip_k8s::trust::NodeLink::named("eth0", &["192.0.2.11/24"]) })
-    })
 }
 
 async fn start(policy: Rbac) -> (FakeApi, Server, Handle) {
