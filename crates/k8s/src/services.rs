@@ -402,10 +402,10 @@ pub type Admit<'a> = &'a dyn Fn(IpAddr) -> Result<(), String>;
 /// Who holds an address, as far as sharing it goes.
 struct Holder {
     namespace: String,
-    names: Vec<String>,
     sharing: Option<String>,
     local: bool,
-    ports: BTreeSet<(String, i32)>,
+    /// Each Service holding it, with its ports.
+    members: Vec<(String, BTreeSet<(String, i32)>)>,
 }
 
 /// One Service's way through the plan.
@@ -492,7 +492,8 @@ impl Alloc<'_> {
             return Ok(());
         };
         let holder = if h.namespace == svc.namespace {
-            format!("Service {}", h.names.join(", "))
+            let names: Vec<&str> = h.members.iter().map(|(n, _)| n.as_str()).collect();
+            format!("Service {}", names.join(", "))
         } else {
             "a Service of another namespace".into()
         };
@@ -505,9 +506,10 @@ impl Alloc<'_> {
                 "{ip} is shared (key {key:?}) by {holder}, whose externalTrafficPolicy differs"
             ));
         }
-        let clash: Vec<String> = svc
-            .ports
-            .intersection(&h.ports)
+        let clash: Vec<String> = h
+            .members
+            .iter()
+            .flat_map(|(_, ports)| svc.ports.intersection(ports))
             .map(|(proto, port)| format!("{port}/{proto}"))
             .collect();
         if !clash.is_empty() {
@@ -522,13 +524,38 @@ impl Alloc<'_> {
     fn take(&mut self, svc: &SvcInfo, ip: IpAddr) {
         let h = self.used.entry(ip).or_insert_with(|| Holder {
             namespace: svc.namespace.clone(),
-            names: Vec::new(),
             sharing: svc.sharing.clone(),
             local: svc.local,
-            ports: BTreeSet::new(),
+            members: Vec::new(),
         });
-        h.names.push(svc.name.clone());
-        h.ports.extend(svc.ports.iter().cloned());
+        h.members.push((svc.name.clone(), svc.ports.clone()));
+    }
+
+    /// Gives back what `svc` took: an address it held alone is free again, so the walks
+    /// start over (their cursors may have passed it).
+    fn give_back(&mut self, svc: &SvcInfo, addrs: &[(usize, IpAddr)]) {
+        for (_, ip) in addrs {
+            let Some(h) = self.used.get_mut(ip) else {
+                continue;
+            };
+            h.members.retain(|(n, _)| *n != svc.name);
+            if h.members.is_empty() {
+                self.used.remove(ip);
+                self.cursor.clear();
+            }
+        }
+    }
+
+    /// Slots of any family (a Service that lists no `ipFamilies`) take the first family
+    /// the Service's pools have, whatever is free: which family a Service gets must not
+    /// depend on what others hold, or one refusal would reshuffle the other family.
+    fn settle(&self, slots: Vec<Option<bool>>, allowed: &[usize]) -> Vec<Option<bool>> {
+        let first = allowed
+            .iter()
+            .flat_map(|i| self.pools[*i].ranges.0.iter())
+            .map(|(a, _)| a.is_ipv4())
+            .next();
+        slots.into_iter().map(|s| s.or(first)).collect()
     }
 
     /// The pools a new address may come from: those with `autoAssign`, or the one named.
@@ -598,14 +625,43 @@ pub fn plan(
         used: BTreeMap::new(),
         cursor: BTreeMap::new(),
     };
+    // A Service refused after it took an address (RequireDualStack missing a family, say)
+    // held it while the others were placed: plan again without it, or the next plan (once
+    // its status is cleared) would hand that address out and the plan would not be a
+    // fixpoint. Each round refuses at least one more Service, so this ends.
+    let mut refused = BTreeMap::new();
+    loop {
+        let (p, late) = round(&ours, &mut a, &refused);
+        if late.is_empty() {
+            return p;
+        }
+        refused.extend(late);
+        a.used.clear();
+        a.cursor.clear();
+    }
+}
+
+/// One pass over `ours` (oldest first), `refused` ones refused up front; also returns the
+/// Services refused only after taking an address.
+fn round(
+    ours: &[&SvcInfo],
+    a: &mut Alloc,
+    refused: &BTreeMap<String, String>,
+) -> (Plan, BTreeMap<String, String>) {
     let mut got: Vec<Got> = ours
         .iter()
         .map(|svc| {
             let slots = svc.slots();
+            if let Some(why) = refused.get(&svc.key()) {
+                return Got {
+                    problem: Some(why.clone()),
+                    ..Default::default()
+                };
+            }
             match (a.allowed(svc), svc.requests(&slots)) {
                 (Ok(pools), Ok(asks)) => Got {
+                    slots: a.settle(slots, &pools),
                     pools,
-                    slots,
                     asks,
                     ..Default::default()
                 },
@@ -617,56 +673,75 @@ pub fn plan(
         })
         .collect();
     // Recorded (or sent) addresses first, oldest Service first: a contested address stays
-    // with the oldest claim.
+    // with the oldest claim. Each pass takes a Service's addresses all or none.
     for (svc, g) in ours.iter().zip(&mut got) {
-        for (i, slot) in g.slots.clone().into_iter().enumerate() {
+        if g.problem.is_some() {
+            continue;
+        }
+        let mut keep = Vec::new();
+        for (i, slot) in g.slots.iter().enumerate() {
             let live = svc.status.iter().chain(&svc.pending).copied().find(|ip| {
-                slot.is_none_or(|v| ip.is_ipv4() == v) && !g.addrs.iter().any(|(_, x)| x == ip)
+                slot.is_none_or(|v| ip.is_ipv4() == v) && !keep.iter().any(|(_, x)| x == ip)
             });
             let Some(ip) = live else { continue };
             if g.asks[i].is_some_and(|r| r != ip) {
                 continue; // a new request replaces the record
             }
             match a.check(svc, ip, &g.pools) {
-                Ok(()) => {
-                    a.take(svc, ip);
-                    g.addrs.push((i, ip));
+                Ok(()) => keep.push((i, ip)),
+                Err(why) if g.asks[i].is_some() => {
+                    g.problem = Some(format!("refused: {why}"));
+                    break;
                 }
-                Err(why) if g.asks[i].is_some() => g.problem = Some(format!("refused: {why}")),
                 Err(why) if svc.status.contains(&ip) => {
                     g.notes.push(format!("{ip} withdrawn: {why}"));
                 }
                 Err(_) => {}
             }
         }
+        if g.problem.is_none() {
+            for (i, ip) in keep {
+                a.take(svc, ip);
+                g.addrs.push((i, ip));
+            }
+        }
     }
     // Then requests, then new allocations: an allocation never takes an address somebody
     // asked for.
     for (svc, g) in ours.iter().zip(&mut got) {
-        for (i, ask) in g.asks.clone().into_iter().enumerate() {
-            let Some(ip) = ask else { continue };
-            if g.problem.is_some() || g.has(i) {
-                continue;
-            }
-            match a.check(svc, ip, &g.pools) {
-                Ok(()) => {
+        if g.problem.is_some() {
+            continue;
+        }
+        let asked: Vec<(usize, IpAddr)> = (0..g.slots.len())
+            .filter(|i| !g.has(*i))
+            .filter_map(|i| Some((i, g.asks[i]?)))
+            .collect();
+        match asked
+            .iter()
+            .try_for_each(|(_, ip)| a.check(svc, *ip, &g.pools))
+        {
+            Ok(()) => {
+                for (i, ip) in asked {
                     a.take(svc, ip);
                     g.addrs.push((i, ip));
                 }
-                Err(why) => g.problem = Some(format!("refused: {why}")),
             }
+            Err(why) => g.problem = Some(format!("refused: {why}")),
         }
     }
     for (svc, g) in ours.iter().zip(&mut got) {
         // A request names every address it wants: no allocation beside it.
-        let asked = g.asks.iter().any(Option::is_some);
+        if g.problem.is_some() || g.asks.iter().any(Option::is_some) {
+            continue;
+        }
+        let (mut fresh, mut short) = (Vec::new(), Vec::new());
         for (i, slot) in g.slots.clone().into_iter().enumerate() {
-            if g.problem.is_some() || asked || g.has(i) {
+            if g.has(i) {
                 continue;
             }
             if let Some(ip) = a.fresh(svc, slot, &g.pools) {
                 a.take(svc, ip);
-                g.addrs.push((i, ip));
+                fresh.push((i, ip));
                 continue;
             }
             let auto = a.automatic(svc, &g.pools);
@@ -682,21 +757,34 @@ pub fn plan(
                     a.names(&auto)
                 )
             };
-            if i == 0 || svc.policy == FamilyPolicy::RequireDualStack {
-                g.problem = Some(why);
-            } else {
-                g.notes
-                    .push(format!("PreferDualStack: single-stack for now, {why}"));
-            }
+            short.push(why);
+        }
+        // RequireDualStack needs every family; the others what they can get (a
+        // PreferDualStack Service stays single-stack, with a note, until a pool has room).
+        let Some(why) = short.first() else {
+            g.addrs.extend(fresh);
+            continue;
+        };
+        if svc.policy == FamilyPolicy::RequireDualStack || g.addrs.is_empty() && fresh.is_empty() {
+            g.problem = Some(why.clone());
+            a.give_back(svc, &fresh);
+        } else {
+            g.notes
+                .push(format!("PreferDualStack: single-stack for now, {why}"));
+            g.addrs.extend(fresh);
         }
     }
     let mut p = Plan::default();
+    let mut late = BTreeMap::new();
     for (svc, mut g) in ours.iter().zip(got) {
         let key = svc.key();
         if !g.notes.is_empty() {
             p.notes.insert(key.clone(), g.notes.join("; "));
         }
         if let Some(why) = g.problem {
+            if !g.addrs.is_empty() {
+                late.insert(key.clone(), why.clone());
+            }
             p.problems.insert(key.clone(), why);
             if !svc.status.is_empty() {
                 p.clears.insert(key);
@@ -721,7 +809,7 @@ pub fn plan(
             p.local.insert(key);
         }
     }
-    p
+    (p, late)
 }
 
 #[cfg(test)]

@@ -547,7 +547,8 @@ fn a_contested_recorded_address_stays_with_the_oldest_claim() {
 
 #[test]
 fn a_thousand_new_services_are_planned_in_one_pass() {
-    let s = settings("198.51.100.0/24,203.0.113.0/24,192.0.2.0/24,2001:db8::/120");
+    // Services listing no family take the pools' first one: IPv6 here.
+    let s = settings("2001:db8::/118");
     let services: Vec<SvcInfo> = (0..1000)
         .map(|k| {
             svc(
@@ -567,4 +568,179 @@ fn a_thousand_new_services_are_planned_in_one_pass() {
     assert_eq!(distinct.len(), 1000);
     // Each range is walked once (a cursor), not once per Service: generous for debug builds.
     assert!(took < std::time::Duration::from_millis(500), "{took:?}");
+}
+
+mod properties {
+    //! Whatever Services a namespace user creates, in whatever order the watch lists them.
+    use proptest::prelude::{Strategy, any as arbitrary, prop_assert, prop_assert_eq, proptest};
+    use proptest::test_runner::Config as ProptestConfig;
+
+    use super::*;
+    use crate::pools::Scope;
+
+    const ADDRS: [&str; 8] = [
+        "192.0.2.1",
+        "192.0.2.2",
+        "192.0.2.9",
+        "198.51.100.1",
+        "198.51.100.2",
+        "2001:db8::1",
+        "2001:db8::2",
+        "203.0.113.1",
+    ];
+    const PORTS: [(&str, i32); 3] = [("TCP", 53), ("UDP", 53), ("TCP", 80)];
+
+    fn pools() -> Vec<PoolDef> {
+        vec![
+            PoolDef::from_flag(Pool::parse("192.0.2.1-192.0.2.3,2001:db8::1-2001:db8::2").unwrap()),
+            PoolDef {
+                name: "a-only".into(),
+                ranges: Pool::parse("198.51.100.1-198.51.100.2").unwrap(),
+                auto_assign: true,
+                scope: Scope {
+                    namespaces: Some(["a".to_string()].into()),
+                    ..Default::default()
+                },
+            },
+        ]
+    }
+
+    fn service() -> impl Strategy<Value = SvcInfo> {
+        let addr = proptest::sample::select(&ADDRS[..]);
+        (
+            (0..2usize, 0..6u8, 0..3usize),
+            proptest::option::of(proptest::collection::vec(addr.clone(), 1..3)),
+            proptest::collection::vec(addr, 0..3),
+            proptest::sample::subsequence(&PORTS[..], 0..=3),
+            (arbitrary::<bool>(), 0..4usize),
+        )
+            .prop_map(
+                |((ns, created, key), wanted, status, ports, (local, fam))| {
+                    let ip = |s: &&str| s.parse::<IpAddr>().unwrap();
+                    let (families, policy) = [
+                        (vec![], FamilyPolicy::SingleStack),
+                        (vec![true], FamilyPolicy::SingleStack),
+                        (vec![false, true], FamilyPolicy::PreferDualStack),
+                        (vec![true, false], FamilyPolicy::RequireDualStack),
+                    ][fam]
+                        .clone();
+                    SvcInfo {
+                        namespace: ["a", "b"][ns].into(),
+                        created: created.to_string(),
+                        class: Some(DEFAULT_CLASS.into()),
+                        wanted: match wanted {
+                            None => Ok(Vec::new()),
+                            Some(w) => parse_list("annotation", &w.join(",")),
+                        },
+                        sharing: [None, Some("k1"), Some("k2")][key].map(str::to_string),
+                        ports: ports.iter().map(|(p, n)| (p.to_string(), *n)).collect(),
+                        local,
+                        status: status.iter().map(ip).collect(),
+                        families,
+                        policy,
+                        ..Default::default()
+                    }
+                },
+            )
+    }
+
+    fn services() -> impl Strategy<Value = Vec<SvcInfo>> {
+        proptest::collection::vec(service(), 0..14).prop_map(|mut v| {
+            for (k, s) in v.iter_mut().enumerate() {
+                s.name = format!("s{k}");
+            }
+            v
+        })
+    }
+
+    fn run(services: &[SvcInfo]) -> Plan {
+        let s = settings("");
+        super::super::plan(services, &s, &pools(), &BTreeMap::new(), &any)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn holders_of_one_address_may_share_it_and_the_plan_is_a_fixpoint(
+            svcs in services(),
+            seed in arbitrary::<u64>(),
+        ) {
+            let p = run(&svcs);
+            let by_key: BTreeMap<String, &SvcInfo> = svcs.iter().map(|s| (s.key(), s)).collect();
+            // Every address a Service ends up with: in a pool it may use, one per family.
+            let mut holders: BTreeMap<IpAddr, Vec<&SvcInfo>> = BTreeMap::new();
+            let pools = pools();
+            for (key, ips) in p.serving.iter().chain(&p.writes) {
+                let svc = by_key[key];
+                prop_assert!(!p.problems.contains_key(key), "{key} served and refused");
+                let fams: BTreeSet<bool> = ips.iter().map(IpAddr::is_ipv4).collect();
+                prop_assert_eq!(fams.len(), ips.len(), "{} has two of a family: {:?}", key, ips);
+                for ip in ips {
+                    prop_assert!(
+                        pools.iter().any(|pool| pool.ranges.contains(*ip)
+                            && pool.scope.admits(svc, &BTreeMap::new())),
+                        "{key} got {ip}, outside its pools"
+                    );
+                    let h = holders.entry(*ip).or_default();
+                    if !h.iter().any(|x| x.key() == *key) {
+                        h.push(svc);
+                    }
+                }
+            }
+            for (ip, h) in &holders {
+                for (i, a) in h.iter().enumerate() {
+                    for b in &h[i + 1..] {
+                        prop_assert!(
+                            a.namespace == b.namespace
+                                && a.sharing.is_some()
+                                && a.sharing == b.sharing
+                                && a.local == b.local
+                                && a.ports.is_disjoint(&b.ports),
+                            "{ip} held by {} and {}, who may not share", a.key(), b.key()
+                        );
+                    }
+                }
+            }
+            for (key, ips) in &p.writes {
+                if by_key[key].policy == FamilyPolicy::RequireDualStack {
+                    prop_assert_eq!(ips.len(), 2, "{} RequireDualStack", key);
+                }
+            }
+            // The watch's order changes nothing.
+            let mut shuffled = svcs.clone();
+            let n = shuffled.len();
+            for i in 0..n {
+                shuffled.swap(i, (seed as usize).wrapping_add(i * 7) % n);
+            }
+            prop_assert_eq!(&run(&shuffled), &p);
+            // Recorded as planned, the plan settles within a few writes and then nothing
+            // moves (allocations survive restarts unchanged). A refusal that frees an
+            // address can let another Service take it on the next plan, so one step is
+            // not always enough; flapping would never settle.
+            let mut view = svcs.clone();
+            let mut plan = p.clone();
+            let mut settled = None;
+            for step in 0..4 {
+                if plan.writes.is_empty() && plan.clears.is_empty() {
+                    settled = Some(step);
+                    break;
+                }
+                for s in view.iter_mut() {
+                    if let Some(ips) = plan.writes.get(&s.key()) {
+                        s.status = ips.clone();
+                    } else if plan.clears.contains(&s.key()) {
+                        s.status.clear();
+                    }
+                }
+                plan = run(&view);
+            }
+            let brief: Vec<String> = svcs
+                .iter()
+                .map(|s| format!("{} c{} want{:?} st{:?} fam{:?} {:?} key{:?}", s.key(), s.created, s.wanted, s.status, s.families, s.policy, s.sharing))
+                .collect();
+            prop_assert!(settled.is_some(), "not settled after 4 writes: {:?}\n{brief:#?}", plan.writes);
+            prop_assert_eq!(&run(&view), &plan, "a settled plan stays");
+        }
+    }
 }
