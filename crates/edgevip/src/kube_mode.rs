@@ -216,12 +216,28 @@ impl Plane for Daemon {
         m.set_kube("rejected_entries", st.rejected.len() as i64);
         m.set_kube("warnings", st.warnings.len() as i64);
         m.set_kube("load_balancers", st.load_balancers.len() as i64);
+        m.set_kube(
+            "load_balancers_without_vip",
+            st.load_balancer_problems.len() as i64,
+        );
         m.set_kube("watch_errors", st.watch_errors as i64);
         m.set_kube("rebuilds", st.rebuilds as i64);
         m.set_kube("last_rebuild_us", st.last_rebuild_us as i64);
         if st.allocator_lease.is_some() {
             // Only in LoadBalancer mode: the no-allocator alert sums it over the pods.
             m.set_kube("allocator", i64::from(st.status_writer));
+            let pools: Vec<(String, u64, f64)> = st
+                .pools
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        p.allocated,
+                        p.free.parse().unwrap_or(f64::MAX),
+                    )
+                })
+                .collect();
+            m.set_pools(&pools);
         }
         self.instances = st.instances.clone();
         self.kube_status

@@ -43,6 +43,12 @@ pub struct VipOpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub pool: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceLabels {
     pub instance: String,
 }
@@ -80,6 +86,9 @@ pub struct Metrics {
     pub notify_runs: Family<CheckResultLabels, Counter>,
     /// Kubernetes mode: one gauge per aspect of the controller's view.
     pub kube: Family<KubeLabels, Gauge>,
+    /// LoadBalancer mode: each pool's addresses by state (pool names come from VIPPools,
+    /// which only cluster admins create).
+    pub pools: Family<PoolLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub proxy: edgevip_forward::proxy::ProxyMetrics,
     pub api: ApiMetrics,
 }
@@ -136,6 +145,7 @@ impl Metrics {
             check_results: Family::default(),
             notify_runs: Family::default(),
             kube: Family::default(),
+            pools: Family::default(),
             proxy: Default::default(),
             api: Default::default(),
         };
@@ -220,8 +230,13 @@ impl Metrics {
         );
         r.register(
             "kubernetes",
-            "Kubernetes mode: synced (0/1), edge_nodes, instances, rejected_entries, warnings, load_balancers, watch_errors, rebuilds, last_rebuild_us, allocator (0/1: holds the allocator Lease; LoadBalancer mode only)",
+            "Kubernetes mode: synced (0/1), edge_nodes, instances, rejected_entries, warnings, load_balancers, load_balancers_without_vip, watch_errors, rebuilds, last_rebuild_us, allocator (0/1: holds the allocator Lease; LoadBalancer mode only)",
             m.kube.clone(),
+        );
+        r.register(
+            "pool_addresses",
+            "LoadBalancer mode: addresses of each pool (--address-pool and the VIPPools) by state, allocated or free",
+            m.pools.clone(),
         );
         Metrics {
             registry: Arc::new(r),
@@ -298,6 +313,20 @@ impl Metrics {
             instance: instance.into(),
             check: check.into(),
         });
+    }
+
+    /// The pools in force, `(name, allocated, free)`: a pool gone loses its series.
+    pub fn set_pools(&self, pools: &[(String, u64, f64)]) {
+        self.pools.clear();
+        for (pool, allocated, free) in pools {
+            for (state, v) in [("allocated", *allocated as f64), ("free", *free)] {
+                let labels = PoolLabels {
+                    pool: pool.clone(),
+                    state: state.into(),
+                };
+                self.pools.get_or_create(&labels).set(v);
+            }
+        }
     }
 
     pub fn set_kube(&self, what: &str, v: i64) {

@@ -124,11 +124,22 @@ pub struct PoolSummary {
     /// Ranges `a-b`, or single addresses.
     pub addresses: Vec<String>,
     pub auto_assign: bool,
+    /// Addresses in use by Services (served or being recorded).
+    pub allocated: u64,
+    /// Addresses free, a decimal string (an IPv6 /64 alone exceeds what JSON numbers
+    /// carry exactly).
+    pub free: String,
 }
 
 impl PoolSummary {
-    fn of(p: &crate::pools::PoolDef) -> PoolSummary {
+    fn of(
+        p: &crate::pools::PoolDef,
+        uses: &BTreeMap<String, crate::pools::PoolUse>,
+    ) -> PoolSummary {
+        let used = uses.get(&p.name);
         PoolSummary {
+            allocated: used.map_or(0, |u| u.allocated),
+            free: used.map_or(0, |u| u.free()).to_string(),
             name: p.name.clone(),
             addresses: p
                 .ranges
