@@ -98,7 +98,6 @@ fn recorded_in(k: &KubeLab, ns: &str, name: &str) -> String {
 }
 
 #[test]
-#[ignore = "WIP"]
 fn services_with_one_sharing_key_share_an_ip_unless_ports_or_namespace_differ() {
     let Some(mut k) = KubeLab::new("kube_lb_share", 2, BIN) else {
         return;
