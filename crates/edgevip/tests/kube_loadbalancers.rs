@@ -140,7 +140,6 @@ fn instance_of(k: &KubeLab, i: usize, vip: &str) -> edgevip::status::InstanceSta
 }
 
 #[test]
-#[ignore = "WIP"]
 fn external_traffic_policy_local_follows_the_ready_endpoint() {
     let Some(mut k) = KubeLab::new("kube_lb_local", 3, BIN) else {
         return;
