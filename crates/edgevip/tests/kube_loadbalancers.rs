@@ -233,7 +233,6 @@ fn wait_pool_status(k: &KubeLab, want: (u64, u64)) {
 }
 
 #[test]
-#[ignore = "WIP"]
 fn a_vippool_is_read_live_exhausted_then_grown_without_a_restart() {
     let Some(mut k) = KubeLab::new("kube_lb_vippool", 2, BIN) else {
         return;
