@@ -70,6 +70,13 @@ fn a_dual_stack_service_gets_an_address_of_each_family_both_served() {
         "dual-stack: {v4} on edge-{h4}, {v6} on edge-{h6}, both held {:?} after the create",
         t.elapsed()
     );
+    // Each family's router hears the other node's adverts: the other node is backup
+    // (with Nodes listing no IPv6 InternalIP, both were master of the IPv6 VIP).
+    for (vip, h) in [(&v4, h4), (&v6, h6)] {
+        let other = 1 - h;
+        let inst = instance_of(&k, other, vip);
+        assert_eq!(inst.state, "backup", "edge-{other} for {vip}: {inst:?}");
+    }
     for (vip, h) in [(&v4, h4), (&v6, h6)] {
         let r = probe_for(&mut k, vip, Duration::from_millis(500));
         eprintln!("probe {vip}: {r:?}");
