@@ -286,6 +286,16 @@ impl Cluster {
         }
     }
 
+    /// Asserts that no host holds `vip` for `dur`.
+    pub fn assert_unheld(&self, vip: &str, dur: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < dur {
+            let h = self.holders(vip);
+            assert!(h.is_empty(), "{vip} held by {h:?}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `edgevip status --json` run inside host `i`'s namespace (the API listens on that
     /// namespace's loopback).
     pub fn status_json(&self, i: usize, api: &str) -> String {

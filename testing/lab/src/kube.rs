@@ -36,6 +36,8 @@ pub struct KubeLab {
     in_cluster: Option<PathBuf>,
     /// `--ingress-check` given to the daemons; `None`: the daemon's default (`auto`).
     pub ingress_check: Option<String>,
+    /// IPv6 on the segment ([`KubeLab::dual_stack`]): the Nodes list their IPv6 address too.
+    pub ipv6: bool,
 }
 
 /// Starts the daemon as a pod would find itself: in a private mount namespace, a tmpfs
@@ -66,7 +68,7 @@ impl KubeLab {
         let wrapper = dir.join("edgevip-in-pod");
         // The control plane's address is only known once the cluster exists: write the
         // wrapper after, it is only run by start_node.
-        let mut k = Self::build(test, nodes, wrapper.clone())?;
+        let mut k = Self::build(test, nodes, false, wrapper.clone())?;
         std::fs::create_dir_all(&dir).expect("service account dir");
         // Removed with the lab (Drop), also when a later step panics.
         k.in_cluster = Some(dir.clone());
@@ -106,11 +108,17 @@ impl KubeLab {
     /// `nodes` edge nodes (hosts 0..nodes) and a control plane (host `nodes`). `None` when
     /// the lab cannot run here.
     pub fn new(test: &str, nodes: usize, bin: impl Into<PathBuf>) -> Option<KubeLab> {
-        Self::build(test, nodes, bin.into())
+        Self::build(test, nodes, false, bin.into())
     }
 
-    fn build(test: &str, nodes: usize, bin: PathBuf) -> Option<KubeLab> {
-        let cluster = Cluster::new(test, nodes + 1, false, bin)?;
+    /// Like [`KubeLab::new`], with IPv6 on the segment too: the nodes 2001:db8::11, …, the
+    /// client 2001:db8::2 (the API server stays on IPv4).
+    pub fn dual_stack(test: &str, nodes: usize, bin: impl Into<PathBuf>) -> Option<KubeLab> {
+        Self::build(test, nodes, true, bin.into())
+    }
+
+    fn build(test: &str, nodes: usize, ipv6: bool, bin: PathBuf) -> Option<KubeLab> {
+        let cluster = Cluster::new(test, nodes + 1, ipv6, bin)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -147,6 +155,7 @@ impl KubeLab {
             pods: Vec::new(),
             in_cluster: None,
             ingress_check: Some(INGRESS_HEALTH.into()),
+            ipv6,
         };
         for i in 0..nodes {
             k.api.apply(k.node_object(i, true));
@@ -162,13 +171,19 @@ impl KubeLab {
 
     pub fn node_object(&self, i: usize, edge: bool) -> Value {
         let h = self.cluster.lab.host(i);
+        // A dual-stack node lists an InternalIP of each family, as the kubelet does with
+        // --node-ip IPv4,IPv6.
+        let mut addresses = vec![json!({"type": "InternalIP", "address": h.ip4.to_string()})];
+        if self.ipv6 {
+            addresses.push(json!({"type": "InternalIP", "address": h.ip6.to_string()}));
+        }
+        addresses.push(json!({"type": "Hostname", "address": Self::node_name(i)}));
         // Ready, as a kubelet reports it: the API server marks a Node without the
         // condition Unknown, as the node lifecycle controller does.
         json!({"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": Self::node_name(i),
                 "labels": if edge { json!({"edgenode": "true"}) } else { json!({}) }},
-            "status": {"addresses": [{"type": "InternalIP", "address": h.ip4.to_string()},
-                {"type": "Hostname", "address": Self::node_name(i)}],
+            "status": {"addresses": addresses,
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}})
     }
 
@@ -407,6 +422,29 @@ impl KubeLab {
             "endpoints": endpoints,
             "ports": [{"name": "http", "port": POD_TCP, "protocol": "TCP"},
                       {"name": "dns", "port": POD_UDP, "protocol": "UDP"}]}),
+        );
+    }
+
+    /// An EndpointSlice of `ns/service` with one ready endpoint (a pod address of the
+    /// pod network's range) on each edge node of `nodes`, `nodeName` set as the
+    /// EndpointSlice controller sets it: what `externalTrafficPolicy: Local` looks at.
+    /// An empty `nodes`: a slice without endpoints.
+    pub fn set_endpoints_on_nodes(&self, ns: &str, service: &str, nodes: &[usize]) {
+        let endpoints: Vec<Value> = nodes
+            .iter()
+            .map(|i| {
+                json!({"addresses": [Self::pod_ip(*i).to_string()],
+                    "nodeName": Self::node_name(*i),
+                    "conditions": {"ready": true, "serving": true, "terminating": false}})
+            })
+            .collect();
+        self.api.apply(
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("{service}-abc"), "namespace": ns,
+                "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{"name": "http", "port": POD_TCP, "protocol": "TCP"}]}),
         );
     }
 

@@ -79,13 +79,55 @@ pub fn raw_vrrp_socket(src: std::net::Ipv4Addr) -> socket2::Socket {
 
 /// A LoadBalancer Service `web/<name>` of edgevip's class, asking for `ip` if given.
 pub fn lb_service(name: &str, ip: Option<&str>) -> serde_json::Value {
-    let mut spec = serde_json::json!({"type": "LoadBalancer", "loadBalancerClass": "edgevip.io/vip",
-        "ports": [{"port": 80, "protocol": "TCP"}]});
+    let mut s = lb_service_in("web", name, &[(80, "TCP")]);
     if let Some(ip) = ip {
-        spec["loadBalancerIP"] = serde_json::json!(ip);
+        s["spec"]["loadBalancerIP"] = serde_json::json!(ip);
     }
+    s
+}
+
+/// A LoadBalancer Service `<ns>/<name>` of edgevip's class with `ports` (port, protocol).
+pub fn lb_service_in(ns: &str, name: &str, ports: &[(u16, &str)]) -> serde_json::Value {
+    let ports: Vec<serde_json::Value> = ports
+        .iter()
+        .map(|(p, proto)| {
+            serde_json::json!({"name": format!("{}-{p}", proto.to_lowercase()),
+                "port": p, "protocol": proto})
+        })
+        .collect();
     serde_json::json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": "web"}, "spec": spec})
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"type": "LoadBalancer", "loadBalancerClass": "edgevip.io/vip", "ports": ports}})
+}
+
+/// Every address recorded in `<ns>/<name>`'s status.loadBalancer.ingress, in order.
+pub fn ingress(k: &edgevip_lab::KubeLab, ns: &str, name: &str) -> Vec<String> {
+    k.api
+        .get("v1", "Service", Some(ns), name)
+        .and_then(|s| {
+            s["status"]["loadBalancer"]["ingress"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|i| i["ip"].as_str())
+                    .map(str::to_string)
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The notes of the Events (events.k8s.io/v1) of `reason` regarding Service `<ns>/<name>`.
+pub fn service_events(k: &edgevip_lab::KubeLab, reason: &str, ns: &str, name: &str) -> Vec<String> {
+    k.api
+        .list("events.k8s.io/v1", "Event")
+        .iter()
+        .filter(|e| {
+            e["reason"] == reason
+                && e["regarding"]["kind"] == "Service"
+                && e["regarding"]["namespace"] == ns
+                && e["regarding"]["name"] == name
+        })
+        .map(|e| e["note"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 /// The VIP recorded in `web/<name>`'s status.

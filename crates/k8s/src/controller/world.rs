@@ -198,7 +198,9 @@ impl World {
                     .apply(e, Slice::from_slice, |_, s| refs.contains(&s.service))
             }
             Change::Pool(e) => {
-                if std::mem::take(&mut self.pools_absent) {
+                // Every (re)list starts with Init, also the retries that then find the CRD
+                // still missing: only what follows a successful list says it is installed.
+                if !matches!(e, Event::Init) && std::mem::take(&mut self.pools_absent) {
                     tracing::info!("VIPPool CRD installed: VIPPools are read");
                 }
                 self.pools.apply(e, PoolObject::from_object, always)

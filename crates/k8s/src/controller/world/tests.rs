@@ -435,8 +435,13 @@ fn a_missing_crd_is_no_pools_and_blocks_nothing() {
     assert_eq!(names(&w), ["--address-pool"]);
     let d = w.rebuild(&eth0());
     assert!(w.status(&d, &eth0(), Duration::ZERO).vippool_crd_missing);
+    // A retry starts with Init, then finds the CRD still missing: nothing said again.
+    w.apply(&Change::Pool(Event::Init), now);
+    assert!(w.status(&d, &eth0(), Duration::ZERO).vippool_crd_missing);
+    assert!(!w.pools_missing(), "no flip-flop on a retry");
     // Installed later: read.
     w.apply(&Change::Pool(Event::Init), now);
+    assert!(w.status(&d, &eth0(), Duration::ZERO).vippool_crd_missing);
     w.apply(
         &Change::Pool(Event::InitApply(vippool(
             "late",
