@@ -20,6 +20,7 @@
 //! pool cache counts as synced and empty, and the watch keeps retrying with its backoff
 //! (at most 30 s apart), so a CRD installed later is read without a restart.
 
+mod backoff;
 mod cache;
 mod notices;
 mod world;
@@ -357,7 +358,7 @@ where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
     watcher::watcher(api, config)
-        .default_backoff()
+        .backoff(backoff::Patient::default())
         .map(move |r| r.map(wrap).map_err(|e| (what, e)))
         .boxed()
 }

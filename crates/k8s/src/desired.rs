@@ -464,6 +464,11 @@ fn lb_candidates(
             .collect();
         let mut c = Candidate::generated("services", &name, vrid, From::Services, fields);
         c.rotate = Some(usize::from(vrid));
+        // The rotated priorities are the spread: without preemption whichever node starts
+        // an instance first keeps it, and a recovered node never gets its share back.
+        if let Ok(f) = &mut c.fields {
+            f.preempt = Some(true);
+        }
         out.push(c);
     }
     out
@@ -585,12 +590,14 @@ impl<'a> Ctx<'a> {
             priority: nodes::priority(self.nodes, &self.me.name, index, spread).unwrap_or(1),
             ..self.defaults.clone()
         };
+        let own_peers = raw.unicast_peers.is_some();
         let inst = Instance::from_raw(path, raw, &defaults).map_err(|e| {
             e.0.iter()
                 .map(|f| f.to_string())
                 .collect::<Vec<_>>()
                 .join("; ")
         })?;
+        self.peers_reachable(path, own_peers, &inst)?;
         if from_configmap {
             // Generated instances' VIPs were checked entry by entry (compat) or by the plan
             // (Services, whose range is the pool).
@@ -608,6 +615,30 @@ impl<'a> Ctx<'a> {
             }
         }
         Ok(inst)
+    }
+
+    /// Unicast adverts of a family go to the edge nodes' InternalIPs of that family, so a
+    /// node listing none of a family never hears that family's adverts and would hold its
+    /// VIPs beside the real master. It takes no part: its VIPs of that family are refused
+    /// here, and the nodes that list one elect among themselves (multicast, or peers the
+    /// ConfigMap names, are not affected).
+    fn peers_reachable(&self, path: &str, own_peers: bool, inst: &Instance) -> Result<(), String> {
+        if !inst.unicast || own_peers || self.nodes.len() < 2 {
+            return Ok(());
+        }
+        for v4 in [true, false] {
+            if self.me.address_of(v4).is_none() && inst.vips.iter().any(|v| v.addr.is_ipv4() == v4)
+            {
+                let fam = if v4 { "IPv4" } else { "IPv6" };
+                return Err(format!(
+                    "{path}: node {} lists no {fam} InternalIP, so it cannot take part in the \
+                     unicast {fam} election (it would hold the {fam} VIPs beside the master); \
+                     the nodes that list one serve them",
+                    self.me.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A generated candidate whose instance cannot be built loses the VIPs that cannot be
@@ -633,11 +664,10 @@ impl<'a> Ctx<'a> {
                 }
             }
         });
-        c.fields = Ok(generated_fields(
-            &name,
-            vrid,
-            c.vip_fields.iter().map(|(v, _)| *v),
-        ));
+        c.fields = Ok(raw::Instance {
+            preempt: fields.preempt,
+            ..generated_fields(&name, vrid, c.vip_fields.iter().map(|(v, _)| *v))
+        });
         c
     }
 }

@@ -107,8 +107,10 @@ pub fn first_ready(nodes: &[NodeInfo]) -> Option<&NodeInfo> {
 }
 
 /// The priority of `me` for the instance at `index`: 200 for the first node in order, a
-/// step less for each following one. With `spread`, the order is rotated by the instance index,
-/// so that each node comes first for a share of the instances (active-active).
+/// step less for each following one. With `spread`, the order is rotated by the instance
+/// index, so that each node comes first for a share of the instances (active-active), and
+/// so are the others behind it, so a failed node's share falls to every other node in
+/// turn rather than all to its neighbour.
 pub fn priority(nodes: &[NodeInfo], me: &str, index: usize, spread: bool) -> Option<u8> {
     let order = ordered(nodes);
     let pos = order.iter().position(|n| n.name == me)?;
@@ -117,7 +119,7 @@ pub fn priority(nodes: &[NodeInfo], me: &str, index: usize, spread: bool) -> Opt
     }
     let n = order.len();
     let rank = if spread {
-        (pos + n - index % n) % n
+        spread_rank(pos, index, n)
     } else {
         pos
     };
@@ -127,8 +129,21 @@ pub fn priority(nodes: &[NodeInfo], me: &str, index: usize, spread: bool) -> Opt
     Some(200usize.saturating_sub(rank * step).max(1) as u8)
 }
 
+/// Rank of the node at `pos` (of `n`) for instance `index`: first is `index mod n`; the
+/// others follow in cyclic order from it, rotated by `index / n`.
+fn spread_rank(pos: usize, index: usize, n: usize) -> usize {
+    let first = index % n;
+    if pos == first {
+        return 0;
+    }
+    let (behind, others) = ((pos + n - first) % n - 1, n - 1);
+    1 + (behind + others - (index / n) % others) % others
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
     use super::*;
 
     fn node(name: &str, addrs: &[&str], prio: Option<&str>) -> NodeInfo {
@@ -197,6 +212,25 @@ mod tests {
             .collect();
         prios.sort();
         assert_eq!(prios, [180, 190, 200], "distinct priorities");
+        // Four nodes, 24 instances: each node is first for 6, and when it fails its 6 go
+        // 2, 2, 2 to the others (the second in line), not all to one neighbour.
+        let four: Vec<NodeInfo> = (1..=4)
+            .map(|i| node(&format!("n{i}"), &[&format!("192.0.2.{i}")], None))
+            .collect();
+        let names: Vec<String> = (1..=4).map(|i| format!("n{i}")).collect();
+        let mut heirs: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for k in 0..24 {
+            let mut by: Vec<(u8, &String)> = names
+                .iter()
+                .map(|n| (priority(&four, n, k, true).unwrap(), n))
+                .collect();
+            by.sort();
+            let ranks: BTreeSet<u8> = by.iter().map(|(p, _)| *p).collect();
+            assert_eq!(ranks.len(), 4, "distinct at {k}");
+            *heirs.entry((by[3].1.clone(), by[2].1.clone())).or_default() += 1;
+        }
+        assert_eq!(heirs.len(), 12, "every (first, second) pair: {heirs:?}");
+        assert!(heirs.values().all(|c| *c == 2), "{heirs:?}");
         let nodes = [
             node("a", &["192.0.2.1"], Some("50")),
             node("b", &["192.0.2.2"], Some("300")),

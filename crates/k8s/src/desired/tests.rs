@@ -170,10 +170,43 @@ fn rich_entries_fill_in_what_the_cluster_decides() {
 }
 
 #[test]
+fn a_node_without_an_address_of_a_family_keeps_out_of_its_unicast_election() {
+    // edge-c lists no IPv6 InternalIP: it would never hear the others' IPv6 adverts.
+    let d = build(
+        &mut Builder::default(),
+        "edge-c",
+        &source(&[(rich::KEY, RICH)]),
+    );
+    let names: Vec<&str> = d.instances.iter().map(|i| i.name.as_str()).collect();
+    assert!(!names.contains(&"web"), "{names:?}");
+    assert!(names.contains(&"api"), "IPv4 only: {names:?}");
+    let r = d
+        .rejects
+        .iter()
+        .find(|r| r.field.contains("instances[0]"))
+        .unwrap();
+    assert!(
+        r.message.contains("node edge-c lists no IPv6 InternalIP"),
+        "{r:?}"
+    );
+    let d = build(
+        &mut Builder::default(),
+        "edge-a",
+        &source(&[(rich::KEY, RICH)]),
+    );
+    assert!(
+        d.instances.iter().any(|i| i.name == "web"),
+        "edge-a has both"
+    );
+}
+
+#[test]
 fn spread_makes_each_node_master_of_a_share() {
     let mut tops = BTreeMap::new();
     for me in ["edge-a", "edge-b", "edge-c"] {
-        let d = build(&mut Builder::default(), me, &source(&[(rich::KEY, RICH)]));
+        // IPv4 VIPs only: edge-c lists no IPv6 address (see the next test).
+        let v4 = RICH.replace(", 2001:db8::100/64", "");
+        let d = build(&mut Builder::default(), me, &source(&[(rich::KEY, &v4)]));
         for i in d.instances.iter().filter(|i| i.name != "pinned") {
             let e = tops.entry(i.name.clone()).or_insert((0u8, String::new()));
             if i.priority > e.0 {
