@@ -126,7 +126,7 @@ impl std::fmt::Display for ConfigSource {
 }
 
 pub async fn run(source: ConfigSource) -> ExitCode {
-    let cfg = match source.load() {
+    let cfg = match source.load().and_then(not_yet_run) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{source}: invalid, not starting\n{e}");
@@ -183,11 +183,33 @@ pub async fn run(source: ConfigSource) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `edgevip check` accepts `announce: bgp` (the schema and the FRR rendering exist), but
+/// the daemon does not run such instances yet: refuse them rather than run them as VRRP.
+fn not_yet_run(
+    cfg: edgevip_config::Config,
+) -> Result<edgevip_config::Config, edgevip_config::ConfigErrors> {
+    let errors: Vec<edgevip_config::FieldError> = cfg
+        .instances
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.mode.is_bgp())
+        .map(|(k, _)| edgevip_config::FieldError {
+            path: format!("instances[{k}].announce"),
+            message: "bgp: `edgevip run` does not run BGP instances yet".into(),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(edgevip_config::ConfigErrors(errors))
+    }
+}
+
 async fn reload(source: &ConfigSource, engine: &mut Engine, metrics: &Metrics) {
     // Read off the event loop: a config on a hung mount (or a FIFO) must not freeze VRRP,
     // nor keep SIGTERM from being handled.
     let s = source.clone();
-    let loaded = match tokio::task::spawn_blocking(move || s.load()).await {
+    let loaded = match tokio::task::spawn_blocking(move || s.load().and_then(not_yet_run)).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(config = %source, error = %e, "reload failed");
