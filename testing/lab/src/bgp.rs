@@ -1,0 +1,470 @@
+//! The routed lab of the BGP mode: no shared L2 between edge nodes.
+//!
+//! ```text
+//!   client ── 198.51.100.2/24 ─┐
+//!                              │ 198.51.100.1
+//!                         ┌────┴────┐  FRR: zebra, bgpd (AS 64500, maximum-paths 8),
+//!                         │ router  │  bfdd; fib_multipath_hash_policy=1 (layer 4)
+//!                         └┬───┬───┬┘
+//!          192.0.2.1/30 ───┘   │   └─── 192.0.2.9/30
+//!          192.0.2.2/30    192.0.2.5/30   192.0.2.10/30
+//!           edge 0          edge 1          edge 2      FRR each (AS 64512), config
+//!           lo: VIP         lo: VIP         lo: VIP     rendered by edgevip-frr
+//! ```
+//!
+//! Each node's FRR runs as child processes of the test inside its namespace (`ip netns
+//! exec`), with its own directory for vty sockets, zebra's socket, bfdd's control socket,
+//! pid files and logs, so several labs and a system FRR never meet. Everything goes on
+//! drop: the daemons (SIGKILL, by their pid), the namespaces, the directory.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use edgevip_frr::vtysh::Frr;
+
+use crate::netns::{Netns, in_netns, ip, unique_prefix};
+
+/// The router's AS and the edge nodes' AS.
+pub const ROUTER_ASN: u32 = 64500;
+pub const EDGE_ASN: u32 = 64512;
+/// The TCP port of the responders ("which node answered").
+pub const RESPONDER_PORT: u16 = 8080;
+/// The MD5 password of every session (exercises `neighbor X password`).
+pub const PASSWORD: &str = "lab-s3cret";
+
+/// True when FRR (zebra, bgpd, bfdd, vtysh, frr-reload.py) is installed; prints a SKIP
+/// line otherwise.
+pub fn frr_available(test: &str) -> bool {
+    let missing: Vec<&str> = [
+        "/usr/lib/frr/zebra",
+        "/usr/lib/frr/bgpd",
+        "/usr/lib/frr/bfdd",
+        "/usr/lib/frr/frr-reload.py",
+        "/usr/bin/vtysh",
+    ]
+    .into_iter()
+    .filter(|p| !Path::new(p).exists())
+    .collect();
+    if missing.is_empty() {
+        true
+    } else {
+        crate::cluster::skip(
+            test,
+            &format!(
+                "FRR not installed (apt-get install frr frr-pythontools): {}",
+                missing.join(", ")
+            ),
+        );
+        false
+    }
+}
+
+/// FRR's daemons of one node, children of this process.
+pub struct FrrNode {
+    pub ns: String,
+    pub dir: PathBuf,
+    children: Vec<(String, Child)>,
+}
+
+impl FrrNode {
+    /// Starts zebra, bgpd and bfdd in `ns`, with no configuration (apply one with
+    /// [`FrrNode::frr`]), and waits until vtysh reaches all three (at most 10 s).
+    pub fn start(ns: &str, dir: PathBuf) -> io::Result<FrrNode> {
+        std::fs::create_dir_all(&dir)?;
+        // The daemons drop to the `frr` user: they must write their sockets and pids here.
+        set_mode(&dir, 0o777)?;
+        let mut node = FrrNode {
+            ns: ns.to_string(),
+            dir,
+            children: Vec::new(),
+        };
+        let d = node.dir.display().to_string();
+        for daemon in ["zebra", "bgpd", "bfdd"] {
+            let mut args: Vec<String> = vec![
+                "netns".into(),
+                "exec".into(),
+                ns.into(),
+                format!("/usr/lib/frr/{daemon}"),
+                "--vty_socket".into(),
+                d.clone(),
+                "-i".into(),
+                format!("{d}/{daemon}.pid"),
+                "-f".into(),
+                "/dev/null".into(),
+                "-P".into(),
+                "0".into(),
+                "-z".into(),
+                format!("{d}/zserv.api"),
+                "--log".into(),
+                format!("file:{d}/{daemon}.log"),
+            ];
+            if daemon == "bfdd" {
+                args.extend(["--bfdctl".into(), format!("{d}/bfdd.sock")]);
+            }
+            let child = Command::new("ip")
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            node.children.push((daemon.to_string(), child));
+            if daemon == "zebra" {
+                // bgpd and bfdd connect to zebra's socket at start.
+                wait_for(Duration::from_secs(10), || {
+                    Path::new(&format!("{d}/zserv.api")).exists()
+                })
+                .ok_or_else(|| io::Error::other(format!("{ns}: zebra did not start")))?;
+            }
+        }
+        let frr = node.frr();
+        wait_for(Duration::from_secs(10), || {
+            frr.show("show daemons")
+                .is_ok_and(|o| ["zebra", "bgpd", "bfdd"].iter().all(|d| o.contains(d)))
+        })
+        .ok_or_else(|| io::Error::other(format!("{ns}: FRR daemons not reachable by vtysh")))?;
+        Ok(node)
+    }
+
+    /// The adapter pointed at this node's daemons; its config file in the node's directory.
+    pub fn frr(&self) -> Frr {
+        Frr::in_dir(&self.dir)
+    }
+
+    /// SIGKILL of every daemon (a crashed node); idempotent.
+    pub fn kill(&mut self) {
+        for (_, c) in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for FrrNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn set_mode(p: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+}
+
+/// Polls `f` every 20 ms until it holds (`Some(time it took)`) or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f().then(|| start.elapsed())
+}
+
+pub struct Edge {
+    pub ns: String,
+    /// The edge's address on its link, also its router id.
+    pub addr: Ipv4Addr,
+    /// The router's address on the same link: the edge's BGP peer.
+    pub router_addr: Ipv4Addr,
+    pub frr: FrrNode,
+}
+
+pub struct BgpLab {
+    pub router_ns: String,
+    pub client_ns: String,
+    pub router: FrrNode,
+    pub edges: Vec<Edge>,
+    pub client_addr: Ipv4Addr,
+    dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Option<()>>>,
+    // Dropped last: after the daemons and threads inside them.
+    _namespaces: Vec<Netns>,
+}
+
+impl BgpLab {
+    /// Builds the topology and starts FRR on every node (nothing configured yet).
+    pub fn new(edges: usize) -> io::Result<BgpLab> {
+        assert!((1..=8).contains(&edges), "the /30s fit 192.0.2.0/27");
+        let prefix = unique_prefix();
+        let dir = std::env::temp_dir().join(format!("edgevip-bgp-{prefix}"));
+        std::fs::create_dir_all(&dir)?;
+        set_mode(&dir, 0o755)?;
+        let mut namespaces = Vec::new();
+        let rt = Netns::create(format!("{prefix}-rt"))?;
+        let router_ns = rt.name.clone();
+        namespaces.push(rt);
+        let cl = Netns::create(format!("{prefix}-cl"))?;
+        let client_ns = cl.name.clone();
+        namespaces.push(cl);
+        for (k, v) in [
+            ("net.ipv4.ip_forward", "1"),
+            // ECMP by layer 4: each client connection (source port) picks a next hop.
+            ("net.ipv4.fib_multipath_hash_policy", "1"),
+        ] {
+            sysctl(&router_ns, k, v)?;
+        }
+        // Client segment.
+        let (rc, cr) = (format!("{prefix}rc"), format!("{prefix}cr"));
+        veth(
+            &rc,
+            &router_ns,
+            "198.51.100.1/24",
+            &cr,
+            &client_ns,
+            "198.51.100.2/24",
+        )?;
+        ip(&[
+            "-n",
+            &client_ns,
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.51.100.1",
+        ])?;
+        let router = FrrNode::start(&router_ns, dir.join("router")).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&dir);
+        })?;
+        let mut out = BgpLab {
+            router_ns,
+            client_ns,
+            router,
+            edges: Vec::new(),
+            client_addr: Ipv4Addr::new(198, 51, 100, 2),
+            dir,
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+            _namespaces: Vec::new(),
+        };
+        for i in 0..edges {
+            let ns = Netns::create(format!("{prefix}-e{i}"))?;
+            let base = 4 * i as u8;
+            let router_addr = Ipv4Addr::new(192, 0, 2, base + 1);
+            let addr = Ipv4Addr::new(192, 0, 2, base + 2);
+            veth(
+                &format!("{prefix}r{i}"),
+                &out.router_ns,
+                &format!("{router_addr}/30"),
+                &format!("{prefix}e{i}"),
+                &ns.name,
+                &format!("{addr}/30"),
+            )?;
+            ip(&[
+                "-n",
+                &ns.name,
+                "route",
+                "add",
+                "default",
+                "via",
+                &router_addr.to_string(),
+            ])?;
+            let frr = FrrNode::start(&ns.name, out.dir.join(format!("edge{i}")))?;
+            out.edges.push(Edge {
+                ns: ns.name.clone(),
+                addr,
+                router_addr,
+                frr,
+            });
+            namespaces.push(ns);
+        }
+        out._namespaces = namespaces;
+        Ok(out)
+    }
+
+    /// The router's FRR configuration: one eBGP neighbor per edge with BFD at
+    /// `bfd_interval` × 3, ECMP over up to 8 paths. The fabric's side, written by hand (not
+    /// by edgevip's renderer, which is under test).
+    pub fn router_config(&self, bfd_interval: Duration) -> String {
+        let ms = bfd_interval.as_millis();
+        let mut s = format!(
+            "frr defaults traditional\n!\nbfd\n profile lab\n  receive-interval {ms}\n  \
+             transmit-interval {ms}\n exit\n !\nexit\n!\nrouter bgp {ROUTER_ASN}\n \
+             bgp router-id 198.51.100.1\n no bgp ebgp-requires-policy\n"
+        );
+        for e in &self.edges {
+            let a = e.addr;
+            s.push_str(&format!(
+                " neighbor {a} remote-as {EDGE_ASN}\n neighbor {a} password {PASSWORD}\n \
+                 neighbor {a} timers 3 9\n neighbor {a} bfd\n neighbor {a} bfd profile lab\n"
+            ));
+        }
+        s.push_str(" !\n address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\nexit\n!\nend\n");
+        s
+    }
+
+    /// The `bgp:` section an edge's edgevip would have: its router as the one peer.
+    pub fn edge_yaml(&self, i: usize, bfd_interval: Duration) -> String {
+        let e = &self.edges[i];
+        format!(
+            "bgp:\n  asn: {EDGE_ASN}\n  router_id: {}\n  peers:\n    - {{address: {}, asn: {ROUTER_ASN}, \
+             password: {PASSWORD}, hold_time: 9s, keepalive: 3s, \
+             bfd: {{interval: {}ms, multiplier: 3}}}}\n",
+            e.addr,
+            e.router_addr,
+            bfd_interval.as_millis()
+        )
+    }
+
+    /// Adds `vip`/32 to `lo` of edge `i`.
+    pub fn add_vip(&self, i: usize, vip: Ipv4Addr) -> io::Result<()> {
+        ip(&[
+            "-n",
+            &self.edges[i].ns,
+            "addr",
+            "add",
+            &format!("{vip}/32"),
+            "dev",
+            "lo",
+        ])
+    }
+
+    /// The router's kernel next hops for `dst`/32 (empty: no route).
+    pub fn router_next_hops(&self, dst: Ipv4Addr) -> Vec<Ipv4Addr> {
+        let out = Command::new("ip")
+            .args([
+                "-n",
+                &self.router_ns,
+                "-4",
+                "route",
+                "show",
+                &format!("{dst}/32"),
+            ])
+            .output();
+        let Ok(out) = out else { return Vec::new() };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut hops: Vec<Ipv4Addr> = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[0] == "via")
+            .filter_map(|w| w[1].parse().ok())
+            .collect();
+        hops.sort();
+        hops.dedup();
+        hops
+    }
+
+    /// A TCP responder on every edge: `vip:RESPONDER_PORT` answers the edge's index and
+    /// closes.
+    pub fn start_responders(&mut self, vip: Ipv4Addr) -> io::Result<()> {
+        for (i, e) in self.edges.iter().enumerate() {
+            let stop = self.stop.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let t = in_netns(&e.ns, move || {
+                // Bound to every address: the VIP may come later (and does in the tests).
+                let l = match TcpListener::bind(("0.0.0.0", RESPONDER_PORT)) {
+                    Ok(l) => l,
+                    Err(err) => {
+                        let _ = tx.send(Err(err));
+                        return;
+                    }
+                };
+                let _ = l.set_nonblocking(true);
+                let _ = tx.send(Ok(()));
+                while !stop.load(Ordering::Relaxed) {
+                    match l.accept() {
+                        Ok((mut s, _)) => {
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.write_all(format!("edge{i}\n").as_bytes());
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+                let _ = vip;
+            })?;
+            rx.recv()
+                .map_err(|_| io::Error::other("responder thread died"))??;
+            self.threads.push(t);
+        }
+        Ok(())
+    }
+
+    /// `n` TCP connections from the client to `vip` (each from a new source port): the
+    /// answers by node name, and the connections that failed.
+    pub fn connect_many(
+        &self,
+        vip: Ipv4Addr,
+        n: usize,
+    ) -> io::Result<(BTreeMap<String, usize>, usize)> {
+        let target = SocketAddr::new(IpAddr::V4(vip), RESPONDER_PORT);
+        let t = in_netns(&self.client_ns, move || {
+            let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+            let mut failed = 0;
+            for _ in 0..n {
+                let got = TcpStream::connect_timeout(&target, Duration::from_secs(1)).and_then(
+                    |mut s| {
+                        s.set_read_timeout(Some(Duration::from_secs(1)))?;
+                        let mut buf = String::new();
+                        s.read_to_string(&mut buf)?;
+                        Ok(buf.trim().to_string())
+                    },
+                );
+                match got {
+                    Ok(name) if !name.is_empty() => *answers.entry(name).or_default() += 1,
+                    _ => failed += 1,
+                }
+            }
+            (answers, failed)
+        })?;
+        t.join()
+            .ok()
+            .flatten()
+            .ok_or_else(|| io::Error::other("client thread failed"))
+    }
+}
+
+impl Drop for BgpLab {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.router.kill();
+        for e in &mut self.edges {
+            e.frr.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn sysctl(ns: &str, key: &str, value: &str) -> io::Result<()> {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            &format!("{key}={value}"),
+        ])
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "sysctl {key}={value} in {ns}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// A veth pair, one end in each namespace, addressed and up.
+fn veth(a: &str, ns_a: &str, cidr_a: &str, b: &str, ns_b: &str, cidr_b: &str) -> io::Result<()> {
+    ip(&[
+        "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b,
+    ])?;
+    ip(&["-n", ns_a, "addr", "add", cidr_a, "dev", a])?;
+    ip(&["-n", ns_b, "addr", "add", cidr_b, "dev", b])?;
+    ip(&["-n", ns_a, "link", "set", a, "up"])?;
+    ip(&["-n", ns_b, "link", "set", b, "up"])
+}

@@ -1,0 +1,194 @@
+//! The BGP mode's routed lab with FRR on every node: edge nodes' FRR configured by
+//! edgevip's renderer and adapter (`edgevip-frr`), a router running FRR as the fabric.
+//! Needs root and Debian's `frr` + `frr-pythontools`; prints SKIP otherwise.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use edgevip_config::BgpRouteAttrs;
+use edgevip_frr::{Route, render};
+use edgevip_lab::bgp::{BgpLab, frr_available, wait_for};
+use edgevip_lab::root_or_skip;
+
+const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+const VIP2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 11);
+const BFD: Duration = Duration::from_millis(100);
+
+fn routes(vips: &[Ipv4Addr]) -> Vec<Route> {
+    vips.iter()
+        .map(|v| Route {
+            addr: IpAddr::V4(*v),
+            attrs: BgpRouteAttrs::default(),
+        })
+        .collect()
+}
+
+/// Edge `i`'s rendered `frr.conf` announcing `vips`.
+fn edge_text(lab: &BgpLab, i: usize, vips: &[Ipv4Addr]) -> String {
+    let cfg = edgevip_config::parse(&lab.edge_yaml(i, BFD)).unwrap();
+    render(&cfg.bgp.unwrap(), &routes(vips))
+}
+
+/// The router's view of edge `i`'s session: (established, uptime, times established).
+fn router_session(lab: &BgpLab, i: usize) -> Option<(bool, Option<Duration>, u64)> {
+    let s = lab
+        .router
+        .frr()
+        .speaker(&[IpAddr::V4(lab.edges[i].addr)])
+        .ok()?;
+    let sess = s.peers[0].session.clone()?;
+    Some((sess.is_established(), sess.uptime, sess.established_count))
+}
+
+#[test]
+fn three_edges_announce_one_vip_and_the_router_spreads_over_all() {
+    if !root_or_skip("bgp_ecmp") || !frr_available("bgp_ecmp") {
+        return;
+    }
+    let mut lab = BgpLab::new(3).unwrap();
+    lab.router
+        .frr()
+        .apply(&lab.router_config(BFD))
+        .expect("router config");
+    for i in 0..3 {
+        lab.add_vip(i, VIP).unwrap();
+        lab.edges[i]
+            .frr
+            .frr()
+            .apply(&edge_text(&lab, i, &[VIP]))
+            .unwrap_or_else(|e| panic!("edge{i}: {e}"));
+    }
+    lab.start_responders(VIP).unwrap();
+
+    // Sessions up and BFD up, as the edges' adapter reads them back.
+    let took = wait_for(Duration::from_secs(30), || {
+        lab.edges.iter().all(|e| {
+            e.frr
+                .frr()
+                .speaker(&[IpAddr::V4(e.router_addr)])
+                .is_ok_and(|s| {
+                    let p = &s.peers[0];
+                    p.session.as_ref().is_some_and(|s| s.is_established())
+                        && p.bfd.as_ref().is_some_and(|b| b.status == "up")
+                        && p.advertised == ["203.0.113.10/32"]
+                })
+        })
+    })
+    .unwrap_or_else(|| {
+        let s = lab.edges[0]
+            .frr
+            .frr()
+            .speaker(&[IpAddr::V4(lab.edges[0].router_addr)]);
+        panic!("sessions not up in 30 s; edge0 sees {s:?}");
+    });
+    eprintln!("bgp_ecmp: 3 sessions established, BFD up, VIP advertised after {took:?}");
+    let e0 = lab.edges[0]
+        .frr
+        .frr()
+        .speaker(&[IpAddr::V4(lab.edges[0].router_addr)])
+        .unwrap();
+    let bfd = e0.peers[0].bfd.clone().unwrap();
+    assert_eq!(
+        (bfd.transmit_interval, bfd.multiplier),
+        (Some(BFD), Some(3)),
+        "the rendered BFD profile is in force"
+    );
+
+    // The router's kernel table: the VIP over three next hops.
+    let all: Vec<Ipv4Addr> = lab.edges.iter().map(|e| e.addr).collect();
+    wait_for(Duration::from_secs(10), || lab.router_next_hops(VIP) == all).unwrap_or_else(|| {
+        panic!(
+            "router next hops {:?}, want {all:?}",
+            lab.router_next_hops(VIP)
+        )
+    });
+
+    // Layer-4 hashing: many connections (new source port each) reach every node.
+    let (answers, failed) = lab.connect_many(VIP, 300).unwrap();
+    eprintln!("bgp_ecmp: 300 connections through the VIP: {answers:?}, {failed} failed");
+    assert_eq!(failed, 0);
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert!(answers.values().all(|&n| n >= 30), "lopsided: {answers:?}");
+
+    // Re-applying the same text changes nothing (no line for frr-reload to send).
+    let same = edge_text(&lab, 0, &[VIP]);
+    let pending = lab.edges[0].frr.frr().pending(&same).unwrap();
+    let changes: Vec<&str> = pending_lines(&pending);
+    assert!(
+        changes.is_empty(),
+        "an unchanged config still differs: {changes:?}"
+    );
+
+    // A new VIP on edge 0: announced without resetting any session (the router's session
+    // uptime keeps counting, the establish count stays).
+    let before: Vec<_> = (0..3).map(|i| router_session(&lab, i).unwrap()).collect();
+    lab.add_vip(0, VIP2).unwrap();
+    let t0 = Instant::now();
+    lab.edges[0]
+        .frr
+        .frr()
+        .apply(&edge_text(&lab, 0, &[VIP, VIP2]))
+        .unwrap();
+    let applied = t0.elapsed();
+    let seen = wait_for(Duration::from_secs(10), || {
+        lab.router_next_hops(VIP2) == [lab.edges[0].addr]
+    })
+    .expect("the new VIP reached the router");
+    eprintln!(
+        "bgp_ecmp: new VIP: frr-reload took {applied:?}, in the router's table {:?} after",
+        applied + seen
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    for (i, b) in before.iter().enumerate() {
+        let a = router_session(&lab, i).unwrap();
+        assert!(a.0, "edge{i}'s session went down");
+        assert_eq!(a.2, b.2, "edge{i}'s session was re-established (reset)");
+        assert!(
+            a.1 > b.1,
+            "edge{i}'s uptime restarted: {:?} -> {:?}",
+            b.1,
+            a.1
+        );
+    }
+
+    // Withdrawal: edge 1 stops announcing; the router keeps two next hops.
+    let t0 = Instant::now();
+    lab.edges[1]
+        .frr
+        .frr()
+        .apply(&edge_text(&lab, 1, &[]))
+        .unwrap();
+    let want = vec![lab.edges[0].addr, lab.edges[2].addr];
+    let gone = wait_for(Duration::from_secs(10), || {
+        lab.router_next_hops(VIP) == want
+    })
+    .expect("edge1's next hop withdrawn");
+    eprintln!(
+        "bgp_ecmp: withdrawal in the router's table {:?} after the apply call",
+        t0.elapsed()
+    );
+    let _ = gone;
+    let s1 = lab.edges[1]
+        .frr
+        .frr()
+        .speaker(&[IpAddr::V4(lab.edges[1].router_addr)])
+        .unwrap();
+    assert!(s1.advertises_nothing(), "{s1:?}");
+    let (answers, failed) = lab.connect_many(VIP, 100).unwrap();
+    assert_eq!(failed, 0);
+    assert!(!answers.contains_key("edge1"), "{answers:?}");
+}
+
+/// The lines frr-reload would send, from `--test` output ("Lines To Delete" / "Lines To
+/// Add" sections), without the hostname vtysh always reports as its own.
+fn pending_lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("Lines To")
+                && !l.starts_with("===")
+                && !l.contains("hostname")
+        })
+        .collect()
+}
