@@ -362,6 +362,27 @@ pub struct Bgp {
     pub peers: Vec<BgpPeer>,
     /// Attributes of every VIP's route unless its instance sets its own.
     pub defaults: BgpRouteAttrs,
+    /// The `frr.conf` edgevip owns and frr-reload applies (default `/etc/frr/frr.conf`).
+    pub frr_config: PathBuf,
+    /// The FRR daemons' `--vty_socket` directory; `None`: FRR's default.
+    pub frr_vty_socket: Option<PathBuf>,
+    /// On a graceful stop, after no peer is advertised a VIP any more: how long the VIPs
+    /// stay on `lo` for connections the routers still send (default 1s, at most 5m).
+    pub drain_time: Duration,
+}
+
+impl BgpRouteAttrs {
+    /// The instance's own attributes, field by field, else `defaults`'.
+    pub fn or(&self, defaults: &BgpRouteAttrs) -> BgpRouteAttrs {
+        BgpRouteAttrs {
+            communities: if self.communities.is_empty() {
+                defaults.communities.clone()
+            } else {
+                self.communities.clone()
+            },
+            local_preference: self.local_preference.or(defaults.local_preference),
+        }
+    }
 }
 
 impl Bgp {
@@ -369,6 +390,8 @@ impl Bgp {
     /// MetalLB's defaults (FRR's own are 180 s / 60 s).
     pub const DEFAULT_HOLD_TIME: Duration = Duration::from_secs(90);
     pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
+    pub const DEFAULT_FRR_CONFIG: &str = "/etc/frr/frr.conf";
+    pub const DEFAULT_DRAIN_TIME: Duration = Duration::from_secs(1);
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

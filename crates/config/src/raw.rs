@@ -24,6 +24,9 @@ pub struct Bgp {
     #[serde(default)]
     pub communities: Vec<String>,
     pub local_preference: Option<i64>,
+    pub frr_config: Option<String>,
+    pub frr_vty_socket: Option<String>,
+    pub drain_time: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -950,11 +950,40 @@ fn bgp(b: raw::Bgp, e: &mut Errs) -> Bgp {
         peers.push(peer);
     }
     let defaults = route_attrs(e, "bgp", Some(b.communities), b.local_preference);
+    let mut abs = |field: &str, v: Option<String>| {
+        v.map(|v| {
+            if !v.starts_with('/') || v.contains(['\n', '\0']) {
+                e.push(
+                    format!("bgp.{field}"),
+                    format!("{v:?} is not an absolute path"),
+                );
+            }
+            PathBuf::from(v)
+        })
+    };
+    let frr_config =
+        abs("frr_config", b.frr_config).unwrap_or_else(|| PathBuf::from(Bgp::DEFAULT_FRR_CONFIG));
+    let frr_vty_socket = abs("frr_vty_socket", b.frr_vty_socket);
+    let drain_time = duration(
+        e,
+        "bgp.drain_time".into(),
+        b.drain_time,
+        Bgp::DEFAULT_DRAIN_TIME,
+    );
+    if drain_time > Duration::from_secs(300) {
+        e.push(
+            "bgp.drain_time",
+            format!("{} is longer than 5m", format_duration(drain_time)),
+        );
+    }
     Bgp {
         asn,
         router_id,
         peers,
         defaults,
+        frr_config,
+        frr_vty_socket,
+        drain_time,
     }
 }
 

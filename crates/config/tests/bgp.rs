@@ -293,3 +293,42 @@ fn bgp_instances_take_no_vrid_and_do_not_collide_with_vrrp_ones() {
         ["instances[1].vips: 203.0.113.10 is also a VIP of instances[0]"]
     );
 }
+
+#[test]
+fn frr_paths_and_drain_time() {
+    let b = parse(&format!("bgp: {{asn: 1, router_id: 192.0.2.1, {PEER}}}\n"))
+        .unwrap()
+        .bgp
+        .unwrap();
+    assert_eq!(b.frr_config, std::path::Path::new("/etc/frr/frr.conf"));
+    assert_eq!(
+        (b.frr_vty_socket, b.drain_time),
+        (None, Duration::from_secs(1))
+    );
+    assert_eq!(
+        errors(&format!(
+            "bgp: {{asn: 1, router_id: 192.0.2.1, {PEER}, frr_config: frr.conf, \
+             frr_vty_socket: /run/x, drain_time: 10m}}\n"
+        )),
+        [
+            "bgp.frr_config: \"frr.conf\" is not an absolute path",
+            "bgp.drain_time: 10m is longer than 5m"
+        ]
+    );
+    // Instance attributes win field by field over the section's.
+    let defaults = BgpRouteAttrs {
+        communities: vec![Community::Standard(1, 1)],
+        local_preference: Some(50),
+    };
+    let own = BgpRouteAttrs {
+        communities: vec![],
+        local_preference: Some(200),
+    };
+    assert_eq!(
+        own.or(&defaults),
+        BgpRouteAttrs {
+            communities: vec![Community::Standard(1, 1)],
+            local_preference: Some(200)
+        }
+    );
+}

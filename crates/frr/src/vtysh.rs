@@ -68,6 +68,15 @@ impl Frr {
         }
     }
 
+    /// The FRR a `bgp:` section names (`frr_config`, `frr_vty_socket`).
+    pub fn for_config(b: &edgevip_config::Bgp) -> Frr {
+        Frr {
+            vty_socket: b.frr_vty_socket.clone(),
+            config_file: b.frr_config.clone(),
+            ..Frr::system()
+        }
+    }
+
     /// An FRR whose daemons were started with `--vty_socket dir`, its config in
     /// `dir/frr.conf` (the lab's layout: one directory per node).
     pub fn in_dir(dir: &Path) -> Frr {

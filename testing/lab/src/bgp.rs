@@ -396,11 +396,34 @@ impl BgpLab {
         vip: Ipv4Addr,
         n: usize,
     ) -> io::Result<(BTreeMap<String, usize>, usize)> {
+        self.connect(vip, n, Duration::MAX)
+    }
+
+    /// Connections one after the other for `during` (at most 100,000): as
+    /// [`BgpLab::connect_many`].
+    pub fn connect_during(
+        &self,
+        vip: Ipv4Addr,
+        during: Duration,
+    ) -> io::Result<(BTreeMap<String, usize>, usize)> {
+        self.connect(vip, 100_000, during)
+    }
+
+    fn connect(
+        &self,
+        vip: Ipv4Addr,
+        n: usize,
+        during: Duration,
+    ) -> io::Result<(BTreeMap<String, usize>, usize)> {
         let target = SocketAddr::new(IpAddr::V4(vip), RESPONDER_PORT);
         let t = in_netns(&self.client_ns, move || {
             let mut answers: BTreeMap<String, usize> = BTreeMap::new();
             let mut failed = 0;
+            let start = Instant::now();
             for _ in 0..n {
+                if start.elapsed() >= during {
+                    break;
+                }
                 let got = TcpStream::connect_timeout(&target, Duration::from_secs(1)).and_then(
                     |mut s| {
                         s.set_read_timeout(Some(Duration::from_secs(1)))?;

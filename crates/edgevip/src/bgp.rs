@@ -1,0 +1,324 @@
+//! The BGP announcement mode (`announce: bgp`): no VRRP. Each such instance's VIPs sit on
+//! `lo`, and FRR announces them as host routes while every health check of the instance
+//! passes. edgevip decides what to announce; FRR (driven through `edgevip-frr`) speaks BGP
+//! and BFD.
+//!
+//! ```text
+//!  Speaker::apply(bgp, instances) ──Cmd──►┌──────────── speaker task ────────────┐
+//!  Speaker::shutdown()             ──Cmd──►│ select! { cmd, checks changed, tick } │
+//!  health checks (one Checks per   ─watch─►│ routes = VIPs of eligible instances    │
+//!  instance, forwarded as a ping)          │ render ─► frr-reload (blocking pool)   │
+//!                                          │   only when the text changed; retried  │
+//!                                          │   every second after a failure         │
+//!                                          └────────────────────────────────────────┘
+//! ```
+//!
+//! Stop: render without routes, apply, wait (bounded) until FRR advertises nothing to any
+//! peer, keep the VIPs on `lo` for `drain_time` (connections the routers still send), then
+//! remove them.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use edgevip_config::{AnnounceMode, Bgp, Instance, Vip};
+use edgevip_frr::vtysh::Frr;
+use edgevip_frr::{Route, render};
+use edgevip_netio::Netlink;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::health::{self, Checks};
+use crate::metrics::Metrics;
+
+/// How long a stop waits for FRR to stop advertising before it gives up waiting.
+pub const WITHDRAW_BOUND: Duration = Duration::from_secs(10);
+
+enum Cmd {
+    Apply(Option<Bgp>, Vec<Instance>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The handle of the speaker task.
+pub struct Speaker {
+    tx: mpsc::Sender<Cmd>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Speaker {
+    pub fn start(netlink: Netlink, metrics: Metrics) -> Speaker {
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(run(netlink, metrics, rx));
+        Speaker {
+            tx,
+            task: Some(task),
+        }
+    }
+
+    /// The desired state: the `bgp:` section and the `announce: bgp` instances (others are
+    /// ignored here).
+    pub async fn apply(&self, bgp: Option<Bgp>, instances: &[Instance]) {
+        let mine = instances
+            .iter()
+            .filter(|i| i.mode.is_bgp())
+            .cloned()
+            .collect();
+        let _ = self.tx.send(Cmd::Apply(bgp, mine)).await;
+    }
+
+    /// Withdraws every route, waits for FRR to stop advertising, drains, removes the VIPs.
+    pub async fn shutdown(mut self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Cmd::Shutdown(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+struct Announced {
+    cfg: Instance,
+    checks: Checks,
+    forward: JoinHandle<()>,
+}
+
+impl Drop for Announced {
+    fn drop(&mut self) {
+        self.forward.abort();
+    }
+}
+
+struct State {
+    netlink: Netlink,
+    metrics: Metrics,
+    lo: Option<u32>,
+    bgp: Option<Bgp>,
+    instances: BTreeMap<String, Announced>,
+    /// The text FRR last accepted; `None` after a failure (retry).
+    applied: Option<String>,
+    ping: mpsc::Sender<()>,
+}
+
+async fn run(netlink: Netlink, metrics: Metrics, mut rx: mpsc::Receiver<Cmd>) {
+    let (ping, mut pinged) = mpsc::channel(64);
+    let mut st = State {
+        netlink,
+        metrics,
+        lo: None,
+        bgp: None,
+        instances: BTreeMap::new(),
+        applied: None,
+        ping,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Cmd::Apply(bgp, instances)) => st.update(bgp, instances).await,
+                Some(Cmd::Shutdown(done)) => {
+                    st.stop().await;
+                    let _ = done.send(());
+                    return;
+                }
+                None => return,
+            },
+            Some(()) = pinged.recv() => {
+                // Drain the burst: one render for many verdicts.
+                while pinged.try_recv().is_ok() {}
+                st.sync().await;
+            }
+            _ = tick.tick() => {
+                if st.applied.is_none() && st.bgp.is_some() {
+                    st.sync().await;
+                }
+            }
+        }
+    }
+}
+
+impl State {
+    async fn update(&mut self, bgp: Option<Bgp>, instances: Vec<Instance>) {
+        if self.lo.is_none() && !instances.is_empty() {
+            match self.netlink.link_by_name("lo").await {
+                Ok(l) => self.lo = Some(l.index),
+                Err(e) => tracing::error!(error = %e, "bgp: cannot find lo"),
+            }
+        }
+        let wanted: Vec<String> = instances.iter().map(|i| i.name.clone()).collect();
+        let gone: Vec<String> = self
+            .instances
+            .keys()
+            .filter(|n| !wanted.contains(n))
+            .cloned()
+            .collect();
+        let mut removed_vips: Vec<Vip> = Vec::new();
+        for name in gone {
+            if let Some(a) = self.instances.remove(&name) {
+                tracing::info!(instance = %name, "bgp: instance removed, withdrawing");
+                removed_vips.extend(a.cfg.vips.iter().copied());
+            }
+        }
+        for cfg in instances {
+            match self.instances.get_mut(&cfg.name) {
+                Some(a) if a.cfg == cfg => {}
+                Some(a) => {
+                    let dropped: Vec<Vip> = a
+                        .cfg
+                        .vips
+                        .iter()
+                        .filter(|v| !cfg.vips.contains(v))
+                        .copied()
+                        .collect();
+                    removed_vips.extend(dropped);
+                    a.checks.update(&cfg.health_checks);
+                    let vips = cfg.vips.clone();
+                    a.cfg = cfg;
+                    self.add_vips(&vips).await;
+                }
+                None => {
+                    self.add_vips(&cfg.vips).await;
+                    let checks = Checks::start(&cfg.name, &cfg.health_checks, self.metrics.clone());
+                    let mut verdicts = checks.subscribe();
+                    let ping = self.ping.clone();
+                    let forward = tokio::spawn(async move {
+                        while verdicts.changed().await.is_ok() {
+                            if ping.send(()).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    tracing::info!(instance = %cfg.name, vips = ?cfg.vips.iter().map(|v| v.addr).collect::<Vec<_>>(), "bgp: instance started");
+                    self.instances.insert(
+                        cfg.name.clone(),
+                        Announced {
+                            cfg,
+                            checks,
+                            forward,
+                        },
+                    );
+                }
+            }
+        }
+        self.bgp = bgp;
+        // Withdraw before the addresses go, so no router sends to a node without them.
+        self.sync().await;
+        if !removed_vips.is_empty() {
+            self.del_vips(&removed_vips).await;
+        }
+    }
+
+    /// Routes of the instances whose checks all pass now.
+    fn routes(&self) -> Vec<Route> {
+        let Some(bgp) = &self.bgp else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for a in self.instances.values() {
+            let (_, fault) = health::weight_and_fault(&a.cfg.health_checks, &a.checks.current());
+            if fault {
+                continue;
+            }
+            let AnnounceMode::Bgp(attrs) = &a.cfg.mode else {
+                continue;
+            };
+            let attrs = attrs.or(&bgp.defaults);
+            out.extend(a.cfg.vips.iter().map(|v| Route {
+                addr: v.addr,
+                attrs: attrs.clone(),
+            }));
+        }
+        out
+    }
+
+    /// Renders the routes of now and applies the text if it changed.
+    async fn sync(&mut self) {
+        let Some(bgp) = self.bgp.clone() else {
+            return;
+        };
+        let routes = self.routes();
+        let text = render(&bgp, &routes);
+        if self.applied.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        let announced: Vec<IpAddr> = routes.iter().map(|r| r.addr).collect();
+        match apply(&bgp, text.clone()).await {
+            Ok(took) => {
+                tracing::info!(announced = ?announced, took_ms = took.as_millis() as u64, "bgp: FRR configuration applied");
+                self.applied = Some(text);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "bgp: applying FRR configuration failed; retrying in 1s");
+                self.applied = None;
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        let Some(bgp) = self.bgp.clone() else {
+            return;
+        };
+        tracing::info!("bgp: stopping: withdrawing every route");
+        let vips: Vec<Vip> = self
+            .instances
+            .values()
+            .flat_map(|a| a.cfg.vips.iter().copied())
+            .collect();
+        self.instances.clear();
+        self.sync().await;
+        let peers: Vec<IpAddr> = bgp.peers.iter().map(|p| p.address).collect();
+        let frr = Frr::for_config(&bgp);
+        let started = tokio::time::Instant::now();
+        let mut quiet = false;
+        while started.elapsed() < WITHDRAW_BOUND {
+            let f = frr.clone();
+            let p = peers.clone();
+            let s = tokio::task::spawn_blocking(move || f.speaker(&p)).await;
+            if let Ok(Ok(s)) = s
+                && s.advertises_nothing()
+            {
+                quiet = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if quiet {
+            tracing::info!(took_ms = started.elapsed().as_millis() as u64, drain = ?bgp.drain_time, "bgp: no peer is advertised a VIP any more; draining");
+        } else {
+            tracing::warn!(bound = ?WITHDRAW_BOUND, "bgp: FRR still advertises after the bound; stopping anyway");
+        }
+        tokio::time::sleep(bgp.drain_time).await;
+        self.del_vips(&vips).await;
+    }
+
+    async fn add_vips(&self, vips: &[Vip]) {
+        let Some(lo) = self.lo else { return };
+        for v in vips {
+            if let Err(e) = self.netlink.add_vip(lo, v.addr, v.prefix_len).await {
+                tracing::error!(vip = %v.addr, error = %e, "bgp: cannot add the VIP to lo");
+            }
+        }
+    }
+
+    async fn del_vips(&self, vips: &[Vip]) {
+        let Some(lo) = self.lo else { return };
+        for v in vips {
+            if let Err(e) = self.netlink.del_vip(lo, v.addr, v.prefix_len).await {
+                tracing::error!(vip = %v.addr, error = %e, "bgp: cannot remove the VIP from lo");
+            }
+        }
+    }
+}
+
+/// frr-reload on the blocking pool (a child process, up to the adapter's deadline).
+async fn apply(bgp: &Bgp, text: String) -> Result<Duration, String> {
+    let frr = Frr::for_config(bgp);
+    let started = std::time::Instant::now();
+    match tokio::task::spawn_blocking(move || frr.apply(&text)).await {
+        Ok(Ok(())) => Ok(started.elapsed()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
