@@ -328,6 +328,28 @@ impl BgpLab {
         ])
     }
 
+    /// Edge `i` goes silent as a node that died would (power, kernel hang): every packet
+    /// it sends is dropped (an nftables output hook with policy drop in its namespace), its
+    /// link stays up, so only BFD or the BGP hold timer can tell the router.
+    pub fn freeze(&self, i: usize) -> io::Result<()> {
+        let ns = &self.edges[i].ns;
+        for rule in [
+            "add table inet edgevip_lab_freeze",
+            "add chain inet edgevip_lab_freeze out { type filter hook output priority 0; policy drop; }",
+        ] {
+            let out = Command::new("ip")
+                .args(["netns", "exec", ns, "nft", rule])
+                .output()?;
+            if !out.status.success() {
+                return Err(io::Error::other(format!(
+                    "nft {rule} in {ns}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The router's kernel next hops for `dst`/32 (empty: no route).
     pub fn router_next_hops(&self, dst: Ipv4Addr) -> Vec<Ipv4Addr> {
         let out = Command::new("ip")

@@ -40,11 +40,11 @@ fn router_session(lab: &BgpLab, i: usize) -> Option<(bool, Option<Duration>, u64
     Some((sess.is_established(), sess.uptime, sess.established_count))
 }
 
-#[test]
-fn three_edges_announce_one_vip_and_the_router_spreads_over_all() {
-    if !root_or_skip("bgp_ecmp") || !frr_available("bgp_ecmp") {
-        return;
-    }
+/// One lab at a time: two labs' FRRs and clients on 2 shared cores skew the timings.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Three edges announcing `VIP`, responders up; sessions not waited for yet.
+fn announced_lab() -> BgpLab {
     let mut lab = BgpLab::new(3).unwrap();
     lab.router
         .frr()
@@ -59,6 +59,60 @@ fn three_edges_announce_one_vip_and_the_router_spreads_over_all() {
             .unwrap_or_else(|e| panic!("edge{i}: {e}"));
     }
     lab.start_responders(VIP).unwrap();
+    lab
+}
+
+#[test]
+fn bfd_takes_a_dead_node_out_within_the_detection_time() {
+    if !root_or_skip("bgp_bfd") || !frr_available("bgp_bfd") {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = announced_lab();
+    let all: Vec<Ipv4Addr> = lab.edges.iter().map(|e| e.addr).collect();
+    wait_for(Duration::from_secs(30), || {
+        lab.router_next_hops(VIP) == all
+            && lab
+                .router
+                .frr()
+                .speaker(&all.iter().map(|a| IpAddr::V4(*a)).collect::<Vec<_>>())
+                .is_ok_and(|s| {
+                    s.peers
+                        .iter()
+                        .all(|p| p.bfd.as_ref().is_some_and(|b| b.status == "up"))
+                })
+    })
+    .expect("3 next hops and BFD up");
+    // Edge 2 dies silently (hold time 9 s: only BFD can be this fast).
+    lab.freeze(2).unwrap();
+    let t0 = Instant::now();
+    let want = vec![all[0], all[1]];
+    let mut took = None;
+    while t0.elapsed() < Duration::from_secs(10) {
+        if lab.router_next_hops(VIP) == want {
+            took = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = took.expect("the dead node's next hop removed within 10 s");
+    eprintln!(
+        "bgp_bfd: dead node out of the router's table after {took:?} (BFD {BFD:?} x 3 = 300 ms detection)"
+    );
+    // Detection 300 ms, plus bgpd and zebra's work and this loop's polling.
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    let (answers, failed) = lab.connect_many(VIP, 100).unwrap();
+    assert_eq!(failed, 0, "{answers:?}");
+    assert!(!answers.contains_key("edge2"));
+}
+
+#[test]
+fn three_edges_announce_one_vip_and_the_router_spreads_over_all() {
+    if !root_or_skip("bgp_ecmp") || !frr_available("bgp_ecmp") {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = announced_lab();
 
     // Sessions up and BFD up, as the edges' adapter reads them back.
     let took = wait_for(Duration::from_secs(30), || {
