@@ -29,7 +29,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::health::{self, Checks};
-use crate::metrics::Metrics;
+use crate::metrics::{InstanceLabels, Metrics, PeerLabels, ReloadLabels};
+use crate::status::{BgpInstanceStatus, BgpPeerStatus, BgpStatus, Board};
+
+/// How often FRR's state is read back for `/status` and the metrics.
+pub const STATE_INTERVAL: Duration = Duration::from_secs(3);
 
 /// How long a stop waits for FRR to stop advertising before it gives up waiting.
 pub const WITHDRAW_BOUND: Duration = Duration::from_secs(10);
@@ -46,9 +50,9 @@ pub struct Speaker {
 }
 
 impl Speaker {
-    pub fn start(netlink: Netlink, metrics: Metrics) -> Speaker {
+    pub fn start(netlink: Netlink, metrics: Metrics, board: Board) -> Speaker {
         let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(run(netlink, metrics, rx));
+        let task = tokio::spawn(run(netlink, metrics, board, rx));
         Speaker {
             tx,
             task: Some(task),
@@ -93,6 +97,10 @@ impl Drop for Announced {
 struct State {
     netlink: Netlink,
     metrics: Metrics,
+    board: Board,
+    /// The last failure applying or reading FRR, for `/status`.
+    error: Option<String>,
+    peers: Vec<BgpPeerStatus>,
     lo: Option<u32>,
     bgp: Option<Bgp>,
     instances: BTreeMap<String, Announced>,
@@ -101,11 +109,14 @@ struct State {
     ping: mpsc::Sender<()>,
 }
 
-async fn run(netlink: Netlink, metrics: Metrics, mut rx: mpsc::Receiver<Cmd>) {
+async fn run(netlink: Netlink, metrics: Metrics, board: Board, mut rx: mpsc::Receiver<Cmd>) {
     let (ping, mut pinged) = mpsc::channel(64);
     let mut st = State {
         netlink,
         metrics,
+        board,
+        error: None,
+        peers: Vec::new(),
         lo: None,
         bgp: None,
         instances: BTreeMap::new(),
@@ -114,6 +125,8 @@ async fn run(netlink: Netlink, metrics: Metrics, mut rx: mpsc::Receiver<Cmd>) {
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut state_tick = tokio::time::interval(STATE_INTERVAL);
+    state_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
@@ -129,12 +142,14 @@ async fn run(netlink: Netlink, metrics: Metrics, mut rx: mpsc::Receiver<Cmd>) {
                 // Drain the burst: one render for many verdicts.
                 while pinged.try_recv().is_ok() {}
                 st.sync().await;
+                st.publish();
             }
             _ = tick.tick() => {
                 if st.applied.is_none() && st.bgp.is_some() {
                     st.sync().await;
                 }
             }
+            _ = state_tick.tick() => st.read_back().await,
         }
     }
 }
@@ -158,6 +173,9 @@ impl State {
         for name in gone {
             if let Some(a) = self.instances.remove(&name) {
                 tracing::info!(instance = %name, "bgp: instance removed, withdrawing");
+                let _ = self.metrics.bgp_announced.remove(&InstanceLabels {
+                    instance: name.clone(),
+                });
                 removed_vips.extend(a.cfg.vips.iter().copied());
             }
         }
@@ -205,6 +223,7 @@ impl State {
         self.bgp = bgp;
         // Withdraw before the addresses go, so no router sends to a node without them.
         self.sync().await;
+        self.publish();
         if !removed_vips.is_empty() {
             self.del_vips(&removed_vips).await;
         }
@@ -244,16 +263,123 @@ impl State {
             return;
         }
         let announced: Vec<IpAddr> = routes.iter().map(|r| r.addr).collect();
-        match apply(&bgp, text.clone()).await {
+        let result = match apply(&bgp, text.clone()).await {
             Ok(took) => {
                 tracing::info!(announced = ?announced, took_ms = took.as_millis() as u64, "bgp: FRR configuration applied");
                 self.applied = Some(text);
+                self.error = None;
+                "ok"
             }
             Err(e) => {
                 tracing::error!(error = %e, "bgp: applying FRR configuration failed; retrying in 1s");
                 self.applied = None;
+                self.error = Some(e);
+                "failed"
             }
+        };
+        self.metrics
+            .bgp_applies
+            .get_or_create(&ReloadLabels {
+                result: result.into(),
+            })
+            .inc();
+        self.publish();
+    }
+
+    /// Reads sessions, BFD and advertised prefixes from FRR (off the event loop).
+    async fn read_back(&mut self) {
+        let Some(bgp) = &self.bgp else {
+            return;
+        };
+        let frr = Frr::for_config(bgp);
+        let peers: Vec<IpAddr> = bgp.peers.iter().map(|p| p.address).collect();
+        match tokio::task::spawn_blocking(move || frr.speaker(&peers)).await {
+            Ok(Ok(s)) => {
+                self.peers = s
+                    .peers
+                    .iter()
+                    .map(|p| BgpPeerStatus {
+                        address: p.peer.to_string(),
+                        state: p
+                            .session
+                            .as_ref()
+                            .map_or_else(|| "unknown".into(), |s| s.state.clone()),
+                        uptime_ms: p
+                            .session
+                            .as_ref()
+                            .and_then(|s| s.uptime)
+                            .map(|u| u.as_millis() as u64),
+                        bfd: p.bfd.as_ref().map(|b| b.status.clone()),
+                        advertised: p.advertised.clone(),
+                    })
+                    .collect();
+                if self.applied.is_some() {
+                    self.error = None;
+                }
+            }
+            Ok(Err(e)) => self.error = Some(format!("reading FRR's state: {e}")),
+            Err(e) => self.error = Some(e.to_string()),
         }
+        for p in &self.peers {
+            let l = PeerLabels {
+                peer: p.address.clone(),
+            };
+            self.metrics
+                .bgp_session_up
+                .get_or_create(&l)
+                .set(i64::from(p.state == "Established"));
+            self.metrics
+                .bgp_bfd_up
+                .get_or_create(&l)
+                .set(i64::from(p.bfd.as_deref() == Some("up")));
+            self.metrics
+                .bgp_advertised
+                .get_or_create(&l)
+                .set(p.advertised.len() as i64);
+        }
+        self.publish();
+    }
+
+    /// The board's `bgp` entry and the per-instance gauge, from the state of now.
+    fn publish(&self) {
+        if self.bgp.is_none() && self.instances.is_empty() {
+            self.board.set_bgp(None);
+            return;
+        }
+        let instances: Vec<BgpInstanceStatus> = self
+            .instances
+            .values()
+            .map(|a| {
+                let verdicts = a.checks.current();
+                let failing_checks: Vec<String> = a
+                    .cfg
+                    .health_checks
+                    .iter()
+                    .filter(|c| verdicts.get(&c.name) != Some(&true))
+                    .map(|c| c.name.clone())
+                    .collect();
+                BgpInstanceStatus {
+                    name: a.cfg.name.clone(),
+                    vips: a.cfg.vips.iter().map(|v| v.addr.to_string()).collect(),
+                    announced: failing_checks.is_empty() && self.applied.is_some(),
+                    failing_checks,
+                }
+            })
+            .collect();
+        for i in &instances {
+            self.metrics
+                .bgp_announced
+                .get_or_create(&InstanceLabels {
+                    instance: i.name.clone(),
+                })
+                .set(i64::from(i.announced));
+        }
+        self.board.set_bgp(Some(BgpStatus {
+            announced: self.routes().iter().map(Route::prefix).collect(),
+            instances,
+            peers: self.peers.clone(),
+            error: self.error.clone(),
+        }));
     }
 
     async fn stop(&mut self) {

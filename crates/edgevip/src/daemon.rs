@@ -154,7 +154,11 @@ pub async fn run(source: ConfigSource) -> ExitCode {
     }
     let mut engine = Engine::new(shared.clone());
     engine.apply(&vrrp).await;
-    let speaker = Speaker::start(shared.netlink.clone(), shared.metrics.clone());
+    let speaker = Speaker::start(
+        shared.netlink.clone(),
+        shared.metrics.clone(),
+        shared.board.clone(),
+    );
     speaker.apply(cfg.bgp.clone(), &cfg.instances).await;
     ready_tx.send_replace(true);
     tracing::info!(config = %source, instances = cfg.instances.len(), "edgevip running");

@@ -413,34 +413,22 @@ impl BgpLab {
 
     /// `n` TCP connections from the client to `vip` (each from a new source port): the
     /// answers by node name, and the connections that failed.
-    pub fn connect_many(
-        &self,
-        vip: Ipv4Addr,
-        n: usize,
-    ) -> io::Result<(BTreeMap<String, usize>, usize)> {
+    pub fn connect_many(&self, vip: Ipv4Addr, n: usize) -> io::Result<Connections> {
         self.connect(vip, n, Duration::MAX)
     }
 
     /// Connections one after the other for `during` (at most 100,000): as
     /// [`BgpLab::connect_many`].
-    pub fn connect_during(
-        &self,
-        vip: Ipv4Addr,
-        during: Duration,
-    ) -> io::Result<(BTreeMap<String, usize>, usize)> {
+    pub fn connect_during(&self, vip: Ipv4Addr, during: Duration) -> io::Result<Connections> {
         self.connect(vip, 100_000, during)
     }
 
-    fn connect(
-        &self,
-        vip: Ipv4Addr,
-        n: usize,
-        during: Duration,
-    ) -> io::Result<(BTreeMap<String, usize>, usize)> {
+    fn connect(&self, vip: Ipv4Addr, n: usize, during: Duration) -> io::Result<Connections> {
         let target = SocketAddr::new(IpAddr::V4(vip), RESPONDER_PORT);
         let t = in_netns(&self.client_ns, move || {
             let mut answers: BTreeMap<String, usize> = BTreeMap::new();
             let mut failed = 0;
+            let mut resets = 0;
             let start = Instant::now();
             for _ in 0..n {
                 if start.elapsed() >= during {
@@ -456,16 +444,51 @@ impl BgpLab {
                 );
                 match got {
                     Ok(name) if !name.is_empty() => *answers.entry(name).or_default() += 1,
-                    _ => failed += 1,
+                    other => {
+                        failed += 1;
+                        if matches!(&other, Err(e) if e.kind() == io::ErrorKind::ConnectionReset) {
+                            resets += 1;
+                        }
+                        // On stderr (the test's output): a reset is another node answering
+                        // a flow the router re-hashed; a timeout is a route to a node that
+                        // no longer holds the VIP.
+                        if failed <= 5 {
+                            let why = match other {
+                                Ok(_) => "empty answer".to_string(),
+                                Err(e) => format!("{:?}: {e}", e.kind()),
+                            };
+                            eprintln!(
+                                "lab client: connection to {target} failed at {:?}: {why}",
+                                start.elapsed()
+                            );
+                        }
+                    }
                 }
             }
-            (answers, failed)
+            Connections {
+                answers,
+                failed,
+                resets,
+            }
         })?;
         t.join()
             .ok()
             .flatten()
             .ok_or_else(|| io::Error::other("client thread failed"))
     }
+}
+
+/// What the client saw.
+#[derive(Debug, Clone, Default)]
+pub struct Connections {
+    /// Answers by node name (`edge0`, …).
+    pub answers: BTreeMap<String, usize>,
+    /// Connections that failed, whatever the reason.
+    pub failed: usize,
+    /// Of those, the ones reset by a peer: a node that does not know the flow, after the
+    /// router re-hashed it to another next hop (Linux's ECMP is hash-threshold, not
+    /// resilient: a change of the next-hop set moves some flows of the nodes that stay).
+    pub resets: usize,
 }
 
 impl Drop for BgpLab {

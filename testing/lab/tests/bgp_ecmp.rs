@@ -101,9 +101,9 @@ fn bfd_takes_a_dead_node_out_within_the_detection_time() {
     );
     // Detection 300 ms, plus bgpd and zebra's work and this loop's polling.
     assert!(took < Duration::from_millis(1500), "{took:?}");
-    let (answers, failed) = lab.connect_many(VIP, 100).unwrap();
-    assert_eq!(failed, 0, "{answers:?}");
-    assert!(!answers.contains_key("edge2"));
+    let c = lab.connect_many(VIP, 100).unwrap();
+    assert_eq!(c.failed, 0, "{c:?}");
+    assert!(!c.answers.contains_key("edge2"));
 }
 
 #[test]
@@ -158,11 +158,14 @@ fn three_edges_announce_one_vip_and_the_router_spreads_over_all() {
     });
 
     // Layer-4 hashing: many connections (new source port each) reach every node.
-    let (answers, failed) = lab.connect_many(VIP, 300).unwrap();
-    eprintln!("bgp_ecmp: 300 connections through the VIP: {answers:?}, {failed} failed");
-    assert_eq!(failed, 0);
-    assert_eq!(answers.len(), 3, "{answers:?}");
-    assert!(answers.values().all(|&n| n >= 30), "lopsided: {answers:?}");
+    let c = lab.connect_many(VIP, 300).unwrap();
+    eprintln!(
+        "bgp_ecmp: 300 connections through the VIP: {:?}, {} failed",
+        c.answers, c.failed
+    );
+    assert_eq!(c.failed, 0);
+    assert_eq!(c.answers.len(), 3, "{c:?}");
+    assert!(c.answers.values().all(|&n| n >= 30), "lopsided: {c:?}");
 
     // Re-applying the same text changes nothing (no line for frr-reload to send).
     let same = edge_text(&lab, 0, &[VIP]);
@@ -228,9 +231,9 @@ fn three_edges_announce_one_vip_and_the_router_spreads_over_all() {
         .speaker(&[IpAddr::V4(lab.edges[1].router_addr)])
         .unwrap();
     assert!(s1.advertises_nothing(), "{s1:?}");
-    let (answers, failed) = lab.connect_many(VIP, 100).unwrap();
-    assert_eq!(failed, 0);
-    assert!(!answers.contains_key("edge1"), "{answers:?}");
+    let c = lab.connect_many(VIP, 100).unwrap();
+    assert_eq!(c.failed, 0);
+    assert!(!c.answers.contains_key("edge1"), "{c:?}");
 }
 
 /// The lines frr-reload would send, from `--test` output ("Lines To Delete" / "Lines To
