@@ -134,7 +134,7 @@ fn daemons_announce_while_healthy_withdraw_on_failure_and_on_sigterm() {
         return;
     }
     let mut lab = BgpLab::new(3).unwrap();
-    lab.router.frr().apply(&lab.router_config(BFD)).unwrap();
+    lab.router_frr().apply(&lab.router_config(BFD)).unwrap();
     let flags: Vec<PathBuf> = lab
         .edges
         .iter()

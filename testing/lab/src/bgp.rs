@@ -181,7 +181,10 @@ pub struct Edge {
 pub struct BgpLab {
     pub router_ns: String,
     pub client_ns: String,
-    pub router: FrrNode,
+    /// The router's FRR (`None` in a lab built for another router implementation).
+    pub router: Option<FrrNode>,
+    /// BIRD 2 as the router, once [`BgpLab::start_bird`] ran.
+    bird: Option<Child>,
     pub edges: Vec<Edge>,
     pub client_addr: Ipv4Addr,
     dir: PathBuf,
@@ -194,6 +197,12 @@ pub struct BgpLab {
 impl BgpLab {
     /// Builds the topology and starts FRR on every node (nothing configured yet).
     pub fn new(edges: usize) -> io::Result<BgpLab> {
+        BgpLab::with_router(edges, true)
+    }
+
+    /// As [`BgpLab::new`], with FRR on the router only if `frr_router` (otherwise start
+    /// another implementation there, e.g. [`BgpLab::start_bird`]).
+    pub fn with_router(edges: usize, frr_router: bool) -> io::Result<BgpLab> {
         assert!((1..=8).contains(&edges), "the /30s fit 192.0.2.0/27");
         let prefix = unique_prefix();
         let dir = std::env::temp_dir().join(format!("edgevip-bgp-{prefix}"));
@@ -232,13 +241,20 @@ impl BgpLab {
             "via",
             "198.51.100.1",
         ])?;
-        let router = FrrNode::start(&router_ns, dir.join("router")).inspect_err(|_| {
-            let _ = std::fs::remove_dir_all(&dir);
-        })?;
+        let router = if frr_router {
+            Some(
+                FrrNode::start(&router_ns, dir.join("router")).inspect_err(|_| {
+                    let _ = std::fs::remove_dir_all(&dir);
+                })?,
+            )
+        } else {
+            None
+        };
         let mut out = BgpLab {
             router_ns,
             client_ns,
             router,
+            bird: None,
             edges: Vec::new(),
             client_addr: Ipv4Addr::new(198, 51, 100, 2),
             dir,
@@ -300,6 +316,76 @@ impl BgpLab {
         }
         s.push_str(" !\n address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\nexit\n!\nend\n");
         s
+    }
+
+    /// The router's FRR adapter. Panics in a lab built without FRR on the router.
+    pub fn router_frr(&self) -> Frr {
+        self.router
+            .as_ref()
+            .expect("this lab's router runs FRR")
+            .frr()
+    }
+
+    /// Starts BIRD 2 as the router: the same sessions as [`BgpLab::router_config`] (eBGP
+    /// to each edge, MD5, 3 s / 9 s timers, BFD at `bfd_interval` × 3), ECMP into the
+    /// kernel by `merge paths`. Waits (at most 10 s) until its control socket answers.
+    ///
+    /// BIRD starts a peer's BFD session only once BGP is up, while FRR's bfdd already
+    /// runs one: the first BGP session can end with a Cease "BFD down" (6/10) from FRR as
+    /// BIRD's BFD session comes up. BIRD then waits its `error wait time` (60 s by default)
+    /// before the next attempt; 1 s here, as a fabric running BFD would set it.
+    pub fn start_bird(&mut self, bfd_interval: Duration) -> io::Result<()> {
+        let dir = self.dir.join("bird");
+        std::fs::create_dir_all(&dir)?;
+        let d = dir.display();
+        let ms = bfd_interval.as_millis();
+        let mut conf = format!(
+            "log \"{d}/bird.log\" all;\nrouter id 198.51.100.1;\n\
+             protocol device {{ scan time 10; }}\n\
+             protocol kernel {{ ipv4 {{ import none; export all; }}; merge paths on; }}\n\
+             protocol bfd {{ interface \"*\" {{ min rx interval {ms} ms; min tx interval {ms} ms; multiplier 3; }}; }}\n\
+             template bgp edge {{ local as {ROUTER_ASN}; hold time 9; keepalive time 3; \
+             connect retry time 2; error wait time 1, 10; \
+             password \"{PASSWORD}\"; bfd on; ipv4 {{ import all; export none; }}; }}\n"
+        );
+        for (i, e) in self.edges.iter().enumerate() {
+            conf.push_str(&format!(
+                "protocol bgp edge{i} from edge {{ neighbor {} as {EDGE_ASN}; }}\n",
+                e.addr
+            ));
+        }
+        let path = dir.join("bird.conf");
+        std::fs::write(&path, conf)?;
+        let sock = format!("{d}/bird.ctl");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.router_ns, "bird", "-f", "-c"])
+            .arg(&path)
+            .args(["-s", &sock, "-P", &format!("{d}/bird.pid")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("bird.stderr"))?)
+            .spawn()?;
+        self.bird = Some(child);
+        wait_for(Duration::from_secs(10), || {
+            Command::new("birdc")
+                .args(["-s", &sock, "show", "status"])
+                .output()
+                .is_ok_and(|o| {
+                    o.status.success() && String::from_utf8_lossy(&o.stdout).contains("BIRD")
+                })
+        })
+        .map(|_| ())
+        .ok_or_else(|| {
+            io::Error::other(format!(
+                "BIRD did not start: {}",
+                std::fs::read_to_string(dir.join("bird.stderr")).unwrap_or_default()
+            ))
+        })
+    }
+
+    /// BIRD's log (for a failing test's message).
+    pub fn bird_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("bird").join("bird.log")).unwrap_or_default()
     }
 
     /// The `bgp:` section an edge's edgevip would have: its router as the one peer.
@@ -497,7 +583,13 @@ impl Drop for BgpLab {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        self.router.kill();
+        if let Some(r) = &mut self.router {
+            r.kill();
+        }
+        if let Some(b) = &mut self.bird {
+            let _ = b.kill();
+            let _ = b.wait();
+        }
         for e in &mut self.edges {
             e.frr.kill();
         }

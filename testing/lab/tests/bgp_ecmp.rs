@@ -32,8 +32,7 @@ fn edge_text(lab: &BgpLab, i: usize, vips: &[Ipv4Addr]) -> String {
 /// The router's view of edge `i`'s session: (established, uptime, times established).
 fn router_session(lab: &BgpLab, i: usize) -> Option<(bool, Option<Duration>, u64)> {
     let s = lab
-        .router
-        .frr()
+        .router_frr()
         .speaker(&[IpAddr::V4(lab.edges[i].addr)])
         .ok()?;
     let sess = s.peers[0].session.clone()?;
@@ -46,8 +45,7 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Three edges announcing `VIP`, responders up; sessions not waited for yet.
 fn announced_lab() -> BgpLab {
     let mut lab = BgpLab::new(3).unwrap();
-    lab.router
-        .frr()
+    lab.router_frr()
         .apply(&lab.router_config(BFD))
         .expect("router config");
     for i in 0..3 {
@@ -73,8 +71,7 @@ fn bfd_takes_a_dead_node_out_within_the_detection_time() {
     wait_for(Duration::from_secs(30), || {
         lab.router_next_hops(VIP) == all
             && lab
-                .router
-                .frr()
+                .router_frr()
                 .speaker(&all.iter().map(|a| IpAddr::V4(*a)).collect::<Vec<_>>())
                 .is_ok_and(|s| {
                     s.peers
