@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use edgevip_config::{AnnounceMode, Bgp, Instance, Vip};
 use edgevip_frr::vtysh::Frr;
-use edgevip_frr::{Route, render};
+use edgevip_frr::{Route, network_delta, render};
 use edgevip_netio::Netlink;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -263,7 +263,11 @@ impl State {
             return;
         }
         let announced: Vec<IpAddr> = routes.iter().map(|r| r.addr).collect();
-        let result = match apply(&bgp, text.clone()).await {
+        let delta = self
+            .applied
+            .as_deref()
+            .and_then(|old| network_delta(bgp.asn, old, &text));
+        let result = match apply(&bgp, text.clone(), delta).await {
             Ok(took) => {
                 tracing::info!(announced = ?announced, took_ms = took.as_millis() as u64, "bgp: FRR configuration applied");
                 self.applied = Some(text);
@@ -438,11 +442,23 @@ impl State {
     }
 }
 
-/// frr-reload on the blocking pool (a child process, up to the adapter's deadline).
-async fn apply(bgp: &Bgp, text: String) -> Result<Duration, String> {
+/// On the blocking pool (child processes, each up to the adapter's deadline): the
+/// `network` lines alone through vtysh when that is all that changed, else (or when that
+/// fails) the whole file through frr-reload.
+async fn apply(bgp: &Bgp, text: String, delta: Option<Vec<String>>) -> Result<Duration, String> {
     let frr = Frr::for_config(bgp);
     let started = std::time::Instant::now();
-    match tokio::task::spawn_blocking(move || frr.apply(&text)).await {
+    let done = tokio::task::spawn_blocking(move || {
+        if let Some(cmds) = delta {
+            match frr.apply_commands(&text, &cmds) {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!(error = %e, "bgp: vtysh fast path failed; frr-reload"),
+            }
+        }
+        frr.apply(&text)
+    })
+    .await;
+    match done {
         Ok(Ok(())) => Ok(started.elapsed()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),

@@ -214,6 +214,28 @@ fn daemons_announce_while_healthy_withdraw_on_failure_and_on_sigterm() {
     let back = wait_for(Duration::from_secs(10), || lab.router_next_hops(VIP) == all);
     assert!(back.is_some(), "edge1 not announced again");
     eprintln!("bgp_daemon: check passing again → route back after {back:?}");
+    // Both went the vtysh fast path (a `network` line), and left FRR's running config
+    // equal to the file: frr-reload finds nothing to change.
+    let log = daemons[1].log();
+    assert!(!log.contains("fast path failed"), "{log}");
+    assert!(
+        gone.unwrap() < Duration::from_secs(1),
+        "withdrawal took {gone:?}"
+    );
+    let frr = lab.edges[1].frr.frr();
+    let file = std::fs::read_to_string(&frr.config_file).unwrap();
+    let pending = frr.pending(&file).unwrap();
+    let changes: Vec<&str> = pending
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("Lines To")
+                && !l.starts_with("===")
+                && !l.contains("hostname")
+        })
+        .collect();
+    assert!(changes.is_empty(), "running config drifted: {changes:?}");
 
     // SIGTERM of edge 2 while the client keeps connecting: no connection fails.
     let (report, code) = std::thread::scope(|s| {

@@ -15,4 +15,4 @@ pub mod render;
 pub mod state;
 pub mod vtysh;
 
-pub use render::{Route, render};
+pub use render::{Route, network_delta, render};

@@ -119,6 +119,33 @@ impl Frr {
         Ok(())
     }
 
+    /// Writes `text` and applies `commands` (from [`crate::network_delta`]) in one vtysh
+    /// configuration session: the fast path for a VIP announced or withdrawn. The caller
+    /// falls back to [`Frr::apply`] on an error.
+    pub fn apply_commands(&self, text: &str, commands: &[String]) -> Result<(), FrrError> {
+        self.write_config(text)?;
+        if commands.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = Command::new(&self.vtysh);
+        if let Some(s) = &self.vty_socket {
+            cmd.arg("--vty_socket").arg(s);
+        }
+        cmd.arg("-c").arg("configure terminal");
+        for c in commands {
+            cmd.arg("-c").arg(c);
+        }
+        let out = self.run(cmd)?;
+        if out.contains("% ") {
+            return Err(FrrError::Failed {
+                cmd: "vtysh configure".into(),
+                status: "0".into(),
+                stderr: out.trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// The lines frr-reload would change now (`--test`), for checks and diagnostics.
     pub fn pending(&self, text: &str) -> Result<String, FrrError> {
         self.write_config(text)?;

@@ -208,3 +208,50 @@ fn bfd_profiles_are_shared_by_equal_settings() {
     assert_eq!(text.matches("\n profile EDGEVIP-BFD-50MS-X5\n").count(), 1);
     assert!(!text.contains("neighbor 192.0.2.4 bfd"));
 }
+
+#[test]
+fn a_vip_coming_or_going_is_a_network_delta_anything_else_is_not() {
+    let b = bgp("{address: 192.0.2.1, asn: 64500}, {address: \"2001:db8::1\", asn: 64500}");
+    let one = render(&b, &[route("203.0.113.10")]);
+    let two = render(&b, &[route("203.0.113.10"), route("2001:db8:1::10")]);
+    assert_eq!(
+        network_delta(64512, &one, &two).unwrap(),
+        [
+            "router bgp 64512",
+            "address-family ipv6 unicast",
+            "network 2001:db8:1::10/128",
+            "exit-address-family",
+            "exit"
+        ]
+    );
+    let none = render(&b, &[]);
+    assert_eq!(
+        network_delta(64512, &one, &none).unwrap(),
+        [
+            "router bgp 64512",
+            "address-family ipv4 unicast",
+            "no network 203.0.113.10/32",
+            "exit-address-family",
+            "exit"
+        ]
+    );
+    assert_eq!(
+        network_delta(64512, &one, &one).unwrap(),
+        Vec::<String>::new()
+    );
+    // A route with attributes needs a new route map: not a plain delta.
+    let attrs = render(
+        &b,
+        &[
+            route("203.0.113.10"),
+            with("203.0.113.11", &[Community::Standard(1, 1)], None),
+        ],
+    );
+    assert_eq!(network_delta(64512, &one, &attrs), None);
+    // Nor is a peer change.
+    let other = render(
+        &bgp("{address: 192.0.2.1, asn: 64501}"),
+        &[route("203.0.113.10")],
+    );
+    assert_eq!(network_delta(64512, &one, &other), None);
+}
