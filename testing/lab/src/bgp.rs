@@ -183,7 +183,8 @@ pub struct BgpLab {
     pub client_ns: String,
     /// The router's FRR (`None` in a lab built for another router implementation).
     pub router: Option<FrrNode>,
-    /// BIRD 2 as the router, once [`BgpLab::start_bird`] ran.
+    /// BIRD 2 or GoBGP as the router, once [`BgpLab::start_bird`] or
+    /// [`BgpLab::start_gobgp`] ran.
     bird: Option<Child>,
     pub edges: Vec<Edge>,
     pub client_addr: Ipv4Addr,
@@ -383,6 +384,84 @@ impl BgpLab {
         })
     }
 
+    /// Starts GoBGP (no BFD: it has none) as the router: eBGP to each edge with MD5 and
+    /// 3 s / 9 s timers, multipath on. GoBGP keeps its RIB to itself (no kernel routes
+    /// without zebra), so [`BgpLab::gobgp_next_hops`] reads it. Its gRPC API listens on
+    /// 127.0.0.1:50051 inside the router's namespace only.
+    pub fn start_gobgp(&mut self) -> io::Result<()> {
+        let dir = self.dir.join("gobgp");
+        std::fs::create_dir_all(&dir)?;
+        let mut conf = format!(
+            "[global.config]\n  as = {ROUTER_ASN}\n  router-id = \"198.51.100.1\"\n\
+             [global.use-multiple-paths.config]\n  enabled = true\n"
+        );
+        for e in &self.edges {
+            conf.push_str(&format!(
+                "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    \
+                 peer-as = {EDGE_ASN}\n    auth-password = \"{PASSWORD}\"\n  \
+                 [neighbors.timers.config]\n    hold-time = 9\n    keepalive-interval = 3\n    \
+                 connect-retry = 2\n",
+                e.addr
+            ));
+        }
+        let path = dir.join("gobgpd.toml");
+        std::fs::write(&path, conf)?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.router_ns, "gobgpd", "-f"])
+            .arg(&path)
+            .args(["--api-hosts", "127.0.0.1:50051", "--pprof-disable", "-p"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("gobgpd.log"))?)
+            .stderr(std::fs::File::create(dir.join("gobgpd.stderr"))?)
+            .spawn()?;
+        self.bird = Some(child);
+        let ns = self.router_ns.clone();
+        wait_for(Duration::from_secs(10), || {
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "gobgp", "global"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|_| ())
+        .ok_or_else(|| io::Error::other("GoBGP did not start"))
+    }
+
+    /// GoBGP's paths for `dst`/32: their next hops, sorted (empty: no route).
+    pub fn gobgp_next_hops(&self, dst: Ipv4Addr) -> Vec<Ipv4Addr> {
+        let Ok(out) = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.router_ns,
+                "gobgp",
+                "global",
+                "rib",
+                "-a",
+                "ipv4",
+                &format!("{dst}/32"),
+                "-j",
+            ])
+            .output()
+        else {
+            return Vec::new();
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            return Vec::new();
+        };
+        let mut hops: Vec<Ipv4Addr> = v
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(|paths| paths.as_array())
+            .flatten()
+            .filter_map(|p| p.get("attrs")?.as_array())
+            .flatten()
+            .filter_map(|a| a.get("nexthop")?.as_str()?.parse().ok())
+            .collect();
+        hops.sort();
+        hops
+    }
+
     /// BIRD's log (for a failing test's message).
     pub fn bird_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("bird").join("bird.log")).unwrap_or_default()
@@ -390,14 +469,19 @@ impl BgpLab {
 
     /// The `bgp:` section an edge's edgevip would have: its router as the one peer.
     pub fn edge_yaml(&self, i: usize, bfd_interval: Duration) -> String {
+        self.edge_yaml_bfd(i, Some(bfd_interval))
+    }
+
+    /// As [`BgpLab::edge_yaml`], without BFD when `None` (a router that has none).
+    pub fn edge_yaml_bfd(&self, i: usize, bfd_interval: Option<Duration>) -> String {
         let e = &self.edges[i];
+        let bfd = bfd_interval.map_or_else(String::new, |b| {
+            format!(", bfd: {{interval: {}ms, multiplier: 3}}", b.as_millis())
+        });
         format!(
             "bgp:\n  asn: {EDGE_ASN}\n  router_id: {}\n  peers:\n    - {{address: {}, asn: {ROUTER_ASN}, \
-             password: {PASSWORD}, hold_time: 9s, keepalive: 3s, \
-             bfd: {{interval: {}ms, multiplier: 3}}}}\n",
-            e.addr,
-            e.router_addr,
-            bfd_interval.as_millis()
+             password: {PASSWORD}, hold_time: 9s, keepalive: 3s{bfd}}}\n",
+            e.addr, e.router_addr,
         )
     }
 
