@@ -11,6 +11,7 @@ use edgevip_lab::bgp::{BgpLab, EDGE_ASN, PASSWORD, ROUTER_ASN, frr_available, wa
 use edgevip_lab::root_or_skip;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+const VIP2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 11);
 const BFD: Duration = Duration::from_millis(100);
 
 /// An edgevip process in a node's namespace, killed on drop.
@@ -47,6 +48,13 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    fn hup(&self) {
+        if let Some(c) = &self.child {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP);
+        }
+    }
+
     /// SIGTERM, then the exit code within `bound` (`None`: still running, killed).
     fn term(&mut self, bound: Duration) -> Option<i32> {
         let mut c = self.child.take()?;
@@ -77,13 +85,17 @@ impl Drop for Daemon {
 /// Edge `i`'s edgevip config: its FRR, the router as peer, one BGP instance whose check
 /// passes while `flag` exists.
 fn config(lab: &BgpLab, i: usize, flag: &Path) -> String {
+    config_vips(lab, i, flag, &VIP.to_string())
+}
+
+fn config_vips(lab: &BgpLab, i: usize, flag: &Path, vips: &str) -> String {
     let e = &lab.edges[i];
     let dir = e.frr.dir.display();
     format!(
         "api: {{listen: \"127.0.0.1:9180\"}}\nbgp:\n  asn: {EDGE_ASN}\n  router_id: {}\n  frr_config: {dir}/frr.conf\n  \
          frr_vty_socket: {dir}\n  drain_time: 300ms\n  peers:\n    - {{address: {}, asn: {ROUTER_ASN}, \
          password: {PASSWORD}, hold_time: 9s, keepalive: 3s, bfd: {{interval: {}ms}}}}\n\
-         instances:\n  - name: web\n    announce: bgp\n    vips: [{VIP}]\n    health_checks:\n      \
+         instances:\n  - name: web\n    announce: bgp\n    vips: [{vips}]\n    health_checks:\n      \
          - {{name: flag, exec: [/usr/bin/test, -e, {}], interval: 50ms, timeout: 1s, rise: 1, fall: 1}}\n",
         e.addr,
         e.router_addr,
@@ -121,11 +133,15 @@ fn status(ns: &str) -> serde_json::Value {
 }
 
 fn lo_has_vip(ns: &str) -> bool {
+    lo_has(ns, VIP)
+}
+
+fn lo_has(ns: &str, vip: Ipv4Addr) -> bool {
     let out = Command::new("ip")
         .args(["-n", ns, "-4", "addr", "show", "dev", "lo"])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains(&format!("{VIP}/32"))
+    String::from_utf8_lossy(&out.stdout).contains(&format!("{vip}/32"))
 }
 
 #[test]
@@ -236,6 +252,45 @@ fn daemons_announce_while_healthy_withdraw_on_failure_and_on_sigterm() {
         })
         .collect();
     assert!(changes.is_empty(), "running config drifted: {changes:?}");
+
+    // SIGHUP with a second VIP on edge 0: announced, no session reset at the router.
+    let router_view = |i: usize| {
+        let s = lab
+            .router_frr()
+            .speaker(&[std::net::IpAddr::V4(all[i])])
+            .unwrap();
+        let sess = s.peers[0].session.clone().unwrap();
+        (sess.is_established(), sess.established_count, sess.uptime)
+    };
+    let before = router_view(0);
+    let path = lab.edges[0].frr.dir.join("edgevip.yaml");
+    std::fs::write(
+        &path,
+        config_vips(&lab, 0, &flags[0], &format!("{VIP}, {VIP2}")),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    daemons[0].hup();
+    let seen = wait_for(Duration::from_secs(10), || {
+        lab.router_next_hops(VIP2) == [all[0]]
+    });
+    assert!(seen.is_some(), "VIP2 not announced:\n{}", daemons[0].log());
+    eprintln!(
+        "bgp_daemon: SIGHUP with a new VIP → at the router after {:?}",
+        t0.elapsed()
+    );
+    assert!(lo_has(&lab.edges[0].ns, VIP2));
+    // bgpd counts uptime in whole seconds.
+    std::thread::sleep(Duration::from_millis(1100));
+    let after = router_view(0);
+    assert!(
+        after.0 && after.1 == before.1,
+        "session reset: {before:?} -> {after:?}"
+    );
+    assert!(
+        after.2 > before.2,
+        "uptime restarted: {before:?} -> {after:?}"
+    );
 
     // SIGTERM of edge 2 while the client keeps connecting: no connection fails.
     let (report, code) = std::thread::scope(|s| {
