@@ -295,3 +295,42 @@ impl Frr {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shell stands in for vtysh: `show(cmd)` runs `sh -c cmd`.
+    fn sh(timeout: Duration) -> Frr {
+        Frr {
+            vtysh: "/bin/sh".into(),
+            timeout,
+            ..Frr::in_dir(&std::env::temp_dir())
+        }
+    }
+
+    #[test]
+    fn a_hung_command_is_killed_at_the_deadline() {
+        let frr = Frr {
+            vty_socket: None,
+            ..sh(Duration::from_millis(200))
+        };
+        let t0 = Instant::now();
+        let err = frr.show("sleep 5").unwrap_err();
+        assert!(matches!(err, FrrError::Timeout { .. }), "{err}");
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn output_and_failures_come_back() {
+        let frr = Frr {
+            vty_socket: None,
+            ..sh(Duration::from_secs(5))
+        };
+        assert_eq!(frr.show("echo '{}'").unwrap().trim(), "{}");
+        // More than a pipe buffer: both pipes are drained while waiting.
+        assert_eq!(frr.show("head -c 200000 /dev/zero").unwrap().len(), 200_000);
+        let err = frr.show("echo bad >&2; exit 3").unwrap_err();
+        assert!(err.to_string().contains("bad"), "{err}");
+    }
+}
