@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -175,6 +175,9 @@ pub struct Edge {
     pub addr: Ipv4Addr,
     /// The router's address on the same link: the edge's BGP peer.
     pub router_addr: Ipv4Addr,
+    /// The same for IPv6 (`2001:db8:0:N::2` and `::1`, N = index + 1).
+    pub addr6: Ipv6Addr,
+    pub router_addr6: Ipv6Addr,
     pub frr: FrrNode,
 }
 
@@ -220,6 +223,8 @@ impl BgpLab {
             ("net.ipv4.ip_forward", "1"),
             // ECMP by layer 4: each client connection (source port) picks a next hop.
             ("net.ipv4.fib_multipath_hash_policy", "1"),
+            ("net.ipv6.conf.all.forwarding", "1"),
+            ("net.ipv6.fib_multipath_hash_policy", "1"),
         ] {
             sysctl(&router_ns, k, v)?;
         }
@@ -285,11 +290,45 @@ impl BgpLab {
                 "via",
                 &router_addr.to_string(),
             ])?;
+            let n = i as u16 + 1;
+            let router_addr6 = Ipv6Addr::new(0x2001, 0xdb8, 0, n, 0, 0, 0, 1);
+            let addr6 = Ipv6Addr::new(0x2001, 0xdb8, 0, n, 0, 0, 0, 2);
+            for (nsn, dev, a) in [
+                (
+                    out.router_ns.as_str(),
+                    format!("{prefix}r{i}"),
+                    router_addr6,
+                ),
+                (ns.name.as_str(), format!("{prefix}e{i}"), addr6),
+            ] {
+                ip(&[
+                    "-n",
+                    nsn,
+                    "addr",
+                    "add",
+                    &format!("{a}/64"),
+                    "dev",
+                    &dev,
+                    "nodad",
+                ])?;
+            }
+            ip(&[
+                "-n",
+                &ns.name,
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                &router_addr6.to_string(),
+            ])?;
             let frr = FrrNode::start(&ns.name, out.dir.join(format!("edge{i}")))?;
             out.edges.push(Edge {
                 ns: ns.name.clone(),
                 addr,
                 router_addr,
+                addr6,
+                router_addr6,
                 frr,
             });
             namespaces.push(ns);
@@ -308,14 +347,23 @@ impl BgpLab {
              transmit-interval {ms}\n exit\n !\nexit\n!\nrouter bgp {ROUTER_ASN}\n \
              bgp router-id 198.51.100.1\n no bgp ebgp-requires-policy\n"
         );
-        for e in &self.edges {
-            let a = e.addr;
+        for a in self
+            .edges
+            .iter()
+            .flat_map(|e| [IpAddr::V4(e.addr), IpAddr::V6(e.addr6)])
+        {
             s.push_str(&format!(
                 " neighbor {a} remote-as {EDGE_ASN}\n neighbor {a} password {PASSWORD}\n \
                  neighbor {a} timers 3 9\n neighbor {a} bfd\n neighbor {a} bfd profile lab\n"
             ));
         }
-        s.push_str(" !\n address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\nexit\n!\nend\n");
+        s.push_str(" !\n address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n");
+        // IPv6 sessions carry IPv6 only (a peer of one family, as edgevip renders them).
+        s.push_str(" !\n address-family ipv6 unicast\n  maximum-paths 8\n");
+        for e in &self.edges {
+            s.push_str(&format!("  neighbor {} activate\n", e.addr6));
+        }
+        s.push_str(" exit-address-family\nexit\n!\nend\n");
         s
     }
 
@@ -496,6 +544,61 @@ impl BgpLab {
             "dev",
             "lo",
         ])
+    }
+
+    /// The `bgp:` section of a dual-stack edge: its router's IPv4 and IPv6 addresses as
+    /// two peers (each carries its own family), BFD on both.
+    pub fn edge_yaml_dual(&self, i: usize, bfd_interval: Duration) -> String {
+        let e = &self.edges[i];
+        format!(
+            "{}    - {{address: \"{}\", asn: {ROUTER_ASN}, password: {PASSWORD}, hold_time: 9s, \
+             keepalive: 3s, bfd: {{interval: {}ms, multiplier: 3}}}}\n",
+            self.edge_yaml(i, bfd_interval),
+            e.router_addr6,
+            bfd_interval.as_millis()
+        )
+    }
+
+    /// Adds `vip`/128 to `lo` of edge `i`.
+    pub fn add_vip6(&self, i: usize, vip: Ipv6Addr) -> io::Result<()> {
+        ip(&[
+            "-n",
+            &self.edges[i].ns,
+            "addr",
+            "add",
+            &format!("{vip}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ])
+    }
+
+    /// How many next hops (distinct interfaces) the router's kernel has for `dst`/128.
+    pub fn router_paths6(&self, dst: Ipv6Addr) -> usize {
+        let Ok(out) = Command::new("ip")
+            .args([
+                "-n",
+                &self.router_ns,
+                "-6",
+                "route",
+                "show",
+                &format!("{dst}/128"),
+            ])
+            .output()
+        else {
+            return 0;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut devs: Vec<&str> = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .filter(|w| w[0] == "dev")
+            .map(|w| w[1])
+            .collect();
+        devs.sort();
+        devs.dedup();
+        devs.len()
     }
 
     /// Edge `i` goes silent as a node that died would (power, kernel hang): every packet

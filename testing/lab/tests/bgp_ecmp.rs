@@ -246,3 +246,57 @@ fn pending_lines(out: &str) -> Vec<&str> {
         })
         .collect()
 }
+
+#[test]
+fn ipv6_vips_go_over_ipv6_peers_beside_ipv4() {
+    if !root_or_skip("bgp_ipv6") || !frr_available("bgp_ipv6") {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let vip6: std::net::Ipv6Addr = "2001:db8:ffff::10".parse().unwrap();
+    let lab = BgpLab::new(3).unwrap();
+    lab.router_frr().apply(&lab.router_config(BFD)).unwrap();
+    for i in 0..3 {
+        lab.add_vip(i, VIP).unwrap();
+        lab.add_vip6(i, vip6).unwrap();
+        let cfg = edgevip_config::parse(&lab.edge_yaml_dual(i, BFD)).unwrap();
+        let routes = vec![
+            Route {
+                addr: IpAddr::V4(VIP),
+                attrs: BgpRouteAttrs::default(),
+            },
+            Route {
+                addr: IpAddr::V6(vip6),
+                attrs: BgpRouteAttrs::default(),
+            },
+        ];
+        lab.edges[i]
+            .frr
+            .frr()
+            .apply(&render(&cfg.bgp.unwrap(), &routes))
+            .unwrap_or_else(|e| panic!("edge{i}: {e}"));
+    }
+    let all: Vec<Ipv4Addr> = lab.edges.iter().map(|e| e.addr).collect();
+    let took = wait_for(Duration::from_secs(30), || {
+        lab.router_paths6(vip6) == 3 && lab.router_next_hops(VIP) == all
+    });
+    let e0 = &lab.edges[0];
+    assert!(
+        took.is_some(),
+        "router: {} IPv6 paths, IPv4 {:?}; edge0 sees {:?}",
+        lab.router_paths6(vip6),
+        lab.router_next_hops(VIP),
+        e0.frr
+            .frr()
+            .speaker(&[IpAddr::V4(e0.router_addr), IpAddr::V6(e0.router_addr6)])
+    );
+    eprintln!("bgp_ipv6: /32 and /128 over 3 next hops each after {took:?}");
+    // Each peer is advertised its own family only.
+    let s = e0
+        .frr
+        .frr()
+        .speaker(&[IpAddr::V4(e0.router_addr), IpAddr::V6(e0.router_addr6)])
+        .unwrap();
+    assert_eq!(s.peers[0].advertised, ["203.0.113.10/32"]);
+    assert_eq!(s.peers[1].advertised, ["2001:db8:ffff::10/128"]);
+}
