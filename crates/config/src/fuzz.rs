@@ -1,7 +1,7 @@
 //! The config parser's fuzz harness, shared by the cargo-fuzz target (`fuzz/`) and the
 //! corpus test that runs in CI without cargo-fuzz.
 
-use crate::{Config, Instance, Probe, Version, format_duration, raw};
+use crate::{AnnounceMode, Config, Instance, Probe, Version, format_duration, raw};
 
 /// Input: a YAML document, as `edgevip check` reads it. Parsing must never panic; every
 /// error names a path or the document; an accepted config, written back field by field as
@@ -37,6 +37,24 @@ fn check_accepted(cfg: &Config) {
 /// An instance written back as the file's loose schema, every field explicit, so that
 /// validating it again needs no defaults. The Kubernetes harness uses it too.
 pub fn to_raw(i: &Instance) -> raw::Instance {
+    let full = to_raw_vrrp(i);
+    match &i.mode {
+        AnnounceMode::Arp => full,
+        // VRRP's fields are refused in this mode.
+        AnnounceMode::Bgp(a) => raw::Instance {
+            name: full.name,
+            vips: full.vips,
+            announce: Some(raw::AnnounceField::Mode("bgp".into())),
+            communities: Some(a.communities.iter().map(ToString::to_string).collect()),
+            local_preference: a.local_preference.map(i64::from),
+            health_checks: full.health_checks,
+            notify: full.notify,
+            ..Default::default()
+        },
+    }
+}
+
+fn to_raw_vrrp(i: &Instance) -> raw::Instance {
     raw::Instance {
         name: Some(i.name.clone()),
         interface: Some(i.interface.clone()),
@@ -61,11 +79,13 @@ pub fn to_raw(i: &Instance) -> raw::Instance {
                 weight: t.weight.map(i64::from),
             })
             .collect(),
-        announce: Some(raw::Announce {
+        announce: Some(raw::AnnounceField::Burst(raw::Announce {
             count: Some(i64::from(i.announce.count)),
             interval: Some(format_duration(i.announce.interval)),
             refresh: Some(format_duration(i.announce.refresh)),
-        }),
+        })),
+        communities: None,
+        local_preference: None,
         v3_checksum_pseudo_header: Some(i.v3_checksum_pseudo_header),
         unicast_min_ttl: Some(i64::from(i.unicast_min_ttl)),
         unicast_src: i.unicast_src.map(|a| a.to_string()),

@@ -48,7 +48,7 @@ pub mod import;
 pub mod raw;
 mod validate;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -60,6 +60,8 @@ pub use duration::{format_duration, parse_duration};
 pub struct Config {
     pub api: Option<Api>,
     pub log: Log,
+    /// The node's BGP speaker (FRR), for instances with `announce: bgp`.
+    pub bgp: Option<Bgp>,
     pub instances: Vec<Instance>,
 }
 
@@ -107,6 +109,9 @@ pub struct Instance {
     pub auth_pass: Option<String>,
     pub track_interfaces: Vec<Track>,
     pub announce: Announce,
+    /// How the VIPs reach the network: VRRP with GARP / NA (the default), or host routes
+    /// over BGP (no VRRP at all; the fields above that only VRRP uses keep their defaults).
+    pub mode: AnnounceMode,
     pub v3_checksum_pseudo_header: bool,
     pub unicast_min_ttl: u8,
     /// Source address of IPv4 adverts (keepalived's `unicast_src_ip`); `None`: the
@@ -256,6 +261,169 @@ impl Default for Announce {
             interval: Duration::from_millis(200),
             refresh: Duration::ZERO,
         }
+    }
+}
+
+/// `announce: arp` (VRRP, gratuitous ARP / unsolicited NA) or `announce: bgp`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnnounceMode {
+    #[default]
+    Arp,
+    /// Every node whose checks pass announces each VIP as a host route to the peers of
+    /// [`Bgp`]; the VIPs sit on `lo`.
+    Bgp(BgpRouteAttrs),
+}
+
+impl AnnounceMode {
+    pub fn is_bgp(&self) -> bool {
+        matches!(self, AnnounceMode::Bgp(_))
+    }
+}
+
+/// Path attributes set on a VIP's route.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct BgpRouteAttrs {
+    pub communities: Vec<Community>,
+    /// LOCAL_PREF (iBGP peers only see it); `None`: FRR's default (100).
+    pub local_preference: Option<u32>,
+}
+
+/// A BGP community as FRR writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Community {
+    /// RFC 1997 `ASN:VALUE`, 16 bits each.
+    Standard(u16, u16),
+    /// RFC 8092 `GLOBAL:DATA1:DATA2`, 32 bits each.
+    Large(u32, u32, u32),
+    /// RFC 1997 well-known NO_EXPORT.
+    NoExport,
+    /// RFC 1997 well-known NO_ADVERTISE.
+    NoAdvertise,
+}
+
+impl Community {
+    /// `65000:100`, `65000:1:2`, `no-export`, `no-advertise`.
+    pub fn parse(s: &str) -> Result<Community, String> {
+        match s {
+            "no-export" => return Ok(Community::NoExport),
+            "no-advertise" => return Ok(Community::NoAdvertise),
+            _ => {}
+        }
+        let parts: Vec<&str> = s.split(':').collect();
+        let bad = || {
+            format!(
+                "{s:?} is not a community (ASN:VALUE in 0..65535, GLOBAL:DATA1:DATA2 in \
+                 0..4294967295, no-export, no-advertise)"
+            )
+        };
+        let all_digits = parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !all_digits {
+            return Err(bad());
+        }
+        match parts.as_slice() {
+            [a, b] => match (a.parse(), b.parse()) {
+                (Ok(a), Ok(b)) => Ok(Community::Standard(a, b)),
+                _ => Err(bad()),
+            },
+            [a, b, c] => match (a.parse(), b.parse(), c.parse()) {
+                (Ok(a), Ok(b), Ok(c)) => Ok(Community::Large(a, b, c)),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn is_large(&self) -> bool {
+        matches!(self, Community::Large(..))
+    }
+}
+
+impl std::fmt::Display for Community {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Community::Standard(a, b) => write!(f, "{a}:{b}"),
+            Community::Large(a, b, c) => write!(f, "{a}:{b}:{c}"),
+            Community::NoExport => f.write_str("no-export"),
+            Community::NoAdvertise => f.write_str("no-advertise"),
+        }
+    }
+}
+
+/// The node's BGP speaker. edgevip renders FRR's configuration from it and never speaks
+/// BGP itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bgp {
+    /// Local AS number (4-byte ASNs welcome; 0 and AS_TRANS 23456 are not).
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub peers: Vec<BgpPeer>,
+    /// Attributes of every VIP's route unless its instance sets its own.
+    pub defaults: BgpRouteAttrs,
+    /// The `frr.conf` edgevip owns and frr-reload applies (default `/etc/frr/frr.conf`).
+    pub frr_config: PathBuf,
+    /// The FRR daemons' `--vty_socket` directory; `None`: FRR's default.
+    pub frr_vty_socket: Option<PathBuf>,
+    /// On a graceful stop, after no peer is advertised a VIP any more: how long the VIPs
+    /// stay on `lo` for connections the routers still send (default 1s, at most 5m).
+    pub drain_time: Duration,
+}
+
+impl BgpRouteAttrs {
+    /// The instance's own attributes, field by field, else `defaults`'.
+    pub fn or(&self, defaults: &BgpRouteAttrs) -> BgpRouteAttrs {
+        BgpRouteAttrs {
+            communities: if self.communities.is_empty() {
+                defaults.communities.clone()
+            } else {
+                self.communities.clone()
+            },
+            local_preference: self.local_preference.or(defaults.local_preference),
+        }
+    }
+}
+
+impl Bgp {
+    pub const DEFAULT_PORT: u16 = 179;
+    /// MetalLB's defaults (FRR's own are 180 s / 60 s).
+    pub const DEFAULT_HOLD_TIME: Duration = Duration::from_secs(90);
+    pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
+    pub const DEFAULT_FRR_CONFIG: &str = "/etc/frr/frr.conf";
+    pub const DEFAULT_DRAIN_TIME: Duration = Duration::from_secs(1);
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BgpPeer {
+    pub address: IpAddr,
+    pub asn: u32,
+    pub port: u16,
+    /// TCP MD5 signature (RFC 2385) key; printable ASCII without spaces, at most 80 bytes.
+    pub password: Option<String>,
+    /// Whole seconds; 0 turns keepalives off, else 3..65535.
+    pub hold_time: Duration,
+    /// Whole seconds, below the hold time.
+    pub keepalive: Duration,
+    pub bfd: Option<Bfd>,
+    /// eBGP peers more than one hop away: the TTL; `None`: directly connected.
+    pub ebgp_multihop: Option<u8>,
+}
+
+/// BFD (RFC 5880) for a peer: down after `multiplier` missed packets sent every `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Bfd {
+    pub interval: Duration,
+    pub multiplier: u8,
+}
+
+impl Bfd {
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(300);
+    pub const DEFAULT_MULTIPLIER: u8 = 3;
+
+    /// How long a silent peer stays up.
+    pub fn detection_time(&self) -> Duration {
+        self.interval * u32::from(self.multiplier)
     }
 }
 

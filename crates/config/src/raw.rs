@@ -9,8 +9,45 @@ use serde::Deserialize;
 pub struct File {
     pub api: Option<Api>,
     pub log: Option<Log>,
+    pub bgp: Option<Bgp>,
     #[serde(default)]
     pub instances: Vec<Instance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bgp {
+    pub asn: Option<i64>,
+    pub router_id: Option<String>,
+    #[serde(default)]
+    pub peers: Vec<BgpPeer>,
+    #[serde(default)]
+    pub communities: Vec<String>,
+    pub local_preference: Option<i64>,
+    pub frr_config: Option<String>,
+    pub frr_vty_socket: Option<String>,
+    pub drain_time: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpPeer {
+    pub address: Option<String>,
+    pub asn: Option<i64>,
+    pub port: Option<i64>,
+    pub password: Option<String>,
+    pub hold_time: Option<String>,
+    pub keepalive: Option<String>,
+    pub bfd: Option<Bfd>,
+    pub ebgp_multihop: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bfd {
+    pub enabled: Option<bool>,
+    pub interval: Option<String>,
+    pub multiplier: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -45,7 +82,12 @@ pub struct Instance {
     pub auth_pass: Option<String>,
     #[serde(default)]
     pub track_interfaces: Vec<Track>,
-    pub announce: Option<Announce>,
+    /// `arp`, `bgp`, or the GARP / NA burst map (which means `arp`).
+    pub announce: Option<AnnounceField>,
+    /// `announce: bgp` only: communities of the VIPs' routes (replace `bgp.communities`).
+    pub communities: Option<Vec<String>>,
+    /// `announce: bgp` only: LOCAL_PREF of the VIPs' routes.
+    pub local_preference: Option<i64>,
     pub v3_checksum_pseudo_header: Option<bool>,
     pub unicast_min_ttl: Option<i64>,
     /// Absent lets [`crate::Defaults::unicast_src`] apply.
@@ -99,4 +141,36 @@ pub struct Announce {
     pub count: Option<i64>,
     pub interval: Option<String>,
     pub refresh: Option<String>,
+}
+
+/// `announce:` is a word (`arp`, `bgp`) or, as before the BGP mode existed, the map of the
+/// GARP / NA burst (an `arp` instance). Deserialized by hand so that a bad map keeps the
+/// map's own error instead of an untagged enum's "did not match any variant".
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnnounceField {
+    Mode(String),
+    Burst(Announce),
+}
+
+impl<'de> Deserialize<'de> for AnnounceField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AnnounceField;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("arp, bgp, or a map {count, interval, refresh}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AnnounceField, E> {
+                Ok(AnnounceField::Mode(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<AnnounceField, A::Error> {
+                Announce::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(AnnounceField::Burst)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }

@@ -1,14 +1,15 @@
 //! From the loose file to the typed config, collecting every error with its path.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::{format_duration, parse_duration};
 use crate::{
-    Announce, Api, Config, ConfigErrors, Defaults, FieldError, HealthCheck, HttpTls, Instance, Log,
-    LogFormat, Probe, Track, Version, Vip, raw,
+    Announce, AnnounceMode, Api, Bfd, Bgp, BgpPeer, BgpRouteAttrs, Community, Config, ConfigErrors,
+    Defaults, FieldError, HealthCheck, HttpTls, Instance, Log, LogFormat, Probe, Track, Version,
+    Vip, raw,
 };
 
 struct Errs(Vec<FieldError>);
@@ -38,6 +39,7 @@ pub fn validate(f: raw::File) -> Result<Config, ConfigErrors> {
         },
     });
     let log = log(f.log, &mut e);
+    let bgp = f.bgp.map(|b| bgp(b, &mut e));
     let mut instances = Vec::new();
     let defaults = Defaults::default();
     for (i, raw) in f.instances.into_iter().enumerate() {
@@ -46,10 +48,12 @@ pub fn validate(f: raw::File) -> Result<Config, ConfigErrors> {
         }
     }
     cross_checks(&instances, &mut e);
+    bgp_instances(bgp.as_ref(), &instances, &mut e);
     if e.0.is_empty() {
         Ok(Config {
             api,
             log,
+            bgp,
             instances,
         })
     } else {
@@ -106,9 +110,13 @@ fn duration(e: &mut Errs, path: String, v: Option<String>, default: Duration) ->
     }
 }
 
-fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Instance> {
+fn instance(p: &str, mut r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Instance> {
     let before = e.0.len();
-    let name = name(e, p, r.name);
+    let name = name(e, p, r.name.take());
+    let (mode, burst) = mode(e, p, &mut r);
+    if mode.is_bgp() {
+        return bgp_instance(p, r, name, mode, d, e, before);
+    }
     let interface = interface(e, p, r.interface.or_else(|| d.interface.clone()));
     let vrid = range(e, format!("{p}.vrid"), r.vrid, None, 1, 255) as u8;
     let priority = range(
@@ -159,9 +167,7 @@ fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Ins
             weight,
         });
     }
-    let announce = r
-        .announce
-        .map_or_else(Announce::default, |a| announce(e, p, a));
+    let announce = burst.map_or_else(Announce::default, |a| announce(e, p, a));
     let unicast_min_ttl = range(
         e,
         format!("{p}.unicast_min_ttl"),
@@ -218,6 +224,7 @@ fn instance(p: &str, r: raw::Instance, d: &Defaults, e: &mut Errs) -> Option<Ins
         auth_pass,
         track_interfaces,
         announce,
+        mode,
         v3_checksum_pseudo_header: r.v3_checksum_pseudo_header.unwrap_or(true),
         unicast_min_ttl,
         unicast_src,
@@ -706,7 +713,7 @@ fn cross_checks(instances: &[Instance], e: &mut Errs) {
             );
         }
         for v4 in [true, false] {
-            if !inst.vips.iter().any(|v| v.addr.is_ipv4() == v4) {
+            if inst.mode.is_bgp() || !inst.vips.iter().any(|v| v.addr.is_ipv4() == v4) {
                 continue;
             }
             let key = (inst.interface.clone(), inst.vrid, v4);
@@ -728,6 +735,464 @@ fn cross_checks(instances: &[Instance], e: &mut Errs) {
                     format!("instances[{i}].vips"),
                     format!("{} is also a VIP of instances[{j}]", v.addr),
                 );
+            }
+        }
+    }
+}
+
+/// `announce:` as a word or the burst map, and the BGP-only route attributes, which an
+/// `arp` instance must not carry.
+fn mode(e: &mut Errs, p: &str, r: &mut raw::Instance) -> (AnnounceMode, Option<raw::Announce>) {
+    let (bgp, burst) = match r.announce.take() {
+        None => (false, None),
+        Some(raw::AnnounceField::Burst(b)) => (false, Some(b)),
+        Some(raw::AnnounceField::Mode(m)) => match m.as_str() {
+            "arp" => (false, None),
+            "bgp" => (true, None),
+            _ => {
+                e.push(
+                    format!("{p}.announce"),
+                    format!("{m:?} is not arp, bgp or a map {{count, interval, refresh}}"),
+                );
+                (false, None)
+            }
+        },
+    };
+    let communities = r.communities.take();
+    let local_preference = r.local_preference.take();
+    if !bgp {
+        if let Some(c) = &communities {
+            e.push(
+                format!("{p}.communities"),
+                format!("{c:?}: only with announce: bgp"),
+            );
+        }
+        if let Some(l) = local_preference {
+            e.push(
+                format!("{p}.local_preference"),
+                format!("{l}: only with announce: bgp"),
+            );
+        }
+        return (AnnounceMode::Arp, burst);
+    }
+    let attrs = route_attrs(e, p, communities, local_preference);
+    (AnnounceMode::Bgp(attrs), None)
+}
+
+/// Communities (each parsed, none twice) and LOCAL_PREF of a VIP's route. A path of
+/// `bgp` or `instances[i]`; `None` fields stay unset.
+fn route_attrs(
+    e: &mut Errs,
+    p: &str,
+    communities: Option<Vec<String>>,
+    local_preference: Option<i64>,
+) -> BgpRouteAttrs {
+    let mut out = BgpRouteAttrs::default();
+    for (k, c) in communities.unwrap_or_default().iter().enumerate() {
+        let path = format!("{p}.communities[{k}]");
+        match Community::parse(c.trim()) {
+            Ok(c) if out.communities.contains(&c) => {
+                e.push(path, format!("\"{c}\" is listed twice"))
+            }
+            Ok(c) => out.communities.push(c),
+            Err(m) => e.push(path, m),
+        }
+    }
+    out.local_preference = local_preference.map(|l| {
+        range(
+            e,
+            format!("{p}.local_preference"),
+            Some(l),
+            None,
+            0,
+            i64::from(u32::MAX),
+        ) as u32
+    });
+    out
+}
+
+/// An `announce: bgp` instance runs no VRRP: its VIPs are host routes on `lo`, and the
+/// fields only VRRP reads are refused rather than silently ignored.
+fn bgp_instance(
+    p: &str,
+    r: raw::Instance,
+    name: String,
+    mode: AnnounceMode,
+    d: &Defaults,
+    e: &mut Errs,
+    before: usize,
+) -> Option<Instance> {
+    let vrrp_only = [
+        ("interface", r.interface.is_some()),
+        ("vrid", r.vrid.is_some()),
+        ("priority", r.priority.is_some()),
+        ("version", r.version.is_some()),
+        ("advert_interval", r.advert_interval.is_some()),
+        ("preempt", r.preempt.is_some()),
+        ("preempt_delay", r.preempt_delay.is_some()),
+        ("unicast_peers", r.unicast_peers.is_some()),
+        ("unicast", r.unicast.is_some()),
+        ("auth_pass", r.auth_pass.is_some()),
+        ("track_interfaces", !r.track_interfaces.is_empty()),
+        (
+            "v3_checksum_pseudo_header",
+            r.v3_checksum_pseudo_header.is_some(),
+        ),
+        ("unicast_min_ttl", r.unicast_min_ttl.is_some()),
+        ("unicast_src", r.unicast_src.is_some()),
+        ("handoff", r.handoff.is_some()),
+        ("strict_vip_list", r.strict_vip_list.is_some()),
+    ];
+    for (field, set) in vrrp_only {
+        if set {
+            e.push(
+                format!("{p}.{field}"),
+                "is a VRRP setting; announce: bgp runs no VRRP",
+            );
+        }
+    }
+    let vips = vips(e, p, &r.vips, Version::V3);
+    for (k, v) in vips.iter().enumerate() {
+        let host = if v.addr.is_ipv4() { 32 } else { 128 };
+        if v.prefix_len != host {
+            e.push(
+                format!("{p}.vips[{k}]"),
+                format!(
+                    "\"{v}\": announce: bgp announces host routes; write {} or {}/{host}",
+                    v.addr, v.addr
+                ),
+            );
+        }
+    }
+    // Eligibility does not change with the mode: the same checks (a failing one withdraws
+    // the routes; a weight has no priority to lower, so it is refused).
+    let health_checks = match r.health_checks {
+        Some(mut checks) => {
+            for (k, c) in checks.iter_mut().enumerate() {
+                if let Some(w) = c.weight.take() {
+                    e.push(
+                        format!("{p}.health_checks[{k}].weight"),
+                        format!("{w}: announce: bgp has no priority; a failing check withdraws"),
+                    );
+                }
+            }
+            health_checks(p, checks, d.priority, e)
+        }
+        None => d.health_checks.clone(),
+    };
+    if r.notify.first().is_some_and(|c| c.trim().is_empty()) {
+        e.push(format!("{p}.notify[0]"), "the command is empty");
+    }
+    if e.0.len() > before {
+        return None;
+    }
+    Some(Instance {
+        name,
+        interface: "lo".into(),
+        vrid: 0,
+        priority: d.priority,
+        version: Version::V3,
+        advert_interval: d.advert_interval,
+        preempt: d.preempt,
+        preempt_delay: Duration::ZERO,
+        vips,
+        unicast_peers: Vec::new(),
+        unicast: false,
+        auth_pass: None,
+        track_interfaces: Vec::new(),
+        announce: Announce::default(),
+        mode,
+        v3_checksum_pseudo_header: true,
+        unicast_min_ttl: 255,
+        unicast_src: None,
+        handoff: false,
+        strict_vip_list: false,
+        ineligible: None,
+        health_checks,
+        notify: r.notify,
+    })
+}
+
+/// The `bgp:` section. Values that end up in FRR's configuration are checked to the
+/// character, so the rendered text can never carry more than the field (no spaces or line
+/// breaks in a password).
+fn bgp(b: raw::Bgp, e: &mut Errs) -> Bgp {
+    let asn = asn(e, "bgp.asn".into(), b.asn);
+    let router_id = match b.router_id {
+        None => {
+            e.push("bgp.router_id", "is required");
+            Ipv4Addr::UNSPECIFIED
+        }
+        Some(s) => match s.trim().parse::<Ipv4Addr>() {
+            Ok(a) if !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast() => a,
+            _ => {
+                e.push(
+                    "bgp.router_id",
+                    format!("{s:?} is not a unicast IPv4 address"),
+                );
+                Ipv4Addr::UNSPECIFIED
+            }
+        },
+    };
+    if b.peers.is_empty() {
+        e.push("bgp.peers", "needs at least one peer");
+    }
+    let mut peers: Vec<BgpPeer> = Vec::new();
+    for (k, raw) in b.peers.into_iter().enumerate() {
+        let p = format!("bgp.peers[{k}]");
+        let peer = bgp_peer(e, &p, raw, asn);
+        if let Some(j) = peers.iter().position(|q| q.address == peer.address) {
+            e.push(
+                format!("{p}.address"),
+                format!("{} is also bgp.peers[{j}]", peer.address),
+            );
+        }
+        peers.push(peer);
+    }
+    let defaults = route_attrs(e, "bgp", Some(b.communities), b.local_preference);
+    let mut abs = |field: &str, v: Option<String>| {
+        v.map(|v| {
+            if !v.starts_with('/') || v.contains(['\n', '\0']) {
+                e.push(
+                    format!("bgp.{field}"),
+                    format!("{v:?} is not an absolute path"),
+                );
+            }
+            PathBuf::from(v)
+        })
+    };
+    let frr_config =
+        abs("frr_config", b.frr_config).unwrap_or_else(|| PathBuf::from(Bgp::DEFAULT_FRR_CONFIG));
+    let frr_vty_socket = abs("frr_vty_socket", b.frr_vty_socket);
+    let drain_time = duration(
+        e,
+        "bgp.drain_time".into(),
+        b.drain_time,
+        Bgp::DEFAULT_DRAIN_TIME,
+    );
+    if drain_time > Duration::from_secs(300) {
+        e.push(
+            "bgp.drain_time",
+            format!("{} is longer than 5m", format_duration(drain_time)),
+        );
+    }
+    Bgp {
+        asn,
+        router_id,
+        peers,
+        defaults,
+        frr_config,
+        frr_vty_socket,
+        drain_time,
+    }
+}
+
+/// 1..4294967295 without AS_TRANS (23456, RFC 6793: a placeholder, never a real AS).
+fn asn(e: &mut Errs, path: String, v: Option<i64>) -> u32 {
+    let a = range(e, path.clone(), v, None, 1, i64::from(u32::MAX)) as u32;
+    if a == 23456 {
+        e.push(path, "23456 is AS_TRANS (RFC 6793), not an AS number");
+    }
+    a
+}
+
+fn bgp_peer(e: &mut Errs, p: &str, r: raw::BgpPeer, local_asn: u32) -> BgpPeer {
+    let address = match r.address {
+        None => {
+            e.push(format!("{p}.address"), "is required");
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        }
+        Some(s) => match s.trim().parse::<IpAddr>() {
+            Ok(a) if !a.is_unspecified() && !a.is_multicast() && !a.is_loopback() => a,
+            _ => {
+                e.push(
+                    format!("{p}.address"),
+                    format!("{s:?} is not a unicast IP address"),
+                );
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            }
+        },
+    };
+    let asn = asn(e, format!("{p}.asn"), r.asn);
+    let port = range(
+        e,
+        format!("{p}.port"),
+        r.port,
+        Some(i64::from(Bgp::DEFAULT_PORT)),
+        1,
+        65535,
+    ) as u16;
+    let password = r.password.inspect(|pw| {
+        if pw.is_empty() || pw.len() > 80 || !pw.bytes().all(|b| b.is_ascii_graphic()) {
+            // Never echo the secret itself.
+            e.push(
+                format!("{p}.password"),
+                format!(
+                    "({} bytes) must be 1..80 printable ASCII characters without spaces",
+                    pw.len()
+                ),
+            );
+        }
+    });
+    let hold_time = whole_seconds(
+        e,
+        format!("{p}.hold_time"),
+        r.hold_time,
+        Bgp::DEFAULT_HOLD_TIME,
+    );
+    let hold_ok = hold_time.subsec_nanos() == 0
+        && (hold_time.is_zero() || (3..=65535).contains(&hold_time.as_secs()));
+    if hold_time.subsec_nanos() == 0 && !hold_ok {
+        e.push(
+            format!("{p}.hold_time"),
+            format!(
+                "{} is neither 0s (no keepalives) nor in 3s..65535s (RFC 4271)",
+                format_duration(hold_time)
+            ),
+        );
+    }
+    let keepalive = whole_seconds(
+        e,
+        format!("{p}.keepalive"),
+        r.keepalive,
+        if hold_time.is_zero() {
+            Duration::ZERO
+        } else {
+            Bgp::DEFAULT_KEEPALIVE.min(Duration::from_secs(hold_time.as_secs() / 3))
+        },
+    );
+    if !hold_ok {
+        // Reported at hold_time; the keepalive cannot be judged against it.
+    } else if hold_time.is_zero() && !keepalive.is_zero() {
+        e.push(
+            format!("{p}.keepalive"),
+            format!(
+                "{}: hold_time 0s turns keepalives off",
+                format_duration(keepalive)
+            ),
+        );
+    } else if !hold_time.is_zero() && (keepalive.is_zero() || keepalive >= hold_time) {
+        e.push(
+            format!("{p}.keepalive"),
+            format!(
+                "{} must be at least 1s and below hold_time {}",
+                format_duration(keepalive),
+                format_duration(hold_time)
+            ),
+        );
+    }
+    let bfd = r.bfd.and_then(|b| bfd(e, &format!("{p}.bfd"), b));
+    let ebgp_multihop = r.ebgp_multihop.map(|h| {
+        let h = range(e, format!("{p}.ebgp_multihop"), Some(h), None, 1, 255) as u8;
+        if r.asn.is_some() && asn == local_asn {
+            e.push(
+                format!("{p}.ebgp_multihop"),
+                format!("{h}: the peer's asn {asn} is ours (iBGP), multihop is for eBGP"),
+            );
+        }
+        h
+    });
+    BgpPeer {
+        address,
+        asn,
+        port,
+        password,
+        hold_time,
+        keepalive,
+        bfd,
+        ebgp_multihop,
+    }
+}
+
+/// BGP timers count seconds.
+fn whole_seconds(e: &mut Errs, path: String, v: Option<String>, default: Duration) -> Duration {
+    let d = duration(e, path.clone(), v, default);
+    if d.subsec_nanos() != 0 {
+        e.push(
+            path,
+            format!(
+                "{} is not whole seconds (BGP counts seconds)",
+                format_duration(d)
+            ),
+        );
+    }
+    d
+}
+
+/// FRR's bfdd: intervals 10ms..60s in whole milliseconds, multiplier 2..255.
+fn bfd(e: &mut Errs, p: &str, b: raw::Bfd) -> Option<Bfd> {
+    let interval = duration(
+        e,
+        format!("{p}.interval"),
+        b.interval.clone(),
+        Bfd::DEFAULT_INTERVAL,
+    );
+    if !interval.subsec_nanos().is_multiple_of(1_000_000) {
+        e.push(
+            format!("{p}.interval"),
+            format!("{} is not whole milliseconds", format_duration(interval)),
+        );
+    } else if interval < Duration::from_millis(10) || interval > Duration::from_secs(60) {
+        e.push(
+            format!("{p}.interval"),
+            format!("{} is out of range 10ms..60s", format_duration(interval)),
+        );
+    }
+    let multiplier = range(
+        e,
+        format!("{p}.multiplier"),
+        b.multiplier,
+        Some(i64::from(Bfd::DEFAULT_MULTIPLIER)),
+        2,
+        255,
+    ) as u8;
+    if b.enabled == Some(false) {
+        if b.interval.is_some() || b.multiplier.is_some() {
+            e.push(
+                format!("{p}.enabled"),
+                "false, yet interval or multiplier is set",
+            );
+        }
+        return None;
+    }
+    Some(Bfd {
+        interval,
+        multiplier,
+    })
+}
+
+/// Instances with `announce: bgp` need the `bgp:` section and, for each family of their
+/// VIPs, a peer of that family (a peer carries the family of its own address).
+fn bgp_instances(bgp: Option<&Bgp>, instances: &[Instance], e: &mut Errs) {
+    for (i, inst) in instances.iter().enumerate() {
+        if !inst.mode.is_bgp() {
+            continue;
+        }
+        let Some(bgp) = bgp else {
+            e.push(
+                format!("instances[{i}].announce"),
+                "bgp, but the file has no bgp: section",
+            );
+            continue;
+        };
+        if bgp.peers.is_empty() {
+            continue; // reported at bgp.peers
+        }
+        for v in &inst.vips {
+            if !bgp
+                .peers
+                .iter()
+                .any(|p| p.address.is_ipv4() == v.addr.is_ipv4())
+            {
+                e.push(
+                    format!("instances[{i}].vips"),
+                    format!(
+                        "{}: no {} peer in bgp.peers to announce it to",
+                        v.addr,
+                        if v.addr.is_ipv4() { "IPv4" } else { "IPv6" }
+                    ),
+                );
+                break;
             }
         }
     }

@@ -9,6 +9,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::api::{self, ApiState};
+use crate::bgp::Speaker;
 use crate::engine::{Clock, Engine, Heartbeat, Links, Shared};
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::status::Board;
@@ -133,10 +134,10 @@ pub async fn run(source: ConfigSource) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut names: Vec<String> = cfg.instances.iter().map(|i| i.interface.clone()).collect();
+    let vrrp = vrrp_instances(&cfg.instances);
+    let mut names: Vec<String> = vrrp.iter().map(|i| i.interface.clone()).collect();
     names.extend(
-        cfg.instances
-            .iter()
+        vrrp.iter()
             .flat_map(|i| i.track_interfaces.iter().map(|t| t.name.clone())),
     );
     let mut base = match Base::open(&names).await {
@@ -152,7 +153,13 @@ pub async fn run(source: ConfigSource) -> ExitCode {
         return code;
     }
     let mut engine = Engine::new(shared.clone());
-    engine.apply(&cfg.instances).await;
+    engine.apply(&vrrp).await;
+    let speaker = Speaker::start(
+        shared.netlink.clone(),
+        shared.metrics.clone(),
+        shared.board.clone(),
+    );
+    speaker.apply(cfg.bgp.clone(), &cfg.instances).await;
     ready_tx.send_replace(true);
     tracing::info!(config = %source, instances = cfg.instances.len(), "edgevip running");
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -162,7 +169,7 @@ pub async fn run(source: ConfigSource) -> ExitCode {
             // shutdown below hands over whatever the reload had started.
             _ = base.hup.recv() => {
                 let stop = tokio::select! {
-                    _ = reload(&source, &mut engine, &shared.metrics) => false,
+                    _ = reload(&source, &mut engine, &speaker, &shared.metrics) => false,
                     _ = base.term.recv() => true,
                     _ = base.int.recv() => true,
                 };
@@ -178,12 +185,21 @@ pub async fn run(source: ConfigSource) -> ExitCode {
         }
     }
     tracing::info!("shutting down: handing over VIPs");
-    engine.shutdown().await;
+    tokio::join!(engine.shutdown(), speaker.shutdown());
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
-async fn reload(source: &ConfigSource, engine: &mut Engine, metrics: &Metrics) {
+/// The instances the VRRP engine runs (`announce: arp`); the others are the BGP speaker's.
+fn vrrp_instances(instances: &[edgevip_config::Instance]) -> Vec<edgevip_config::Instance> {
+    instances
+        .iter()
+        .filter(|i| !i.mode.is_bgp())
+        .cloned()
+        .collect()
+}
+
+async fn reload(source: &ConfigSource, engine: &mut Engine, speaker: &Speaker, metrics: &Metrics) {
     // Read off the event loop: a config on a hung mount (or a FIFO) must not freeze VRRP,
     // nor keep SIGTERM from being handled.
     let s = source.clone();
@@ -197,7 +213,8 @@ async fn reload(source: &ConfigSource, engine: &mut Engine, metrics: &Metrics) {
     match loaded {
         Ok(cfg) => {
             tracing::info!(config = %source, "reloading");
-            engine.apply(&cfg.instances).await;
+            engine.apply(&vrrp_instances(&cfg.instances)).await;
+            speaker.apply(cfg.bgp.clone(), &cfg.instances).await;
             metrics.reload_ok.set(1);
             metrics
                 .reloads

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod bgp;
 pub mod cli;
 pub mod client;
 pub mod convert;

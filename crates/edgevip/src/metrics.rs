@@ -49,6 +49,11 @@ pub struct PoolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    pub peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceLabels {
     pub instance: String,
 }
@@ -81,6 +86,16 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// 1 while the config file in force is the one on disk (last load or reload good).
     pub reload_ok: Gauge,
+    /// BGP mode: 1 while the session with the peer is established.
+    pub bgp_session_up: Family<PeerLabels, Gauge>,
+    /// BGP mode: 1 while the peer's BFD session is up.
+    pub bgp_bfd_up: Family<PeerLabels, Gauge>,
+    /// BGP mode: prefixes FRR advertises to the peer now.
+    pub bgp_advertised: Family<PeerLabels, Gauge>,
+    /// BGP mode: 1 while the instance's routes are announced (every check passing).
+    pub bgp_announced: Family<InstanceLabels, Gauge>,
+    /// BGP mode: configurations applied to FRR, by result (ok, failed).
+    pub bgp_applies: Family<ReloadLabels, Counter>,
     pub check_up: Family<CheckLabels, Gauge>,
     pub check_results: Family<CheckResultLabels, Counter>,
     pub notify_runs: Family<CheckResultLabels, Counter>,
@@ -140,6 +155,11 @@ impl Metrics {
             announcements: Family::default(),
             checksum_forms: Family::default(),
             reloads: Family::default(),
+            bgp_session_up: Family::default(),
+            bgp_bfd_up: Family::default(),
+            bgp_advertised: Family::default(),
+            bgp_announced: Family::default(),
+            bgp_applies: Family::default(),
             reload_ok: Gauge::default(),
             check_up: Family::default(),
             check_results: Family::default(),
@@ -202,6 +222,31 @@ impl Metrics {
             "checksum_forms",
             "Received VRRPv3 IPv4 adverts by checksum form (pseudo_header or message_only)",
             m.checksum_forms.clone(),
+        );
+        r.register(
+            "bgp_session_up",
+            "BGP mode: 1 while FRR's session with the peer is established",
+            m.bgp_session_up.clone(),
+        );
+        r.register(
+            "bgp_bfd_up",
+            "BGP mode: 1 while the peer's BFD session is up",
+            m.bgp_bfd_up.clone(),
+        );
+        r.register(
+            "bgp_advertised_prefixes",
+            "BGP mode: prefixes FRR advertises to the peer",
+            m.bgp_advertised.clone(),
+        );
+        r.register(
+            "bgp_announced",
+            "BGP mode: 1 while the instance's VIPs are announced (every health check passing)",
+            m.bgp_announced.clone(),
+        );
+        r.register(
+            "bgp_frr_applies",
+            "BGP mode: FRR configurations applied with frr-reload, by result",
+            m.bgp_applies.clone(),
         );
         r.register(
             "config_reloads",

@@ -52,11 +52,52 @@ pub struct Status {
     /// Kubernetes mode only: caches, sources, rejected entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<serde_json::Value>,
+    /// The BGP speaker, when `announce: bgp` instances or a `bgp:` section exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpStatus>,
+}
+
+/// The BGP mode as `/status` shows it: what edgevip asked FRR to announce, and what FRR
+/// reports back (read every few seconds and after each change).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct BgpStatus {
+    /// Host routes FRR was last told to announce.
+    pub announced: Vec<String>,
+    pub instances: Vec<BgpInstanceStatus>,
+    pub peers: Vec<BgpPeerStatus>,
+    /// The last failure applying FRR's configuration or reading its state; null when the
+    /// last attempt worked.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BgpInstanceStatus {
+    pub name: String,
+    pub vips: Vec<String>,
+    /// Every check passing: the VIPs are in `announced`.
+    pub announced: bool,
+    /// Checks failing or without a verdict yet.
+    pub failing_checks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BgpPeerStatus {
+    pub address: String,
+    /// bgpd's state (`Established`, `Active`, `Idle`, …), or `unknown` before FRR knows it.
+    pub state: String,
+    pub uptime_ms: Option<u64>,
+    /// BFD session status (`up`, `down`, `init`), null without BFD.
+    pub bfd: Option<String>,
+    /// Prefixes advertised to the peer now.
+    pub advertised: Vec<String>,
 }
 
 /// Shared, cheap to clone. Writers replace one instance's entry at a time.
 #[derive(Debug, Clone, Default)]
-pub struct Board(Arc<RwLock<BTreeMap<String, InstanceStatus>>>);
+pub struct Board(
+    Arc<RwLock<BTreeMap<String, InstanceStatus>>>,
+    Arc<RwLock<Option<BgpStatus>>>,
+);
 
 impl Board {
     pub fn set(&self, s: InstanceStatus) {
@@ -90,7 +131,12 @@ impl Board {
                 .cloned()
                 .collect(),
             kubernetes: None,
+            bgp: self.1.read().expect("status lock").clone(),
         }
+    }
+
+    pub fn set_bgp(&self, s: Option<BgpStatus>) {
+        *self.1.write().expect("status lock") = s;
     }
 }
 
@@ -139,6 +185,39 @@ pub fn table(s: &Status) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    if let Some(b) = &s.bgp {
+        out.push_str(&bgp_lines(b));
+    }
+    out
+}
+
+/// The BGP part of `edgevip status`: one line per instance and per peer.
+fn bgp_lines(b: &BgpStatus) -> String {
+    let mut out = String::from("\nBGP\n");
+    for i in &b.instances {
+        let state = if i.announced {
+            "announced".to_string()
+        } else {
+            format!("withdrawn (failing: {})", i.failing_checks.join(","))
+        };
+        out.push_str(&format!("  {}  {}  {}\n", i.name, i.vips.join(","), state));
+    }
+    for p in &b.peers {
+        let up = p
+            .uptime_ms
+            .map(|ms| format!(" for {}s", ms / 1000))
+            .unwrap_or_default();
+        let bfd = p.bfd.as_deref().unwrap_or("off");
+        out.push_str(&format!(
+            "  peer {}  {}{up}  bfd {bfd}  advertised {}\n",
+            p.address,
+            p.state,
+            p.advertised.len()
+        ));
+    }
+    if let Some(e) = &b.error {
+        out.push_str(&format!("  error: {e}\n"));
     }
     out
 }

@@ -574,6 +574,12 @@ impl<'a> Ctx<'a> {
         from_configmap: bool,
     ) -> Result<Instance, String> {
         let raw = fields.map_err(|e| format!("{path}: {e}"))?;
+        if matches!(&raw.announce, Some(raw::AnnounceField::Mode(m)) if m == "bgp") {
+            // Peers and credentials will come from a custom resource, never this ConfigMap.
+            return Err(format!(
+                "{path}.announce: \"bgp\" is not available in Kubernetes mode yet"
+            ));
+        }
         if from_configmap {
             let refused = trust::refused_fields(path, &raw, self.rights, &self.fence);
             if !refused.is_empty() {

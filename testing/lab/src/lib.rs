@@ -4,6 +4,7 @@
 //!
 //! Addresses: hosts 192.0.2.11, .12, … and 2001:db8::11, …; the client .2 / ::2.
 
+pub mod bgp;
 pub mod capture;
 pub mod chaos;
 pub mod cluster;

@@ -135,12 +135,15 @@ async fn accept_loop(
 
 /// Whether `ip` is one of the VIPs this node serves (loopback never is).
 fn is_vip(ip: IpAddr, board: &Board) -> bool {
+    let is = |v: &String| v.split('/').next().and_then(|a| a.parse::<IpAddr>().ok()) == Some(ip);
+    let snap = board.snapshot();
     !ip.is_loopback()
-        && board.snapshot().instances.iter().any(|i| {
-            i.vips
+        && (snap.instances.iter().any(|i| i.vips.iter().any(is))
+            || snap
+                .bgp
                 .iter()
-                .any(|v| v.split('/').next().and_then(|a| a.parse::<IpAddr>().ok()) == Some(ip))
-        })
+                .flat_map(|b| &b.instances)
+                .any(|i| i.vips.iter().any(is)))
 }
 
 /// The open connections, oldest first; each with the sender that closes it.

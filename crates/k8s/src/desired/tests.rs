@@ -619,3 +619,24 @@ fn load_balancer_instances_step_around_the_configmaps_vrids_in_either_order() {
         d.lb.problems
     );
 }
+
+/// BGP peers and credentials will come from a custom resource, never the VIP ConfigMap:
+/// until then an `announce: bgp` entry is refused alone, with its path.
+#[test]
+fn an_announce_bgp_entry_is_refused_in_kubernetes_mode() {
+    let yaml = "instances:\n  - {name: web, vrid: 51, vips: [192.0.2.100/24]}\n  \
+                - {name: routed, announce: bgp, vips: [192.0.2.101]}\n";
+    let d = build(
+        &mut Builder::default(),
+        "edge-a",
+        &source(&[(rich::KEY, yaml)]),
+    );
+    assert_eq!(d.instances.len(), 1);
+    assert_eq!(d.instances[0].name, "web");
+    let msgs: Vec<String> = d.rejects.iter().map(ToString::to_string).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains(".announce: \"bgp\" is not available in Kubernetes mode yet")),
+        "{msgs:?}"
+    );
+}

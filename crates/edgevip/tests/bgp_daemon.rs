@@ -1,0 +1,338 @@
+//! `edgevip run` with `announce: bgp` in the routed lab: each edge node runs edgevip and
+//! its own FRR; the router (FRR, ECMP, BFD) spreads the VIP over the nodes whose health
+//! check passes. Needs root and Debian's `frr` + `frr-pythontools`; prints SKIP otherwise.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use edgevip_lab::bgp::{BgpLab, EDGE_ASN, PASSWORD, ROUTER_ASN, frr_available, wait_for};
+use edgevip_lab::root_or_skip;
+
+const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+const VIP2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 11);
+const BFD: Duration = Duration::from_millis(100);
+
+/// An edgevip process in a node's namespace, killed on drop.
+struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(ns: &str, config: &Path, log: PathBuf) -> Daemon {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                env!("CARGO_BIN_EXE_edgevip"),
+                "run",
+                "--config",
+            ])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn hup(&self) {
+        if let Some(c) = &self.child {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP);
+        }
+    }
+
+    /// SIGTERM, then the exit code within `bound` (`None`: still running, killed).
+    fn term(&mut self, bound: Duration) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < bound {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Edge `i`'s edgevip config: its FRR, the router as peer, one BGP instance whose check
+/// passes while `flag` exists.
+fn config(lab: &BgpLab, i: usize, flag: &Path) -> String {
+    config_vips(lab, i, flag, &VIP.to_string())
+}
+
+fn config_vips(lab: &BgpLab, i: usize, flag: &Path, vips: &str) -> String {
+    let e = &lab.edges[i];
+    let dir = e.frr.dir.display();
+    format!(
+        "api: {{listen: \"127.0.0.1:9180\"}}\nbgp:\n  asn: {EDGE_ASN}\n  router_id: {}\n  frr_config: {dir}/frr.conf\n  \
+         frr_vty_socket: {dir}\n  drain_time: 300ms\n  peers:\n    - {{address: {}, asn: {ROUTER_ASN}, \
+         password: {PASSWORD}, hold_time: 9s, keepalive: 3s, bfd: {{interval: {}ms}}}}\n\
+         instances:\n  - name: web\n    announce: bgp\n    vips: [{vips}]\n    health_checks:\n      \
+         - {{name: flag, exec: [/usr/bin/test, -e, {}], interval: 50ms, timeout: 1s, rise: 1, fall: 1}}\n",
+        e.addr,
+        e.router_addr,
+        BFD.as_millis(),
+        flag.display()
+    )
+}
+
+/// `GET path` from the API on 127.0.0.1:9180 inside `ns`.
+fn http_get(ns: &str, path: &str) -> String {
+    let path = path.to_string();
+    let t = edgevip_lab::in_netns(ns, move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9180").ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(
+            out.split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_string())
+                .unwrap_or(out),
+        )
+    })
+    .unwrap();
+    t.join().ok().flatten().flatten().unwrap_or_default()
+}
+
+fn status(ns: &str) -> serde_json::Value {
+    serde_json::from_str(&http_get(ns, "/status")).unwrap_or(serde_json::Value::Null)
+}
+
+fn lo_has_vip(ns: &str) -> bool {
+    lo_has(ns, VIP)
+}
+
+fn lo_has(ns: &str, vip: Ipv4Addr) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-4", "addr", "show", "dev", "lo"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains(&format!("{vip}/32"))
+}
+
+#[test]
+fn daemons_announce_while_healthy_withdraw_on_failure_and_on_sigterm() {
+    if !root_or_skip("bgp_daemon") || !frr_available("bgp_daemon") {
+        return;
+    }
+    let mut lab = BgpLab::new(3).unwrap();
+    lab.router_frr().apply(&lab.router_config(BFD)).unwrap();
+    let flags: Vec<PathBuf> = lab
+        .edges
+        .iter()
+        .map(|e| e.frr.dir.join("healthy"))
+        .collect();
+    let mut daemons = Vec::new();
+    for (i, flag) in flags.iter().enumerate() {
+        std::fs::write(flag, "").unwrap();
+        let path = lab.edges[i].frr.dir.join("edgevip.yaml");
+        std::fs::write(&path, config(&lab, i, flag)).unwrap();
+        daemons.push(Daemon::start(
+            &lab.edges[i].ns,
+            &path,
+            lab.edges[i].frr.dir.join("edgevip.log"),
+        ));
+    }
+    lab.start_responders(VIP).unwrap();
+    let all: Vec<Ipv4Addr> = lab.edges.iter().map(|e| e.addr).collect();
+    let took = wait_for(Duration::from_secs(30), || lab.router_next_hops(VIP) == all);
+    assert!(
+        took.is_some(),
+        "router next hops {:?}\nedge0's log:\n{}",
+        lab.router_next_hops(VIP),
+        daemons[0].log()
+    );
+    eprintln!("bgp_daemon: VIP over 3 next hops {took:?} after start");
+    assert!(lab.edges.iter().all(|e| lo_has_vip(&e.ns)));
+    let c = lab.connect_many(VIP, 150).unwrap();
+    assert_eq!((c.answers.len(), c.failed), (3, 0), "{c:?}");
+
+    // /status and /metrics: FRR's view read back (every 3 s).
+    let ok = wait_for(Duration::from_secs(8), || {
+        let st = status(&lab.edges[0].ns);
+        st.pointer("/bgp/peers/0/state").and_then(|v| v.as_str()) == Some("Established")
+            && st.pointer("/bgp/peers/0/bfd").and_then(|v| v.as_str()) == Some("up")
+            && st
+                .pointer("/bgp/peers/0/advertised/0")
+                .and_then(|v| v.as_str())
+                == Some("203.0.113.10/32")
+            && st.pointer("/bgp/instances/0/announced") == Some(&serde_json::Value::Bool(true))
+    });
+    assert!(ok.is_some(), "status: {}", status(&lab.edges[0].ns));
+    let metrics = http_get(&lab.edges[0].ns, "/metrics");
+    for line in [
+        "edgevip_bgp_session_up{peer=\"192.0.2.1\"} 1",
+        "edgevip_bgp_bfd_up{peer=\"192.0.2.1\"} 1",
+        "edgevip_bgp_advertised_prefixes{peer=\"192.0.2.1\"} 1",
+        "edgevip_bgp_announced{instance=\"web\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+
+    // Edge 1's check fails: its route goes, the others stay.
+    std::fs::remove_file(&flags[1]).unwrap();
+    let t0 = Instant::now();
+    let two = vec![all[0], all[2]];
+    let gone = wait_for(Duration::from_secs(10), || lab.router_next_hops(VIP) == two);
+    assert!(gone.is_some(), "edge1 not withdrawn:\n{}", daemons[1].log());
+    eprintln!(
+        "bgp_daemon: failing check → route gone at the router after {:?} (check interval 50 ms, fall 1)",
+        t0.elapsed()
+    );
+    let c = lab.connect_many(VIP, 60).unwrap();
+    assert_eq!(c.failed, 0);
+    assert!(!c.answers.contains_key("edge1"), "{c:?}");
+    let st = status(&lab.edges[1].ns);
+    assert_eq!(
+        st.pointer("/bgp/instances/0/failing_checks/0")
+            .and_then(|v| v.as_str()),
+        Some("flag"),
+        "{st}"
+    );
+    // The VIP stays on lo: only the announcement follows the check.
+    assert!(lo_has_vip(&lab.edges[1].ns));
+    // And comes back with the check.
+    std::fs::write(&flags[1], "").unwrap();
+    let back = wait_for(Duration::from_secs(10), || lab.router_next_hops(VIP) == all);
+    assert!(back.is_some(), "edge1 not announced again");
+    eprintln!("bgp_daemon: check passing again → route back after {back:?}");
+    // Both went the vtysh fast path (a `network` line), and left FRR's running config
+    // equal to the file: frr-reload finds nothing to change.
+    let log = daemons[1].log();
+    assert!(!log.contains("fast path failed"), "{log}");
+    assert!(
+        gone.unwrap() < Duration::from_secs(1),
+        "withdrawal took {gone:?}"
+    );
+    let frr = lab.edges[1].frr.frr();
+    let file = std::fs::read_to_string(&frr.config_file).unwrap();
+    let pending = frr.pending(&file).unwrap();
+    let changes: Vec<&str> = pending
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("Lines To")
+                && !l.starts_with("===")
+                && !l.contains("hostname")
+        })
+        .collect();
+    assert!(changes.is_empty(), "running config drifted: {changes:?}");
+
+    // SIGHUP with a second VIP on edge 0: announced, no session reset at the router.
+    let router_view = |i: usize| {
+        let s = lab
+            .router_frr()
+            .speaker(&[std::net::IpAddr::V4(all[i])])
+            .unwrap();
+        let sess = s.peers[0].session.clone().unwrap();
+        (sess.is_established(), sess.established_count, sess.uptime)
+    };
+    let before = router_view(0);
+    let path = lab.edges[0].frr.dir.join("edgevip.yaml");
+    std::fs::write(
+        &path,
+        config_vips(&lab, 0, &flags[0], &format!("{VIP}, {VIP2}")),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    daemons[0].hup();
+    let seen = wait_for(Duration::from_secs(10), || {
+        lab.router_next_hops(VIP2) == [all[0]]
+    });
+    assert!(seen.is_some(), "VIP2 not announced:\n{}", daemons[0].log());
+    eprintln!(
+        "bgp_daemon: SIGHUP with a new VIP → at the router after {:?}",
+        t0.elapsed()
+    );
+    assert!(lo_has(&lab.edges[0].ns, VIP2));
+    // bgpd counts uptime in whole seconds.
+    std::thread::sleep(Duration::from_millis(1100));
+    let after = router_view(0);
+    assert!(
+        after.0 && after.1 == before.1,
+        "session reset: {before:?} -> {after:?}"
+    );
+    assert!(
+        after.2 > before.2,
+        "uptime restarted: {before:?} -> {after:?}"
+    );
+
+    // SIGTERM of edge 2 while the client keeps connecting: no connection fails.
+    let (report, code) = std::thread::scope(|s| {
+        let client = s.spawn(|| {
+            lab.connect_during(VIP, Duration::from_millis(2500))
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        let code = daemons[2].term(Duration::from_secs(15));
+        eprintln!(
+            "bgp_daemon: SIGTERM → exit {code:?} after {:?}",
+            t0.elapsed()
+        );
+        (client.join().unwrap(), code)
+    });
+    assert_eq!(code, Some(0), "edge2's log:\n{}", daemons[2].log());
+    eprintln!(
+        "bgp_daemon: during the stop: {:?}, {} failed ({} reset by the router's re-hash)",
+        report.answers, report.failed, report.resets
+    );
+    // Nothing times out: no flow is sent to a node that dropped the VIP. A reset is the
+    // router's ECMP re-hash moving an in-flight flow between two nodes that stay (Linux
+    // hash-threshold); seen 0 or 1 per ~1,500 connections. Resilient hashing at the router
+    // (as fabrics do) removes it; the node cannot.
+    assert_eq!(
+        report.failed, report.resets,
+        "connections lost during a graceful stop: {report:?}"
+    );
+    assert!(report.resets <= 3, "{report:?}");
+    assert!(
+        report.answers.get("edge2").is_some_and(|&n| n > 0),
+        "the stop began before the client"
+    );
+    assert_eq!(lab.router_next_hops(VIP), vec![all[0], all[1]]);
+    assert!(
+        !lo_has_vip(&lab.edges[2].ns),
+        "the VIP left on lo after the stop"
+    );
+    let log = daemons[2].log();
+    assert!(
+        log.contains("no peer is advertised a VIP any more"),
+        "{log}"
+    );
+}
