@@ -15,6 +15,7 @@ mod lab;
 mod netns;
 mod probe;
 pub mod procstat;
+pub mod services;
 
 pub use cluster::{API, Cluster, Node, PORT, VIP4, VIP6};
 pub use https::{HttpsServer, Pki, https_get};
@@ -62,6 +63,14 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     pub fn parse() -> BenchArgs {
+        Self::parse_with(|_, _| false)
+    }
+
+    /// Like [`BenchArgs::parse`], with a benchmark's own options: `extra(flag, rest)` takes
+    /// a flag it knows (and its value from `rest`) and says whether it did.
+    pub fn parse_with(
+        mut extra: impl FnMut(&str, &mut dyn Iterator<Item = String>) -> bool,
+    ) -> BenchArgs {
         let mut out = BenchArgs {
             bin: std::env::current_exe()
                 .expect("own path")
@@ -73,6 +82,7 @@ impl BenchArgs {
             match a.as_str() {
                 "--edgevip" => out.bin = args.next().expect("--edgevip PATH").into(),
                 "--quick" => out.quick = true,
+                other if extra(other, &mut args) => {}
                 other => panic!("unknown argument {other}"),
             }
         }

@@ -1,7 +1,7 @@
 //! What a daemon costs, read from /proc: CPU time and proportional memory (PSS) summed over
 //! all of its processes. PSS divides each shared page among the processes mapping it, so a
 //! parent and a forked child sharing copy-on-write pages (keepalived) are not counted twice,
-//! as summing their RSS would.
+//! as summing their RSS would. RSS (what the issues' memory targets name) is here too.
 
 use std::process::Command;
 
@@ -56,6 +56,25 @@ pub fn pss_mib(pids: &[u32]) -> f64 {
     pids.iter().map(|p| pss_kib(*p)).sum::<u64>() as f64 / 1024.0
 }
 
+/// Resident set (`VmRSS` of /proc/PID/status) of `pid` in KiB (0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).map_or(0, |t| status_rss(&t))
+}
+
+/// The `VmRSS:` line of /proc/PID/status, in KiB.
+fn status_rss(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sum of RSS over `pids`, in MiB (shared pages counted in each: see `pss_mib`).
+pub fn rss_mib(pids: &[u32]) -> f64 {
+    pids.iter().map(|p| rss_kib(*p)).sum::<u64>() as f64 / 1024.0
+}
+
 /// Sum of CPU seconds over `pids`.
 pub fn cpu_total(pids: &[u32]) -> f64 {
     pids.iter().map(|p| cpu_seconds(*p)).sum()
@@ -88,6 +107,13 @@ mod tests {
                  Pss_Anon: 1500 kB\nPss_File: 1620 kB\nShared_Clean: 5000 kB\n";
         assert_eq!(rollup_pss(t), 3120);
         assert_eq!(rollup_pss("Rss: 10 kB\n"), 0);
+    }
+
+    #[test]
+    fn rss_comes_from_the_vmrss_line() {
+        let t = "Name:\tedgevip\nVmHWM:\t  20000 kB\nVmRSS:\t   15360 kB\nRssAnon:\t 9000 kB\n";
+        assert_eq!(status_rss(t), 15360);
+        assert_eq!(status_rss("VmHWM: 1 kB\n"), 0);
     }
 
     #[test]

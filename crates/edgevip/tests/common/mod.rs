@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 #[allow(unused_imports)]
+pub use edgevip_lab::services::{lb_service, lb_service_in, recorded};
+#[allow(unused_imports)]
 pub use edgevip_lab::{API, Node, VIP4, VIP6};
 
 use edgevip::status::Status;
@@ -77,29 +79,6 @@ pub fn raw_vrrp_socket(src: std::net::Ipv4Addr) -> socket2::Socket {
     s
 }
 
-/// A LoadBalancer Service `web/<name>` of edgevip's class, asking for `ip` if given.
-pub fn lb_service(name: &str, ip: Option<&str>) -> serde_json::Value {
-    let mut s = lb_service_in("web", name, &[(80, "TCP")]);
-    if let Some(ip) = ip {
-        s["spec"]["loadBalancerIP"] = serde_json::json!(ip);
-    }
-    s
-}
-
-/// A LoadBalancer Service `<ns>/<name>` of edgevip's class with `ports` (port, protocol).
-pub fn lb_service_in(ns: &str, name: &str, ports: &[(u16, &str)]) -> serde_json::Value {
-    let ports: Vec<serde_json::Value> = ports
-        .iter()
-        .map(|(p, proto)| {
-            serde_json::json!({"name": format!("{}-{p}", proto.to_lowercase()),
-                "port": p, "protocol": proto})
-        })
-        .collect();
-    serde_json::json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"type": "LoadBalancer", "loadBalancerClass": "edgevip.io/vip", "ports": ports}})
-}
-
 /// Every address recorded in `<ns>/<name>`'s status.loadBalancer.ingress, in order.
 pub fn ingress(k: &edgevip_lab::KubeLab, ns: &str, name: &str) -> Vec<String> {
     k.api
@@ -128,13 +107,6 @@ pub fn service_events(k: &edgevip_lab::KubeLab, reason: &str, ns: &str, name: &s
         })
         .map(|e| e["note"].as_str().unwrap_or_default().to_string())
         .collect()
-}
-
-/// The VIP recorded in `web/<name>`'s status.
-pub fn recorded(k: &edgevip_lab::KubeLab, name: &str) -> Option<String> {
-    k.api.get("v1", "Service", Some("web"), name)?["status"]["loadBalancer"]["ingress"][0]["ip"]
-        .as_str()
-        .map(str::to_string)
 }
 
 /// `f`'s first `Some`, asked every 50 ms for at most `secs` (the logs on failure).
