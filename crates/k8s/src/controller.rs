@@ -32,8 +32,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DynamicObject, Patch, PatchParams};
@@ -207,13 +207,17 @@ async fn run(
         let deadline = world.next_deadline();
         let moved = tokio::select! {
             w = stream.next() => match w {
-                Some(Ok(change)) => world.apply(&change, Instant::now()),
-                Some(Err((POOLS, e))) if not_installed(&e) => world.pools_missing(),
-                Some(Err((what, e))) => {
-                    world.watch_errors += 1;
-                    tracing::warn!(watch = what, error = %e, "watch failed: keeping the last state, retrying with backoff");
-                    stx.send_modify(|s| s.watch_errors = world.watch_errors);
-                    false
+                Some(w) => {
+                    let mut moved = take(&mut world, w, &stx);
+                    // A burst (a relist, a thousand Services created at once) is applied
+                    // whole before one rebuild: a rebuild per event made it quadratic.
+                    for _ in 0..MAX_BURST {
+                        match stream.next().now_or_never() {
+                            Some(Some(w)) => moved |= take(&mut world, w, &stx),
+                            Some(None) | None => break,
+                        }
+                    }
+                    moved
                 }
                 None => break,
             },
@@ -278,6 +282,24 @@ async fn run(
         });
     }
     tracing::error!("Kubernetes watches ended: the last desired state stays in force");
+}
+
+/// Watch events applied at most before a rebuild, so a flood still yields rebuilds.
+const MAX_BURST: usize = 4096;
+
+/// Applies one watch event or counts its watch's failure; true when the desired state may
+/// have moved.
+fn take(world: &mut World, w: Watched, stx: &watch::Sender<KubeStatus>) -> bool {
+    match w {
+        Ok(change) => world.apply(&change, Instant::now()),
+        Err((POOLS, e)) if not_installed(&e) => world.pools_missing(),
+        Err((what, e)) => {
+            world.watch_errors += 1;
+            tracing::warn!(watch = what, error = %e, "watch failed: keeping the last state, retrying with backoff");
+            stx.send_modify(|s| s.watch_errors = world.watch_errors);
+            false
+        }
+    }
 }
 
 /// One stream per watch; Services and EndpointSlices only when a feature needs them.
