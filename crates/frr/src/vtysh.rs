@@ -90,23 +90,8 @@ impl Frr {
     /// Writes `text` and applies the difference to the running daemons.
     pub fn apply(&self, text: &str) -> Result<(), FrrError> {
         self.write_config(text)?;
-        let dir = self.config_dir();
-        let mut cmd = Command::new("python3");
-        cmd.arg(&self.reload_script).arg("--reload");
-        if let Some(s) = &self.vty_socket {
-            cmd.arg("--vty_socket").arg(s);
-        }
-        if let Some(bindir) = self.vtysh.parent().filter(|p| !p.as_os_str().is_empty()) {
-            cmd.arg("--bindir").arg(bindir);
-        }
-        cmd.arg("--confdir")
-            .arg(&dir)
-            .arg("--rundir")
-            .arg(&dir)
-            .arg("--log-level")
-            .arg("error")
-            .arg("--stdout")
-            .arg(&self.config_file);
+        let mut cmd = self.reload("--reload");
+        cmd.arg("--stdout").arg(&self.config_file);
         let out = self.run(cmd)?;
         // frr-reload exits 0 even when a line was refused; it logs the refusal.
         if out.contains("ERROR") || out.contains("% ") {
@@ -127,10 +112,7 @@ impl Frr {
         if commands.is_empty() {
             return Ok(());
         }
-        let mut cmd = Command::new(&self.vtysh);
-        if let Some(s) = &self.vty_socket {
-            cmd.arg("--vty_socket").arg(s);
-        }
+        let mut cmd = self.vtysh();
         cmd.arg("-c").arg("configure terminal");
         for c in commands {
             cmd.arg("-c").arg(c);
@@ -149,30 +131,47 @@ impl Frr {
     /// The lines frr-reload would change now (`--test`), for checks and diagnostics.
     pub fn pending(&self, text: &str) -> Result<String, FrrError> {
         self.write_config(text)?;
-        let dir = self.config_dir();
-        let mut cmd = Command::new("python3");
-        cmd.arg(&self.reload_script).arg("--test");
+        let mut cmd = self.reload("--test");
+        cmd.arg(&self.config_file);
+        self.run(cmd)
+    }
+
+    /// One vtysh command's output.
+    pub fn show(&self, command: &str) -> Result<String, FrrError> {
+        let mut cmd = self.vtysh();
+        cmd.arg("-c").arg(command);
+        self.run(cmd)
+    }
+
+    /// vtysh on our daemons' socket.
+    fn vtysh(&self) -> Command {
+        let mut cmd = Command::new(&self.vtysh);
         if let Some(s) = &self.vty_socket {
             cmd.arg("--vty_socket").arg(s);
+        }
+        cmd
+    }
+
+    /// frr-reload.py in `mode` (`--reload`, `--test`) on our daemons and config directory;
+    /// the caller adds the config file.
+    fn reload(&self, mode: &str) -> Command {
+        let dir = self.config_dir();
+        let mut cmd = Command::new("python3");
+        cmd.arg(&self.reload_script).arg(mode);
+        if let Some(s) = &self.vty_socket {
+            cmd.arg("--vty_socket").arg(s);
+        }
+        // A vtysh given by path: frr-reload runs the one beside it.
+        if let Some(bindir) = self.vtysh.parent().filter(|p| !p.as_os_str().is_empty()) {
+            cmd.arg("--bindir").arg(bindir);
         }
         cmd.arg("--confdir")
             .arg(&dir)
             .arg("--rundir")
             .arg(&dir)
             .arg("--log-level")
-            .arg("error")
-            .arg(&self.config_file);
-        self.run(cmd)
-    }
-
-    /// One vtysh command's output.
-    pub fn show(&self, command: &str) -> Result<String, FrrError> {
-        let mut cmd = Command::new(&self.vtysh);
-        if let Some(s) = &self.vty_socket {
-            cmd.arg("--vty_socket").arg(s);
-        }
-        cmd.arg("-c").arg(command);
-        self.run(cmd)
+            .arg("error");
+        cmd
     }
 
     /// Sessions, BFD and advertised prefixes of each of `peers` (the configured ones; a
