@@ -414,15 +414,9 @@ impl KubeLab {
             .iter()
             .map(|k| json!({"addresses": [Self::pod_ip(*k).to_string()], "conditions": {"ready": true}}))
             .collect();
-        self.api.apply(
-            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": format!("{service}-abc"), "namespace": ns,
-                "labels": {"kubernetes.io/service-name": service}},
-            "addressType": "IPv4",
-            "endpoints": endpoints,
-            "ports": [{"name": "http", "port": POD_TCP, "protocol": "TCP"},
-                      {"name": "dns", "port": POD_UDP, "protocol": "UDP"}]}),
-        );
+        let ports = json!([{"name": "http", "port": POD_TCP, "protocol": "TCP"},
+                           {"name": "dns", "port": POD_UDP, "protocol": "UDP"}]);
+        self.apply_slice(ns, service, endpoints, ports);
     }
 
     /// An EndpointSlice of `ns/service` with one ready endpoint (a pod address of the
@@ -438,13 +432,17 @@ impl KubeLab {
                     "conditions": {"ready": true, "serving": true, "terminating": false}})
             })
             .collect();
+        let ports = json!([{"name": "http", "port": POD_TCP, "protocol": "TCP"}]);
+        self.apply_slice(ns, service, endpoints, ports);
+    }
+
+    /// The one IPv4 EndpointSlice of `ns/service`, as the EndpointSlice controller labels it.
+    fn apply_slice(&self, ns: &str, service: &str, endpoints: Vec<Value>, ports: Value) {
         self.api.apply(
             json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": format!("{service}-abc"), "namespace": ns,
                 "labels": {"kubernetes.io/service-name": service}},
-            "addressType": "IPv4",
-            "endpoints": endpoints,
-            "ports": [{"name": "http", "port": POD_TCP, "protocol": "TCP"}]}),
+            "addressType": "IPv4", "endpoints": endpoints, "ports": ports}),
         );
     }
 
