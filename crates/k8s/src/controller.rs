@@ -272,7 +272,7 @@ async fn run(
         }
         // The status first: whoever sees a new desired state sees the status that goes
         // with it (readiness).
-        stx.send_replace(world.status(&d, &iface.link, took));
+        stx.send_replace(world.status(&d, &iface.link, took, &uses));
         dtx.send_if_modified(|cur| {
             let same = cur
                 .as_ref()

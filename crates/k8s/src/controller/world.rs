@@ -445,10 +445,16 @@ impl World {
     }
 
     /// What `/status` shows after a rebuild that took `took`.
-    pub fn status(&self, d: &Desired, link: &NodeLink, took: Duration) -> KubeStatus {
+    /// `uses`: each pool's use by `d` (`pools::usage`), which the caller also writes.
+    pub fn status(
+        &self,
+        d: &Desired,
+        link: &NodeLink,
+        took: Duration,
+        uses: &BTreeMap<String, PoolUse>,
+    ) -> KubeStatus {
         let (refused, overlapping) = self.pool_problems();
         let pools = self.pool_defs();
-        let uses = pools::usage(&pools, d.lb.in_use());
         KubeStatus {
             synced: true,
             configmap: self.configmap.clone(),
@@ -459,7 +465,7 @@ impl World {
             instances: d.instances.iter().map(|i| i.name.clone()).collect(),
             rejected: d.rejects.iter().cloned().chain(refused).collect(),
             warnings: d.warnings.iter().cloned().chain(overlapping).collect(),
-            pools: pools.iter().map(|p| PoolSummary::of(p, &uses)).collect(),
+            pools: pools.iter().map(|p| PoolSummary::of(p, uses)).collect(),
             vippool_crd_missing: self.pools_absent,
             load_balancers: d
                 .lb

@@ -105,7 +105,7 @@ fn nothing_is_built_before_every_watch_listed_once() {
     assert_eq!(w.my_addresses(), ["192.0.2.11".parse::<IpAddr>().unwrap()]);
     let d = w.rebuild(&eth0());
     assert_eq!(vips(&d), ["192.0.2.100"]);
-    let st = w.status(&d, &eth0(), Duration::from_micros(7));
+    let st = w.status(&d, &eth0(), Duration::from_micros(7), &Default::default());
     assert_eq!(
         (
             st.configmap.as_str(),
@@ -129,7 +129,12 @@ fn a_deleted_configmap_is_held_for_the_grace_period() {
     assert!(w.apply(&Change::Map(Event::Delete(configmap(json!({})))), t0));
     let d = w.rebuild(&eth0());
     assert_eq!(vips(&d), ["192.0.2.100"], "kept within grace");
-    let st = w.status(&d, &NodeLink::default(), Duration::ZERO);
+    let st = w.status(
+        &d,
+        &NodeLink::default(),
+        Duration::ZERO,
+        &Default::default(),
+    );
     assert!(st.release_pending && !st.configmap_present);
     let end = t0 + Duration::from_secs(30);
     assert_eq!(w.next_deadline(), Some(end));
@@ -400,7 +405,7 @@ fn pools_and_namespaces_are_followed_in_load_balancer_mode() {
     let (_, overlapping) = w.pool_problems();
     assert_eq!(overlapping[0].object, "VIPPool alpha");
     let d = w.rebuild(&eth0());
-    let st = w.status(&d, &eth0(), Duration::ZERO);
+    let st = w.status(&d, &eth0(), Duration::ZERO, &Default::default());
     assert_eq!(st.pools.len(), 3);
     assert_eq!(st.pools[1].addresses, ["192.0.2.100", "198.51.100.12"]);
     assert_eq!(st.pools[0].addresses, ["198.51.100.10-198.51.100.12"]);
@@ -434,14 +439,23 @@ fn a_missing_crd_is_no_pools_and_blocks_nothing() {
     assert!(!w.pools_missing(), "said once");
     assert_eq!(names(&w), ["--address-pool"]);
     let d = w.rebuild(&eth0());
-    assert!(w.status(&d, &eth0(), Duration::ZERO).vippool_crd_missing);
+    assert!(
+        w.status(&d, &eth0(), Duration::ZERO, &Default::default())
+            .vippool_crd_missing
+    );
     // A retry starts with Init, then finds the CRD still missing: nothing said again.
     w.apply(&Change::Pool(Event::Init), now);
-    assert!(w.status(&d, &eth0(), Duration::ZERO).vippool_crd_missing);
+    assert!(
+        w.status(&d, &eth0(), Duration::ZERO, &Default::default())
+            .vippool_crd_missing
+    );
     assert!(!w.pools_missing(), "no flip-flop on a retry");
     // Installed later: read.
     w.apply(&Change::Pool(Event::Init), now);
-    assert!(w.status(&d, &eth0(), Duration::ZERO).vippool_crd_missing);
+    assert!(
+        w.status(&d, &eth0(), Duration::ZERO, &Default::default())
+            .vippool_crd_missing
+    );
     w.apply(
         &Change::Pool(Event::InitApply(vippool(
             "late",
@@ -452,7 +466,10 @@ fn a_missing_crd_is_no_pools_and_blocks_nothing() {
     );
     assert!(w.apply(&Change::Pool(Event::InitDone), now));
     assert_eq!(names(&w), ["--address-pool", "late"]);
-    assert!(!w.status(&d, &eth0(), Duration::ZERO).vippool_crd_missing);
+    assert!(
+        !w.status(&d, &eth0(), Duration::ZERO, &Default::default())
+            .vippool_crd_missing
+    );
     // Without LoadBalancer mode nothing is watched and nothing waits.
     let w = World::new(&options());
     assert!(w.pool_defs().is_empty());
