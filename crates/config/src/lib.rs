@@ -514,6 +514,27 @@ pub fn check_instances(instances: &[Instance]) -> Vec<FieldError> {
     validate::cross_errors(instances)
 }
 
+/// Kubernetes mode builds BGP peers from `BGPPeer` objects; they are validated exactly as
+/// the file's `bgp.peers[]` entries, errors under `path`.
+pub fn bgp_peer(path: &str, raw: raw::BgpPeer, local_asn: u32) -> Result<BgpPeer, Vec<FieldError>> {
+    validate::peer_alone(path, raw, local_asn)
+}
+
+/// A local or peer AS number, validated as `bgp.asn`.
+pub fn bgp_asn(path: &str, v: i64) -> Result<u32, Vec<FieldError>> {
+    validate::asn_alone(path, v)
+}
+
+/// Route attributes (communities, LOCAL_PREF) validated as an instance's; `path` is the
+/// object holding them.
+pub fn bgp_route_attrs(
+    path: &str,
+    communities: Vec<String>,
+    local_preference: Option<i64>,
+) -> Result<BgpRouteAttrs, Vec<FieldError>> {
+    validate::route_attrs_alone(path, communities, local_preference)
+}
+
 /// Parses and validates a YAML document.
 pub fn parse(yaml: &str) -> Result<Config, ConfigErrors> {
     let file: raw::File = if yaml.trim().is_empty() {

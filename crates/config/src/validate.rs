@@ -987,6 +987,28 @@ fn bgp(b: raw::Bgp, e: &mut Errs) -> Bgp {
     }
 }
 
+fn alone<T>(f: impl FnOnce(&mut Errs) -> T) -> Result<T, Vec<FieldError>> {
+    let mut e = Errs(Vec::new());
+    let v = f(&mut e);
+    if e.0.is_empty() { Ok(v) } else { Err(e.0) }
+}
+
+pub fn peer_alone(p: &str, r: raw::BgpPeer, local_asn: u32) -> Result<BgpPeer, Vec<FieldError>> {
+    alone(|e| bgp_peer(e, p, r, local_asn))
+}
+
+pub fn asn_alone(p: &str, v: i64) -> Result<u32, Vec<FieldError>> {
+    alone(|e| asn(e, p.to_string(), Some(v)))
+}
+
+pub fn route_attrs_alone(
+    p: &str,
+    communities: Vec<String>,
+    local_preference: Option<i64>,
+) -> Result<BgpRouteAttrs, Vec<FieldError>> {
+    alone(|e| route_attrs(e, p, Some(communities), local_preference))
+}
+
 /// 1..4294967295 without AS_TRANS (23456, RFC 6793: a placeholder, never a real AS).
 fn asn(e: &mut Errs, path: String, v: Option<i64>) -> u32 {
     let a = range(e, path.clone(), v, None, 1, i64::from(u32::MAX)) as u32;

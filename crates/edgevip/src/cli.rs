@@ -220,6 +220,21 @@ pub struct KubeArgs {
     /// PROXY protocol header sent to the backends of `:PROXY` entries.
     #[arg(long, value_enum, default_value_t = ProxyProtocol::V1)]
     pub proxy_protocol: ProxyProtocol,
+    /// Serve `announce: bgp` entries and VIPPools: their VIPs go on `lo` and FRR announces
+    /// them to the peers of the BGPPeer objects that select this node (needs the BGP RBAC:
+    /// bgppeers, and Secrets in this namespace for passwords; FRR as a sidecar).
+    #[arg(long)]
+    pub bgp: bool,
+    /// With --bgp: the frr.conf edgevip writes and frr-reload applies.
+    #[arg(long, value_name = "PATH", default_value = edgevip_config::Bgp::DEFAULT_FRR_CONFIG, requires = "bgp")]
+    pub frr_config: std::path::PathBuf,
+    /// With --bgp: the FRR daemons' vty socket directory; default: FRR's own.
+    #[arg(long, value_name = "DIR", requires = "bgp")]
+    pub frr_vty_socket: Option<std::path::PathBuf>,
+    /// With --bgp: on a graceful stop, how long the VIPs stay on `lo` after no peer is
+    /// advertised them any more (connections routers still send).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, requires = "bgp")]
+    pub bgp_drain_time: Duration,
     /// The Lease (in the ConfigMap's namespace) whose holder allocates LoadBalancer VIPs
     /// and writes Service status (needs the optional RBAC: leases get/create/update).
     #[arg(long, default_value = "edgevip-allocator")]

@@ -21,6 +21,7 @@ use edgevip_k8s::trust::{Cidr, NodeLink};
 use tokio::sync::watch;
 use vrrp::router::State;
 
+use crate::bgp::Speaker;
 use crate::cli::KubeArgs;
 use crate::daemon::Base;
 use crate::engine::{Engine, Shared, Transition};
@@ -104,6 +105,11 @@ pub async fn run(args: KubeArgs) -> ExitCode {
     };
     let daemon = Daemon {
         engine: Engine::new(shared.clone()),
+        speaker: Speaker::start(
+            shared.netlink.clone(),
+            shared.metrics.clone(),
+            shared.board.clone(),
+        ),
         forwarder: Forwarder::new(shared.metrics.proxy.clone(), proxy_limits),
         shared,
         ready,
@@ -186,6 +192,8 @@ impl Signals for Base {
 /// The data plane of this node: the engine's instances, forwarding, and what reports them.
 struct Daemon {
     engine: Engine,
+    /// `announce: bgp` instances: VIPs on `lo`, routes through FRR.
+    speaker: Speaker,
     forwarder: Forwarder,
     shared: Shared,
     /// `/readyz`: true once a desired state has been applied.
@@ -203,7 +211,12 @@ impl Plane for Daemon {
     async fn apply(&mut self, d: &Desired) {
         self.forwarder.apply(&d.forward).await;
         let started = std::time::Instant::now();
-        self.engine.apply(&d.instances).await;
+        let (routed, vrrp): (Vec<_>, Vec<_>) =
+            d.instances.iter().cloned().partition(|i| i.mode.is_bgp());
+        self.engine.apply(&vrrp).await;
+        // Only `announce: bgp` instances reach the speaker; without --bgp there are none
+        // and it stays idle.
+        self.speaker.apply(d.bgp.clone(), &routed).await;
         tracing::info!(instances = d.instances.len(), took = ?started.elapsed(), "desired state applied");
         self.ready.send_replace(true);
     }
@@ -279,7 +292,8 @@ impl Plane for Daemon {
     }
 
     async fn shutdown(self) {
-        self.engine.shutdown().await;
+        // Both at once: VRRP hands over while BGP withdraws and drains.
+        tokio::join!(self.engine.shutdown(), self.speaker.shutdown());
         self.forwarder.remove().await;
     }
 }

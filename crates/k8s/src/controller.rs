@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
@@ -105,6 +105,11 @@ pub struct KubeStatus {
     pub pools: Vec<PoolSummary>,
     /// Listing VIPPools says their CRD is not installed.
     pub vippool_crd_missing: bool,
+    /// `--bgp`: the peers this node's FRR is given (`address AS n`), from the BGPPeers
+    /// that select it; their sessions are in the daemon's own `bgp` section.
+    pub bgp_peers: Vec<String>,
+    /// `--bgp` and listing BGPPeers says their CRD is not installed.
+    pub bgppeer_crd_missing: bool,
     /// This node records allocations in Service status (holds the allocator Lease).
     pub status_writer: bool,
     /// LoadBalancer mode: the allocator Lease, `ns/name`.
@@ -262,6 +267,13 @@ async fn run(
                 tell(ev, &opts, &world, n);
             }
         }
+        // A refused BGPPeer is told by one pod; one this node cannot use, by this node.
+        let (refused, unusable) = world.peer_problems();
+        for (n, everyone) in told.peer_news(&refused, &unusable) {
+            if let Some(ev) = events.as_ref().filter(|_| speaker || everyone) {
+                tell(ev, &opts, &world, n);
+            }
+        }
         for (key, ips) in world.writes_due(&d) {
             write_status(&client, key, ips, events.clone(), failed_tx.clone());
         }
@@ -274,9 +286,9 @@ async fn run(
         // with it (readiness).
         stx.send_replace(world.status(&d, &iface.link, took, &uses));
         dtx.send_if_modified(|cur| {
-            let same = cur
-                .as_ref()
-                .is_some_and(|c| c.instances == d.instances && c.forward == d.forward);
+            let same = cur.as_ref().is_some_and(|c| {
+                c.instances == d.instances && c.forward == d.forward && c.bgp == d.bgp
+            });
             *cur = Some(d);
             !same
         });
@@ -293,6 +305,7 @@ fn take(world: &mut World, w: Watched, stx: &watch::Sender<KubeStatus>) -> bool 
     match w {
         Ok(change) => world.apply(&change, Instant::now()),
         Err((POOLS, e)) if not_installed(&e) => world.pools_missing(),
+        Err((PEERS, e)) if not_installed(&e) => world.peers_missing(),
         Err((what, e)) => {
             world.watch_errors += 1;
             tracing::warn!(watch = what, error = %e, "watch failed: keeping the last state, retrying with backoff");
@@ -345,6 +358,21 @@ fn watches(client: &Client, opts: &Options) -> Vec<BoxStream<'static, Watched>> 
             Change::Namespace,
         ));
     }
+    if s.bgp.is_some() {
+        out.push(watch_kind(
+            Api::<DynamicObject>::all_with(client.clone(), &crate::bgp_peers::api_resource()),
+            watcher::Config::default(),
+            PEERS,
+            Change::Peer,
+        ));
+        // Passwords: Secrets of edgevip's own namespace only (the Role grants no more).
+        out.push(watch_kind(
+            Api::<Secret>::namespaced(client.clone(), &opts.configmap_namespace),
+            watcher::Config::default(),
+            "secrets",
+            Change::Secret,
+        ));
+    }
     if s.lb.is_some() || s.forwarding {
         // The API cannot select on spec.type, so the watch sees all Services; the cache
         // keeps a few fields of each, not the objects.
@@ -358,8 +386,9 @@ fn watches(client: &Client, opts: &Options) -> Vec<BoxStream<'static, Watched>> 
     out
 }
 
-/// The VIPPool watch, by the name its errors carry.
+/// The VIPPool and BGPPeer watches, by the names their errors carry.
 const POOLS: &str = "vippools";
+const PEERS: &str = "bgppeers";
 
 /// A list (or watch start) answered 404: the resource is not served, its CRD not installed.
 fn not_installed(e: &watcher::Error) -> bool {
@@ -430,6 +459,7 @@ fn tell(ev: &Events, opts: &Options, world: &World, n: Notice) {
             ev.on_service(ns, name, n.kind, n.reason, n.note)
         }
         Regarding::Pool(name) => ev.on_pool(name, world.pool_uid(name), n.kind, n.reason, n.note),
+        Regarding::Peer(name) => ev.on_peer(name, world.peer_uid(name), n.kind, n.reason, n.note),
     }
 }
 

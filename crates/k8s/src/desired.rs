@@ -40,6 +40,8 @@ pub struct Settings {
     pub lb: Option<services::LbSettings>,
     /// Forward `NAT` / `PROXY` entries to their Service's endpoints.
     pub forwarding: bool,
+    /// `--bgp`: `announce: bgp` entries are served, peers come from BGPPeer objects.
+    pub bgp: Option<crate::bgp_peers::BgpSettings>,
     pub proxy_header: edgevip_forward::ProxyHeader,
     /// Which addresses may be VIPs, what the ConfigMap may set beyond them.
     pub trust: Trust,
@@ -70,9 +72,40 @@ pub struct Desired {
     pub writer: bool,
     /// What to forward (filled in by the controller from Services and EndpointSlices).
     pub forward: edgevip_forward::Spec,
+    /// `--bgp`: this node's peers, from the BGPPeers that select it (`None`: none do).
+    pub bgp: Option<edgevip_config::Bgp>,
 }
 
 impl Desired {
+    /// `announce: bgp` VIPs that no peer of this node can be told about are still put on
+    /// `lo` (so a peer added later announces them at once), and warned about.
+    pub fn unannounced(&mut self, object: &str) {
+        let mut out = Vec::new();
+        for i in self.instances.iter().filter(|i| i.mode.is_bgp()) {
+            let missing: Vec<String> = i
+                .vips
+                .iter()
+                .filter(|v| {
+                    self.bgp
+                        .as_ref()
+                        .is_none_or(|b| !crate::bgp_peers::has_peer_for(b, v.addr))
+                })
+                .map(|v| v.addr.to_string())
+                .collect();
+            if !missing.is_empty() {
+                out.push(Reject {
+                    object: object.to_string(),
+                    field: format!("instance {:?}", i.name),
+                    message: format!(
+                        "announce: bgp, but no BGPPeer of that family selects this node: {} not announced",
+                        missing.join(", ")
+                    ),
+                });
+            }
+        }
+        self.warnings.extend(out);
+    }
+
     fn reject(&mut self, object: &str, field: impl Into<String>, message: impl Into<String>) {
         self.rejects.push(Reject {
             object: object.into(),
@@ -526,6 +559,8 @@ struct Ctx<'a> {
     defaults: Defaults,
     fence: Fence,
     rights: trust::Rights,
+    /// `--bgp`: `announce: bgp` entries are served.
+    bgp: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -549,6 +584,7 @@ impl<'a> Ctx<'a> {
             me,
             fence: Fence::new(&s.trust, link, &node_addrs, &pod_cidrs),
             rights: s.trust.configmap,
+            bgp: s.bgp.is_some(),
             defaults: Defaults {
                 interface: interface.map(str::to_string),
                 priority: 1,
@@ -574,10 +610,11 @@ impl<'a> Ctx<'a> {
         from_configmap: bool,
     ) -> Result<Instance, String> {
         let raw = fields.map_err(|e| format!("{path}: {e}"))?;
-        if matches!(&raw.announce, Some(raw::AnnounceField::Mode(m)) if m == "bgp") {
-            // Peers and credentials will come from a custom resource, never this ConfigMap.
+        let bgp = matches!(&raw.announce, Some(raw::AnnounceField::Mode(m)) if m == "bgp");
+        if bgp && !self.bgp {
+            // Peers and credentials come from BGPPeer objects, never this ConfigMap.
             return Err(format!(
-                "{path}.announce: \"bgp\" is not available in Kubernetes mode yet"
+                "{path}.announce: \"bgp\" needs edgevip started with --bgp (peers come from BGPPeer objects)"
             ));
         }
         if from_configmap {
@@ -586,7 +623,7 @@ impl<'a> Ctx<'a> {
                 return Err(refused.join("; "));
             }
         }
-        if raw.interface.is_none() && self.defaults.interface.is_none() {
+        if !bgp && raw.interface.is_none() && self.defaults.interface.is_none() {
             return Err(format!(
                 "no interface: none given and none holds node address {}",
                 self.me.addresses[0]

@@ -69,6 +69,18 @@ impl Events {
         self.publish(r, kind, reason, note);
     }
 
+    /// On a BGPPeer (cluster-scoped).
+    pub fn on_peer(&self, name: &str, uid: Option<String>, kind: Kind, reason: &str, note: String) {
+        let r = ObjectReference {
+            api_version: Some(crate::pools::API_VERSION.into()),
+            kind: Some(crate::bgp_peers::KIND.into()),
+            name: Some(name.into()),
+            uid,
+            ..Default::default()
+        };
+        self.publish(r, kind, reason, note);
+    }
+
     pub fn on_node(&self, node: &str, kind: Kind, reason: &str, note: String) {
         let r = ObjectReference {
             api_version: Some("v1".into()),

@@ -107,6 +107,7 @@ fn settings(sel: u8) -> Settings {
         eligibility: Default::default(),
         lb: None,
         forwarding: bit(2),
+        bgp: None,
         proxy_header: edgevip_forward::ProxyHeader::V1,
         trust,
     }

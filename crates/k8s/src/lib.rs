@@ -15,6 +15,7 @@
 //!   `lease` elects the one pod that records the plan in Service status.
 #![forbid(unsafe_code)]
 
+pub mod bgp_peers;
 pub mod compat;
 pub mod controller;
 pub mod desired;

@@ -23,6 +23,8 @@ pub struct NodeInfo {
     pub ready: bool,
     /// `spec.podCIDRs`: never a VIP.
     pub pod_cidrs: Vec<Cidr>,
+    /// For BGPPeers' node selectors.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl NodeInfo {
@@ -77,6 +79,7 @@ impl NodeInfo {
             priority_error,
             ready,
             pod_cidrs,
+            labels: n.metadata.labels.clone().unwrap_or_default(),
         }
     }
 

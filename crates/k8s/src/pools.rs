@@ -121,13 +121,20 @@ pub fn api_resource() -> kube::api::ApiResource {
 }
 
 /// Problems of one object, collected rather than returned at the first.
-struct Problems {
+pub(crate) struct Problems {
     object: String,
-    list: Vec<Reject>,
+    pub(crate) list: Vec<Reject>,
 }
 
 impl Problems {
-    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn new(object: &str) -> Problems {
+        Problems {
+            object: object.to_string(),
+            list: Vec::new(),
+        }
+    }
+
+    pub(crate) fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.list.push(Reject {
             object: self.object.clone(),
             field: field.into(),
@@ -137,7 +144,7 @@ impl Problems {
 }
 
 /// A value as a message shows it: JSON, cut short (hostile input may be long).
-fn shown(v: &Value) -> String {
+pub(crate) fn shown(v: &Value) -> String {
     let mut s = v.to_string();
     if s.len() > 80 {
         let mut cut = 80;
@@ -298,7 +305,7 @@ fn scope(v: &Value, p: &mut Problems) -> Scope {
 
 /// A label selector at `field`; absent is `None`, `{}` matches everything (as in
 /// Kubernetes).
-fn selector(v: &Value, field: &str, p: &mut Problems) -> Option<Selector> {
+pub(crate) fn selector(v: &Value, field: &str, p: &mut Problems) -> Option<Selector> {
     if v.is_null() {
         return None;
     }

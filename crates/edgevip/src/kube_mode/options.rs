@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use edgevip_config::HealthCheck;
+use edgevip_k8s::bgp_peers::BgpSettings;
 use edgevip_k8s::controller;
 use edgevip_k8s::desired::Settings;
 use edgevip_k8s::eligibility::{Eligibility, IngressCheck};
@@ -126,6 +127,11 @@ impl KubeOptions {
                     },
                     lb,
                     forwarding: args.forwarding,
+                    bgp: args.bgp.then(|| BgpSettings {
+                        frr_config: args.frr_config.clone(),
+                        frr_vty_socket: args.frr_vty_socket.clone(),
+                        drain_time: args.bgp_drain_time,
+                    }),
                     proxy_header: match args.proxy_protocol {
                         ProxyProtocol::V1 => edgevip_forward::ProxyHeader::V1,
                         ProxyProtocol::V2 => edgevip_forward::ProxyHeader::V2,

@@ -18,6 +18,8 @@ pub enum Regarding {
     Service(String),
     /// A VIPPool, by name.
     Pool(String),
+    /// A BGPPeer, by name.
+    Peer(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub struct Told {
     lb_notes: BTreeMap<String, String>,
     pool_rejects: BTreeSet<Reject>,
     pool_warnings: BTreeSet<Reject>,
+    peer_rejects: BTreeSet<Reject>,
+    peer_unusable: BTreeSet<Reject>,
 }
 
 impl Told {
@@ -49,6 +53,34 @@ impl Told {
         self.lb_notes.clear();
         self.pool_rejects.clear();
         self.pool_warnings.clear();
+        self.peer_rejects.clear();
+    }
+
+    /// What is new of the BGPPeers: refused ones (told by the pod that speaks for the
+    /// cluster) and those this node cannot use (told by this node: `true`), each an
+    /// `InvalidBGPPeer` Warning on the BGPPeer.
+    pub fn peer_news(&mut self, refused: &[Reject], unusable: &[Reject]) -> Vec<(Notice, bool)> {
+        let mut out = Vec::new();
+        for (list, told, everyone) in [
+            (refused, &mut self.peer_rejects, false),
+            (unusable, &mut self.peer_unusable, true),
+        ] {
+            let now: BTreeSet<Reject> = list.iter().cloned().collect();
+            for r in now.difference(told) {
+                tracing::warn!(object = %r.object, field = %r.field, "InvalidBGPPeer: {}", r.message);
+                if let Some(name) = r.object.strip_prefix("BGPPeer ") {
+                    let notice = Notice {
+                        regarding: Regarding::Peer(name.to_string()),
+                        kind: Kind::Warning,
+                        reason: "InvalidBGPPeer",
+                        note: format!("{}: {}", r.field, r.message),
+                    };
+                    out.push((notice, everyone));
+                }
+            }
+            *told = now;
+        }
+        out
     }
 
     /// What is new of the pools: refused ones (`InvalidPool`, one Event per problem) and

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
 use kube::runtime::watcher::Event;
@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::cache::Cache;
 use super::{KubeStatus, Options, PoolSummary};
 use crate::Reject;
+use crate::bgp_peers::{self, PeerDef};
 use crate::desired::{Builder, Desired, LbView, Settings, Source};
 use crate::eligibility;
 use crate::forwarding::{self, Slice, SvcPorts};
@@ -37,6 +38,39 @@ pub enum Change {
     Slice(Event<EndpointSlice>),
     Pool(Event<DynamicObject>),
     Namespace(Event<Namespace>),
+    Peer(Event<DynamicObject>),
+    Secret(Event<Secret>),
+}
+
+/// A BGPPeer: its parsed form, or why it is refused.
+#[derive(Debug, Clone, PartialEq)]
+struct PeerObject {
+    uid: Option<String>,
+    def: Result<PeerDef, Vec<Reject>>,
+}
+
+impl PeerObject {
+    fn from_object(o: &DynamicObject) -> Option<PeerObject> {
+        let mut v = o.data.clone();
+        v["metadata"] = serde_json::json!({"name": o.metadata.name});
+        Some(PeerObject {
+            uid: o.metadata.uid.clone(),
+            def: bgp_peers::from_object(&v),
+        })
+    }
+}
+
+/// A Secret's data (only Secrets of edgevip's namespace are watched, for BGP passwords).
+type SecretData = BTreeMap<String, Vec<u8>>;
+
+fn secret_data(s: &Secret) -> Option<SecretData> {
+    Some(
+        s.data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect(),
+    )
 }
 
 /// What is kept of a VIPPool: its parsed form (or why it is refused), and what its status
@@ -85,6 +119,13 @@ pub struct World {
     namespaces: Cache<Labels>,
     /// The VIPPool CRD is not installed (told once per absence).
     pools_absent: bool,
+    /// `--bgp`: BGPPeers by name, and the Secrets of edgevip's namespace (passwords).
+    peers: Cache<PeerObject>,
+    secrets: Cache<SecretData>,
+    peers_absent: bool,
+    namespace: String,
+    /// BGPPeers this node cannot use (its last rebuild).
+    bgp_rejects: Vec<Reject>,
     /// VIPPool status writes sent and not yet seen back, by pool name.
     pools_in_flight: BTreeMap<String, PoolStatus>,
     pools_failed: Vec<String>,
@@ -122,6 +163,11 @@ impl World {
             pools: watched_if(s.lb.is_some()),
             namespaces: watched_if(s.lb.is_some()),
             pools_absent: false,
+            peers: watched_if(s.bgp.is_some()),
+            secrets: watched_if(s.bgp.is_some()),
+            peers_absent: false,
+            bgp_rejects: Vec::new(),
+            namespace: opts.configmap_namespace.clone(),
             pools_in_flight: BTreeMap::new(),
             pools_failed: Vec::new(),
             in_flight: BTreeMap::new(),
@@ -205,6 +251,25 @@ impl World {
                 }
                 self.pools.apply(e, PoolObject::from_object, always)
             }
+            Change::Peer(e) => {
+                if !matches!(e, Event::Init) && std::mem::take(&mut self.peers_absent) {
+                    tracing::info!("BGPPeer CRD installed: BGPPeers are read");
+                }
+                self.peers.apply(e, PeerObject::from_object, always)
+            }
+            Change::Secret(e) => {
+                // Only Secrets a BGPPeer names matter; others change without a rebuild.
+                let named: BTreeSet<String> = self
+                    .peers
+                    .items()
+                    .values()
+                    .filter_map(|p| p.def.as_ref().ok()?.password.as_ref())
+                    .map(|r| r.name.clone())
+                    .collect();
+                self.secrets.apply(e, secret_data, |key, _| {
+                    named.contains(key.rsplit('/').next().unwrap_or(key))
+                })
+            }
             Change::Namespace(e) => self.namespaces.apply(
                 e,
                 |n| Some(n.metadata.labels.clone().unwrap_or_default()),
@@ -221,6 +286,62 @@ impl World {
             tracing::warn!("VIPPool CRD not installed: only --address-pool is used");
         }
         self.pools.absent()
+    }
+
+    /// Listing BGPPeers said 404 (CRD not installed): no peers, as for VIPPools.
+    pub fn peers_missing(&mut self) -> bool {
+        if !std::mem::replace(&mut self.peers_absent, true) {
+            tracing::warn!("BGPPeer CRD not installed: announce: bgp VIPs have no peers");
+        }
+        self.peers.absent()
+    }
+
+    /// Refused BGPPeers (every problem of each), and those valid ones this node cannot
+    /// use (its last rebuild).
+    pub fn peer_problems(&self) -> (Vec<Reject>, Vec<Reject>) {
+        let refused = self
+            .peers
+            .items()
+            .values()
+            .filter_map(|p| p.def.as_ref().err())
+            .flatten()
+            .cloned()
+            .collect();
+        (refused, self.bgp_rejects.clone())
+    }
+
+    /// The uid of a cached BGPPeer, for its Events.
+    pub fn peer_uid(&self, name: &str) -> Option<String> {
+        self.peers.items().get(name)?.uid.clone()
+    }
+
+    /// This node's `bgp:` section (`None` without `--bgp` or without a peer selecting it),
+    /// and the peers it cannot use.
+    fn bgp_section(&self, me: Option<&NodeInfo>) -> (Option<edgevip_config::Bgp>, Vec<Reject>) {
+        let (Some(s), Some(me)) = (&self.settings.bgp, me) else {
+            return (None, Vec::new());
+        };
+        let peers: Vec<&PeerDef> = self
+            .peers
+            .items()
+            .values()
+            .filter_map(|p| p.def.as_ref().ok())
+            .collect();
+        let secrets: BTreeMap<String, SecretData> = self
+            .secrets
+            .items()
+            .iter()
+            .map(|(k, v)| (k.rsplit('/').next().unwrap_or(k).to_string(), v.clone()))
+            .collect();
+        let ipv4 = me.address_of(true).and_then(|a| match a {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        });
+        let view = bgp_peers::NodeView {
+            labels: &me.labels,
+            ipv4,
+        };
+        bgp_peers::for_node(&peers, &view, &secrets, &self.namespace, s)
     }
 
     /// The pools in force: `--address-pool` first (when it has addresses), then the valid
@@ -310,6 +431,8 @@ impl World {
             && self.slices.synced()
             && self.pools.synced()
             && self.namespaces.synced()
+            && self.peers.synced()
+            && self.secrets.synced()
     }
 
     /// When `on_timer` has something to do.
@@ -381,6 +504,11 @@ impl World {
             .builder
             .build(&self.settings, &nodes, link, self.held.source.as_ref(), lb);
         d.writer = self.allocator && self.settings.lb.is_some();
+        let (bgp, peer_rejects) =
+            self.bgp_section(nodes.iter().find(|n| n.name == self.settings.node_name));
+        self.bgp_rejects = peer_rejects;
+        d.bgp = bgp;
+        d.unannounced(&self.object);
         if self.settings.forwarding {
             let (spec, problems) = forwarding::spec(
                 &d.services,
@@ -454,8 +582,16 @@ impl World {
         uses: &BTreeMap<String, PoolUse>,
     ) -> KubeStatus {
         let (refused, overlapping) = self.pool_problems();
+        let (peers_refused, peers_unusable) = self.peer_problems();
         let pools = self.pool_defs();
         KubeStatus {
+            bgp_peers: d
+                .bgp
+                .iter()
+                .flat_map(|b| &b.peers)
+                .map(|p| format!("{} AS {}", p.address, p.asn))
+                .collect(),
+            bgppeer_crd_missing: self.peers_absent,
             synced: true,
             configmap: self.configmap.clone(),
             configmap_present: self.held.source.is_some() && self.held.gone_since.is_none(),
@@ -463,7 +599,14 @@ impl World {
             edge_nodes: self.nodes.items().keys().cloned().collect(),
             interface: self.settings.interface.clone().or(link.interface.clone()),
             instances: d.instances.iter().map(|i| i.name.clone()).collect(),
-            rejected: d.rejects.iter().cloned().chain(refused).collect(),
+            rejected: d
+                .rejects
+                .iter()
+                .cloned()
+                .chain(refused)
+                .chain(peers_refused)
+                .chain(peers_unusable)
+                .collect(),
             warnings: d.warnings.iter().cloned().chain(overlapping).collect(),
             pools: pools.iter().map(|p| PoolSummary::of(p, uses)).collect(),
             vippool_crd_missing: self.pools_absent,

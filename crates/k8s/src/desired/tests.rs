@@ -21,6 +21,7 @@ fn settings(me: &str) -> Settings {
         eligibility: Default::default(),
         lb: None,
         forwarding: false,
+        bgp: None,
         proxy_header: edgevip_forward::ProxyHeader::V1,
         trust: Default::default(),
     }
@@ -620,23 +621,51 @@ fn load_balancer_instances_step_around_the_configmaps_vrids_in_either_order() {
     );
 }
 
-/// BGP peers and credentials will come from a custom resource, never the VIP ConfigMap:
-/// until then an `announce: bgp` entry is refused alone, with its path.
+/// Peers and credentials come from BGPPeer objects, never the VIP ConfigMap: without
+/// `--bgp` an `announce: bgp` entry is refused alone, with its path; with it, the entry is
+/// an instance on `lo` with the same eligibility (the ingress check) as a VRRP one.
 #[test]
-fn an_announce_bgp_entry_is_refused_in_kubernetes_mode() {
+fn an_announce_bgp_entry_needs_the_bgp_flag() {
     let yaml = "instances:\n  - {name: web, vrid: 51, vips: [192.0.2.100/24]}\n  \
                 - {name: routed, announce: bgp, vips: [192.0.2.101]}\n";
-    let d = build(
-        &mut Builder::default(),
-        "edge-a",
-        &source(&[(rich::KEY, yaml)]),
-    );
+    let src = source(&[(rich::KEY, yaml)]);
+    let d = build(&mut Builder::default(), "edge-a", &src);
     assert_eq!(d.instances.len(), 1);
     assert_eq!(d.instances[0].name, "web");
     let msgs: Vec<String> = d.rejects.iter().map(ToString::to_string).collect();
     assert!(
-        msgs.iter()
-            .any(|m| m.contains(".announce: \"bgp\" is not available in Kubernetes mode yet")),
+        msgs.iter().any(|m| m.contains(
+            ".announce: \"bgp\" needs edgevip started with --bgp (peers come from BGPPeer objects)"
+        )),
         "{msgs:?}"
+    );
+
+    let s = Settings {
+        bgp: Some(Default::default()),
+        ..settings("edge-a")
+    };
+    let d = Builder::default().build(&s, &cluster(), &eth0(), Some(&src), LbView::default());
+    assert!(d.rejects.is_empty(), "{:?}", d.rejects);
+    let routed = d.instances.iter().find(|i| i.name == "routed").unwrap();
+    assert!(routed.mode.is_bgp());
+    assert_eq!(routed.interface, "lo");
+    assert_eq!(
+        routed.health_checks,
+        settings("edge-a").ingress_check.default_checks()
+    );
+    // A VRRP-only field in a bgp entry is refused with its path.
+    let yaml = "instances:\n  - {name: routed, announce: bgp, vrid: 9, vips: [192.0.2.101]}\n";
+    let d = Builder::default().build(
+        &s,
+        &cluster(),
+        &eth0(),
+        Some(&source(&[(rich::KEY, yaml)])),
+        LbView::default(),
+    );
+    assert!(d.instances.is_empty());
+    assert!(
+        d.rejects[0].to_string().contains("instances[0].vrid"),
+        "{:?}",
+        d.rejects
     );
 }

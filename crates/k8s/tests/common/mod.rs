@@ -26,6 +26,7 @@ pub fn options(grace: Duration) -> Options {
             eligibility: Default::default(),
             lb: None,
             forwarding: false,
+            bgp: None,
             proxy_header: edgevip_forward::ProxyHeader::V1,
             trust: Default::default(),
         },

@@ -44,6 +44,7 @@ fn options() -> Options {
             eligibility: Default::default(),
             lb: None,
             forwarding: false,
+            bgp: None,
             proxy_header: edgevip_forward::ProxyHeader::V1,
             trust: Default::default(),
         },
