@@ -13,6 +13,11 @@
 //!                                          └────────────────────────────────────────┘
 //! ```
 //!
+//! VIPs on `lo` are recorded in a file ([`lo_record`]) so a killed run's are removed at
+//! the next start, and an `arp edgevip_bgp` nftables table ([`arp_guard`]) stops the
+//! node answering ARP for them on its segments. FRR's state is read back every 3 s (1 s
+//! while a session is down); session and BFD transitions go to [`Speaker::subscribe`].
+//!
 //! Stop: render without routes, apply, wait (bounded) until FRR advertises nothing to any
 //! peer, keep the VIPs on `lo` for `drain_time` (connections the routers still send), then
 //! remove them.
@@ -20,11 +25,13 @@
 mod lo_record;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use edgevip_config::{AnnounceMode, Bgp, Instance, Vip};
+use edgevip_forward::arp_guard;
+use edgevip_forward::nat::{NatError, Nft};
 use edgevip_frr::vtysh::Frr;
 use edgevip_frr::{Route, network_delta, render};
 use edgevip_netio::Netlink;
@@ -188,6 +195,9 @@ struct State {
     recorded: Option<BTreeSet<lo_record::Entry>>,
     /// The record of an earlier run was looked at (first update).
     swept: bool,
+    /// The IPv4 VIPs the `arp edgevip_bgp` table last dropped ARP requests for (`None`:
+    /// unknown or failed, apply again).
+    guarded: Option<Vec<Ipv4Addr>>,
 }
 
 async fn run(
@@ -213,6 +223,7 @@ async fn run(
         record: lo_record::path(),
         recorded: None,
         swept: false,
+        guarded: None,
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -237,6 +248,9 @@ async fn run(
             _ = tick.tick() => {
                 if st.applied.is_none() && st.bgp.is_some() {
                     st.sync().await;
+                }
+                if st.guarded.is_none() {
+                    st.guard(&[]).await;
                 }
             }
             _ = tokio::time::sleep_until(next_read) => {
@@ -321,8 +335,10 @@ impl State {
                 }
             }
         }
-        // Recorded before they are added, so a crash in between leaves no unrecorded VIP.
+        // Recorded before they are added, so a crash in between leaves no unrecorded VIP;
+        // and no ARP for them from the moment they are on lo.
         self.record(&removed_vips);
+        self.guard(&removed_vips).await;
         self.add_vips(&to_add).await;
         self.bgp = bgp;
         // Withdraw before the addresses go, so no router sends to a node without them.
@@ -332,6 +348,42 @@ impl State {
             self.del_vips(&removed_vips).await;
         }
         self.record(&[]);
+        self.guard(&[]).await;
+    }
+
+    /// Keeps the `arp edgevip_bgp` table dropping ARP requests for the IPv4 VIPs on lo (the
+    /// instances' plus `extra`, about to be removed); removes it when there are none.
+    async fn guard(&mut self, extra: &[Vip]) {
+        let mut want: Vec<Ipv4Addr> = self
+            .instances
+            .values()
+            .flat_map(|a| a.cfg.vips.iter())
+            .chain(extra)
+            .filter_map(|v| match v.addr {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        want.sort();
+        want.dedup();
+        if self.guarded.as_ref() == Some(&want) {
+            return;
+        }
+        match Nft::default().run(&arp_guard::ruleset(&want)).await {
+            Ok(()) => self.guarded = Some(want),
+            // Nothing to guard and no nft: there is no table of ours either.
+            Err(NatError::Missing(_)) if want.is_empty() => self.guarded = Some(want),
+            // Nothing to guard: a table a killed run left stays (it only drops ARP for
+            // addresses no longer on lo); not worth an error every second.
+            Err(e) if want.is_empty() => {
+                tracing::warn!(error = %e, "bgp: cannot remove the ARP table of VIPs on lo");
+                self.guarded = Some(want);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, vips = ?want, "bgp: cannot install the table that stops ARP replies for VIPs on lo; retrying in 1s");
+                self.guarded = None;
+            }
+        }
     }
 
     /// The VIPs an earlier run recorded, that are on `lo` now and not wanted any more.
@@ -603,6 +655,7 @@ impl State {
         tokio::time::sleep(bgp.drain_time).await;
         self.del_vips(&vips).await;
         self.record(&[]);
+        self.guard(&[]).await;
     }
 
     async fn add_vips(&self, vips: &[Vip]) {
