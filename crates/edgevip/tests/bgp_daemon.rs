@@ -2,7 +2,7 @@
 //! its own FRR; the router (FRR, ECMP, BFD) spreads the VIP over the nodes whose health
 //! check passes. Needs root and Debian's `frr` + `frr-pythontools`; prints SKIP otherwise.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -348,20 +348,24 @@ fn daemons_announce_while_healthy_withdraw_on_failure_and_on_sigterm() {
     );
 }
 
-/// Whether an ARP request for `vip` sent from the router on its link to edge 0 is answered
-/// (bounded: 2 requests, 2 s).
-fn router_arping(lab: &BgpLab, vip: Ipv4Addr) -> bool {
+/// The router's interface on its link to edge 0.
+fn router_dev(lab: &BgpLab) -> String {
     let out = Command::new("ip")
         .args(["-n", &lab.router_ns, "-4", "-o", "addr", "show"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let dev = text
-        .lines()
+    text.lines()
         .find(|l| l.contains(&format!(" {}/30", lab.edges[0].router_addr)))
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or_else(|| panic!("no router link to edge 0 in {text}"))
-        .to_string();
+        .to_string()
+}
+
+/// Whether an ARP request for `vip` sent from the router on its link to edge 0 is answered
+/// (bounded: 2 requests, 2 s).
+fn router_arping(lab: &BgpLab, vip: Ipv4Addr) -> bool {
+    let dev = router_dev(lab);
     Command::new("ip")
         .args([
             "netns",
@@ -376,6 +380,31 @@ fn router_arping(lab: &BgpLab, vip: Ipv4Addr) -> bool {
             &dev,
         ])
         .arg(vip.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// Whether a Neighbour Solicitation for `target` from the router on its link to edge 0 is
+/// answered (bounded: 2 tries of 500 ms).
+fn router_ndisc(lab: &BgpLab, target: Ipv6Addr) -> bool {
+    let dev = router_dev(lab);
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.router_ns,
+            "ndisc6",
+            "-n",
+            "-r",
+            "2",
+            "-w",
+            "500",
+        ])
+        .arg(target.to_string())
+        .arg(&dev)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -439,6 +468,31 @@ fn no_arp_for_bgp_vips_and_sigkill_leftovers_removed_at_restart() {
         router_arping(&lab, VIP),
         "no ARP reply even without the table"
     );
+    // IPv6 needs no table: ndisc answers NS only for addresses of the receiving interface,
+    // so an address on lo gets no NA on the link, while the link's own address does.
+    let on_lo: Ipv6Addr = "2001:db8:ffff::10".parse().unwrap();
+    assert!(ip_ok(&[
+        "-n",
+        &ns,
+        "addr",
+        "add",
+        "2001:db8:ffff::10/128",
+        "dev",
+        "lo",
+        "nodad"
+    ]));
+    if std::path::Path::new("/usr/bin/ndisc6").exists() {
+        assert!(
+            router_ndisc(&lab, lab.edges[0].addr6),
+            "the link address is not answered"
+        );
+        assert!(
+            !router_ndisc(&lab, on_lo),
+            "NS answered for an address on lo"
+        );
+    } else {
+        eprintln!("bgp_daemon: ndisc6 missing; the IPv6 NS check is skipped");
+    }
 
     // SIGKILL leaves VIP on lo; an operator's address joins it; the restart wants VIP2 only.
     d.kill();
