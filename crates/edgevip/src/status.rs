@@ -78,6 +78,10 @@ pub struct BgpInstanceStatus {
     pub announced: bool,
     /// Checks failing or without a verdict yet.
     pub failing_checks: Vec<String>,
+    /// Why Kubernetes mode says this node must not serve the instance (e.g. no ready local
+    /// endpoint for `externalTrafficPolicy: Local`); not announced while set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ineligible: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -198,6 +202,8 @@ fn bgp_lines(b: &BgpStatus) -> String {
     for i in &b.instances {
         let state = if i.announced {
             "announced".to_string()
+        } else if let Some(why) = &i.ineligible {
+            format!("withdrawn (ineligible: {why})")
         } else {
             format!("withdrawn (failing: {})", i.failing_checks.join(","))
         };

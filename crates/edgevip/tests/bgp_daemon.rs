@@ -2,7 +2,7 @@
 //! its own FRR; the router (FRR, ECMP, BFD) spreads the VIP over the nodes whose health
 //! check passes. Needs root and Debian's `frr` + `frr-pythontools`; prints SKIP otherwise.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,9 +21,12 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Each node records its VIPs on lo next to its config (the nodes share /run).
     fn start(ns: &str, config: &Path, log: PathBuf) -> Daemon {
         let out = std::fs::File::create(&log).unwrap();
+        let record = config.parent().unwrap().join("bgp-lo-vips");
         let child = Command::new("ip")
+            .env("EDGEVIP_BGP_LO_STATE", record)
             .args([
                 "netns",
                 "exec",
@@ -46,6 +49,14 @@ impl Daemon {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: nothing is cleaned up.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     fn hup(&self) {
@@ -335,4 +346,176 @@ fn daemons_announce_while_healthy_withdraw_on_failure_and_on_sigterm() {
         log.contains("no peer is advertised a VIP any more"),
         "{log}"
     );
+}
+
+/// The router's interface on its link to edge 0.
+fn router_dev(lab: &BgpLab) -> String {
+    let out = Command::new("ip")
+        .args(["-n", &lab.router_ns, "-4", "-o", "addr", "show"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.contains(&format!(" {}/30", lab.edges[0].router_addr)))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no router link to edge 0 in {text}"))
+        .to_string()
+}
+
+/// Whether an ARP request for `vip` sent from the router on its link to edge 0 is answered
+/// (bounded: 2 requests, 2 s).
+fn router_arping(lab: &BgpLab, vip: Ipv4Addr) -> bool {
+    let dev = router_dev(lab);
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.router_ns,
+            "arping",
+            "-c",
+            "2",
+            "-w",
+            "2",
+            "-I",
+            &dev,
+        ])
+        .arg(vip.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// Whether a Neighbour Solicitation for `target` from the router on its link to edge 0 is
+/// answered (bounded: 2 tries of 500 ms).
+fn router_ndisc(lab: &BgpLab, target: Ipv6Addr) -> bool {
+    let dev = router_dev(lab);
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.router_ns,
+            "ndisc6",
+            "-n",
+            "-r",
+            "2",
+            "-w",
+            "500",
+        ])
+        .arg(target.to_string())
+        .arg(&dev)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+fn ip_ok(args: &[&str]) -> bool {
+    Command::new("ip").args(args).status().unwrap().success()
+}
+
+const OPERATOR: &str = "198.51.100.77/32";
+
+#[test]
+fn no_arp_for_bgp_vips_and_sigkill_leftovers_removed_at_restart() {
+    if !root_or_skip("bgp_daemon") || !frr_available("bgp_daemon") {
+        return;
+    }
+    let lab = BgpLab::new(1).unwrap();
+    lab.router_frr().apply(&lab.router_config(BFD)).unwrap();
+    let ns = lab.edges[0].ns.clone();
+    let dir = lab.edges[0].frr.dir.clone();
+    let flag = dir.join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    let path = dir.join("edgevip.yaml");
+    std::fs::write(&path, config(&lab, 0, &flag)).unwrap();
+    let mut d = Daemon::start(&ns, &path, dir.join("edgevip.log"));
+    let ok = wait_for(Duration::from_secs(20), || {
+        lo_has(&ns, VIP)
+            && Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "nft",
+                    "list",
+                    "table",
+                    "arp",
+                    "edgevip_bgp",
+                ])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&VIP.to_string()))
+    });
+    assert!(ok.is_some(), "VIP or ARP table missing:\n{}", d.log());
+    assert!(
+        !router_arping(&lab, VIP),
+        "ARP answered for a BGP VIP on lo"
+    );
+    // Without the table the kernel answers (arp_ignore=0): the check above can fail.
+    assert!(ip_ok(&[
+        "netns",
+        "exec",
+        &ns,
+        "nft",
+        "delete",
+        "table",
+        "arp",
+        "edgevip_bgp"
+    ]));
+    assert!(
+        router_arping(&lab, VIP),
+        "no ARP reply even without the table"
+    );
+    // IPv6 needs no table: ndisc answers NS only for addresses of the receiving interface,
+    // so an address on lo gets no NA on the link, while the link's own address does.
+    let on_lo: Ipv6Addr = "2001:db8:ffff::10".parse().unwrap();
+    assert!(ip_ok(&[
+        "-n",
+        &ns,
+        "addr",
+        "add",
+        "2001:db8:ffff::10/128",
+        "dev",
+        "lo",
+        "nodad"
+    ]));
+    if std::path::Path::new("/usr/bin/ndisc6").exists() {
+        assert!(
+            router_ndisc(&lab, lab.edges[0].addr6),
+            "the link address is not answered"
+        );
+        assert!(
+            !router_ndisc(&lab, on_lo),
+            "NS answered for an address on lo"
+        );
+    } else {
+        eprintln!("bgp_daemon: ndisc6 missing; the IPv6 NS check is skipped");
+    }
+
+    // SIGKILL leaves VIP on lo; an operator's address joins it; the restart wants VIP2 only.
+    d.kill();
+    assert!(lo_has(&ns, VIP));
+    assert!(ip_ok(&["-n", &ns, "addr", "add", OPERATOR, "dev", "lo"]));
+    std::fs::write(&path, config_vips(&lab, 0, &flag, &VIP2.to_string())).unwrap();
+    let d = Daemon::start(&ns, &path, dir.join("edgevip2.log"));
+    let ok = wait_for(Duration::from_secs(20), || {
+        !lo_has(&ns, VIP) && lo_has(&ns, VIP2)
+    });
+    assert!(ok.is_some(), "leftover VIP not removed:\n{}", d.log());
+    let lo = Command::new("ip")
+        .args(["-n", &ns, "addr", "show", "dev", "lo"])
+        .output()
+        .unwrap();
+    let lo = String::from_utf8_lossy(&lo.stdout);
+    assert!(lo.contains(OPERATOR) && lo.contains("127.0.0.1/8"), "{lo}");
+    let record = std::fs::read_to_string(dir.join("bgp-lo-vips")).unwrap();
+    assert!(
+        record.contains(&format!("{VIP2}/32")) && !record.contains(&format!("{VIP}/32")),
+        "{record}"
+    );
+    // The restart installed the table again, for VIP2.
+    let ok = wait_for(Duration::from_secs(5), || !router_arping(&lab, VIP2));
+    assert!(ok.is_some(), "ARP answered for VIP2:\n{}", d.log());
 }

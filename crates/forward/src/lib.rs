@@ -4,6 +4,7 @@
 //! can prepend a PROXY protocol header). `spec` is what both are told to do.
 #![forbid(unsafe_code)]
 
+pub mod arp_guard;
 pub mod nat;
 pub mod proxy;
 pub mod proxy_header;
