@@ -519,3 +519,96 @@ fn no_arp_for_bgp_vips_and_sigkill_leftovers_removed_at_restart() {
     let ok = wait_for(Duration::from_secs(5), || !router_arping(&lab, VIP2));
     assert!(ok.is_some(), "ARP answered for VIP2:\n{}", d.log());
 }
+
+/// Edge `i`'s config as [`config`], with a check that always passes.
+fn config_always_up(lab: &BgpLab, i: usize) -> String {
+    config(lab, i, Path::new("/"))
+}
+
+#[test]
+fn sigkill_of_a_nodes_edgevip_and_frr_leaves_clients_a_gap_within_bfd_detection() {
+    if !root_or_skip("bgp_kill") || !frr_available("bgp_kill") {
+        return;
+    }
+    let mut lab = BgpLab::new(3).unwrap();
+    lab.router_frr().apply(&lab.router_config(BFD)).unwrap();
+    let mut daemons = Vec::new();
+    for i in 0..3 {
+        let path = lab.edges[i].frr.dir.join("edgevip.yaml");
+        std::fs::write(&path, config_always_up(&lab, i)).unwrap();
+        daemons.push(Daemon::start(
+            &lab.edges[i].ns,
+            &path,
+            lab.edges[i].frr.dir.join("edgevip.log"),
+        ));
+    }
+    lab.start_responders(VIP).unwrap();
+    let all: Vec<Ipv4Addr> = lab.edges.iter().map(|e| e.addr).collect();
+    let peers: Vec<std::net::IpAddr> = all.iter().map(|a| std::net::IpAddr::V4(*a)).collect();
+    let up = wait_for(Duration::from_secs(30), || {
+        lab.router_next_hops(VIP) == all
+            && lab.router_frr().speaker(&peers).is_ok_and(|s| {
+                s.peers
+                    .iter()
+                    .all(|p| p.bfd.as_ref().is_some_and(|b| b.status == "up"))
+            })
+    });
+    assert!(
+        up.is_some(),
+        "VIP not over 3 next hops with BFD up: {:?}\nedge0's log:\n{}",
+        lab.router_next_hops(VIP),
+        daemons[0].log()
+    );
+
+    // 4 client threads of short TCP connections (100 ms connect/answer timeout) for 3 s;
+    // edge 1 dies 0.7 s in: silent (its packets dropped, link up, so only BFD can tell
+    // the router), its edgevip and FRR SIGKILLed.
+    let target = std::net::SocketAddr::new(VIP.into(), edgevip_lab::bgp::RESPONDER_PORT);
+    let (origin, probe) = edgevip_lab::bgp::probe_connections(
+        &lab.client_ns,
+        target,
+        4,
+        Duration::from_millis(3000),
+        Duration::from_millis(100),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let event = origin.elapsed();
+    let t0 = Instant::now();
+    lab.freeze(1).unwrap();
+    if let Some(c) = &mut daemons[1].child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    lab.edges[1].frr.kill();
+    let killed = t0.elapsed();
+    let want = vec![all[0], all[2]];
+    let gone = wait_for(Duration::from_secs(10), || {
+        lab.router_next_hops(VIP) == want
+    })
+    .map(|d| d + killed);
+    let attempts = probe.join().unwrap();
+    let gap = edgevip_lab::bgp::client_gap(&attempts, event);
+    eprintln!(
+        "bgp_kill: dead next hop out of the router's table {gone:?} after the failure (the \
+         kills took {killed:?}); client: {gap:?}"
+    );
+    assert!(
+        gone.is_some(),
+        "router still has {:?} 10 s after the kill",
+        lab.router_next_hops(VIP)
+    );
+    assert_eq!(gap.failed_before, 0, "failures before the kill: {gap:?}");
+    // The kill must have been seen: some flows hashed to the dead node and failed, and
+    // the client kept connecting after it (otherwise the bound below proves nothing).
+    assert!(gap.failed > 0 && gap.attempts > 100, "{gap:?}");
+    // BFD 100 ms x 3 = 300 ms detection; 1 s on a loaded 2-core machine.
+    assert!(
+        gap.outage < Duration::from_secs(1),
+        "new connections failed for {:?} after the kill: {gap:?}",
+        gap.outage
+    );
+    let c = lab.connect_many(VIP, 60).unwrap();
+    assert_eq!(c.failed, 0, "{c:?}");
+    assert!(!c.answers.contains_key("edge1"), "{c:?}");
+}

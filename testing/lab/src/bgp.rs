@@ -764,6 +764,112 @@ pub struct Connections {
     pub resets: usize,
 }
 
+/// One TCP connection attempt of [`probe_connections`].
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt {
+    /// When it started, from the probe's start.
+    pub at: Duration,
+    /// An answer came back within the timeout.
+    pub ok: bool,
+    /// It failed by a reset: a node that does not know the flow (the router re-hashed it).
+    pub reset: bool,
+}
+
+/// Client threads in `ns`, each making short TCP connections to `target` one after the
+/// other for `during` (each thread at most 100,000): connect, read the answer until the
+/// server closes, each step within `timeout`. Every connection is a new source port, so
+/// with ECMP at layer 4 each one is hashed anew. Returns the instant the probe started
+/// (the origin of [`Attempt::at`]) at once and, on join, every attempt sorted by start.
+pub fn probe_connections(
+    ns: &str,
+    target: SocketAddr,
+    threads: usize,
+    during: Duration,
+    timeout: Duration,
+) -> io::Result<(Instant, ProbeHandle)> {
+    let origin = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..threads {
+        handles.push(in_netns(ns, move || {
+            let mut out = Vec::new();
+            for _ in 0..100_000 {
+                let at = origin.elapsed();
+                if at >= during {
+                    break;
+                }
+                let got = TcpStream::connect_timeout(&target, timeout).and_then(|mut s| {
+                    s.set_read_timeout(Some(timeout))?;
+                    let mut buf = String::new();
+                    s.read_to_string(&mut buf)?;
+                    Ok(!buf.trim().is_empty())
+                });
+                let reset = matches!(&got, Err(e) if e.kind() == io::ErrorKind::ConnectionReset);
+                let ok = got.unwrap_or(false);
+                if !ok {
+                    // A refused connection returns at once: do not spin on it.
+                    let left = timeout.saturating_sub(origin.elapsed() - at);
+                    std::thread::sleep(left.min(Duration::from_millis(20)));
+                }
+                out.push(Attempt { at, ok, reset });
+            }
+            out
+        })?);
+    }
+    Ok((origin, ProbeHandle(handles)))
+}
+
+/// The running client threads of [`probe_connections`].
+pub struct ProbeHandle(Vec<std::thread::JoinHandle<Option<Vec<Attempt>>>>);
+
+impl ProbeHandle {
+    /// Waits for the threads (they stop by themselves at the probe's end).
+    pub fn join(self) -> io::Result<Vec<Attempt>> {
+        let mut all = Vec::new();
+        for h in self.0 {
+            all.extend(
+                h.join()
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| io::Error::other("client thread failed"))?,
+            );
+        }
+        all.sort_by_key(|a| a.at);
+        Ok(all)
+    }
+}
+
+/// What the client saw around an event at `event` (from the probe's start).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientGap {
+    /// From the event to the start of the last connection attempt that failed after it:
+    /// for how long new connections could still fail (`ZERO`: none failed).
+    pub outage: Duration,
+    /// Attempts started after the event, and how many of them failed.
+    pub attempts: usize,
+    pub failed: usize,
+    /// Of those, the ones reset (see [`Connections::resets`]).
+    pub resets: usize,
+    /// Failures before the event (a healthy lab has none).
+    pub failed_before: usize,
+}
+
+pub fn client_gap(attempts: &[Attempt], event: Duration) -> ClientGap {
+    let mut g = ClientGap::default();
+    for a in attempts {
+        if a.at < event {
+            g.failed_before += usize::from(!a.ok);
+            continue;
+        }
+        g.attempts += 1;
+        if !a.ok {
+            g.failed += 1;
+            g.resets += usize::from(a.reset);
+            g.outage = a.at - event;
+        }
+    }
+    g
+}
+
 impl Drop for BgpLab {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
