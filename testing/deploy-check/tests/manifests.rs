@@ -21,7 +21,9 @@ use edgevip_deploy_check::{
 };
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Namespace, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -158,6 +160,10 @@ enum Object {
     CustomResourceDefinition(CustomResourceDefinition),
     /// edgevip.io/v1alpha1 VIPPool (deploy/crds/vippool.yaml), checked field by field.
     VipPool(VipPool),
+    /// edgevip.io/v1alpha1 BGPPeer (deploy/crds/bgppeer.yaml).
+    BgpPeer(BgpPeer),
+    /// A BGPPeer's password Secret (deploy/examples/bgppeer.yaml).
+    Secret(Secret),
     Kustomization(Kustomization),
 }
 
@@ -178,6 +184,80 @@ struct VipPoolSpec {
     addresses: Vec<String>,
     auto_assign: Option<bool>,
     service_allocation: Option<ServiceAllocation>,
+    announce: Option<Announce>,
+    bgp: Option<PoolBgp>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum Announce {
+    Arp,
+    Bgp,
+}
+
+/// VIPPool `spec.bgp` (only with `announce: bgp`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct PoolBgp {
+    communities: Option<Vec<String>>,
+    local_pref: Option<u32>,
+}
+
+/// edgevip.io/v1alpha1 BGPPeer (deploy/crds/bgppeer.yaml, /work/shared-notes' contract),
+/// parsed strictly; the schema's bounds are checked by `bgppeer_problems`.
+#[derive(Debug, Clone)]
+struct BgpPeer {
+    metadata: ObjectMeta,
+    spec: BgpPeerSpec,
+    value: Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BgpPeerSpec {
+    #[serde(rename = "myASN")]
+    my_asn: u64,
+    #[serde(rename = "peerASN")]
+    peer_asn: u64,
+    peer_address: String,
+    peer_port: Option<u64>,
+    #[serde(rename = "routerID")]
+    router_id: Option<String>,
+    hold_time: Option<String>,
+    keepalive_time: Option<String>,
+    password_secret: Option<PasswordSecret>,
+    bfd: Option<Bfd>,
+    ebgp_multi_hop: Option<u64>,
+    node_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PasswordSecret {
+    name: String,
+    key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Bfd {
+    interval: Option<String>,
+    multiplier: Option<u64>,
+}
+
+fn bgppeer(doc: &str, value: &Value, origin: &str) -> Result<BgpPeer, String> {
+    if value.get("apiVersion").and_then(Value::as_str) != Some(VIPPOOL_API) {
+        return Err(format!("{origin}: BGPPeer needs apiVersion {VIPPOOL_API}"));
+    }
+    let obj: CrdObject<BgpPeerSpec> =
+        serde_saphyr::from_str(doc).map_err(|e| format!("{origin}: not a BGPPeer: {e}"))?;
+    Ok(BgpPeer {
+        metadata: obj.metadata,
+        spec: obj.spec,
+        value: value.clone(),
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -324,6 +404,8 @@ impl Object {
             Object::Monitoring(m) => m.kind,
             Object::CustomResourceDefinition(_) => CustomResourceDefinition::KIND,
             Object::VipPool(_) => "VIPPool",
+            Object::BgpPeer(_) => "BGPPeer",
+            Object::Secret(_) => Secret::KIND,
             Object::Kustomization(_) => "Kustomization",
         }
     }
@@ -343,6 +425,8 @@ impl Object {
             Object::Monitoring(m) => &m.metadata,
             Object::CustomResourceDefinition(o) => &o.metadata,
             Object::VipPool(o) => &o.metadata,
+            Object::BgpPeer(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
             Object::Kustomization(_) => return None,
         })
     }
@@ -355,6 +439,7 @@ impl Object {
                 | Object::ClusterRoleBinding(_)
                 | Object::CustomResourceDefinition(_)
                 | Object::VipPool(_)
+                | Object::BgpPeer(_)
         )
     }
 
@@ -374,6 +459,8 @@ impl Object {
             Object::Monitoring(m) => return m.value.clone(),
             Object::CustomResourceDefinition(o) => serde_json::to_value(o),
             Object::VipPool(o) => return o.value.clone(),
+            Object::BgpPeer(o) => return o.value.clone(),
+            Object::Secret(o) => serde_json::to_value(o),
             Object::Kustomization(_) => return Value::Null,
         };
         v.expect("k8s-openapi objects serialize")
@@ -487,6 +574,8 @@ fn parse_stream(text: &str, origin: &str) -> Result<Vec<Doc>, String> {
                 Object::CustomResourceDefinition(typed(doc, value, &origin)?)
             }
             "VIPPool" => Object::VipPool(vippool(doc, value, &origin)?),
+            "BGPPeer" => Object::BgpPeer(bgppeer(doc, value, &origin)?),
+            "Secret" => Object::Secret(typed(doc, value, &origin)?),
             k if MONITORING_KINDS.contains(&k) => {
                 Object::Monitoring(monitoring(k, doc, value, &origin)?)
             }
@@ -2150,11 +2239,30 @@ fn check_dockerfile(text: &str) -> Vec<String> {
              RUNTIME_IMAGE: the runtime stage installs packages with apt-get)"
         ));
     }
-    if stages.len() != 2 {
-        p.push(format!("{} stages, want builder + runtime", stages.len()));
+    // builder, runtime, bgp (runtime + FRR, `--target bgp`) and the default image: a bare
+    // `FROM runtime`, so a plain `docker build .` stays without FRR.
+    if stages.len() != 4 {
+        p.push(format!(
+            "{} stages, want builder + runtime + bgp + FROM runtime",
+            stages.len()
+        ));
         return p;
     }
-    let (builder, runtime) = (&stages[0], &stages[1]);
+    let (builder, runtime, bgp, last) = (&stages[0], &stages[1], &stages[2], &stages[3]);
+    if runtime.name.as_deref() != Some("runtime") {
+        p.push(format!("second stage AS {:?}, want runtime", runtime.name));
+    }
+    if (last.image.as_str(), last.name.as_deref(), last.instructions.len()) != ("runtime", None, 0)
+    {
+        p.push(format!(
+            "last stage FROM {} AS {:?} with {} instructions, want a bare `FROM runtime` \
+             (the default target is the image without FRR)",
+            last.image,
+            last.name,
+            last.instructions.len()
+        ));
+    }
+    p.extend(check_bgp_stage(bgp));
     if builder.image != "${RUST_IMAGE}" || builder.name.as_deref() != Some("builder") {
         p.push(format!(
             "first stage FROM {} AS {:?}, want ${{RUST_IMAGE}} AS builder",
@@ -2280,6 +2388,69 @@ fn check_dockerfile(text: &str) -> Vec<String> {
     p
 }
 
+/// The BGP variant's stage: FROM runtime AS bgp, Debian's frr and frr-pythontools in one
+/// apt layer, root in frrvty (FRR's vty group check for daemons run as root), the
+/// sidecar's entrypoint copied in, and nothing that changes the edgevip container's
+/// ENTRYPOINT/CMD/USER (one image serves both containers).
+fn check_bgp_stage(bgp: &Stage) -> Vec<String> {
+    let mut p = Vec::new();
+    if (bgp.image.as_str(), bgp.name.as_deref()) != ("runtime", Some("bgp")) {
+        p.push(format!(
+            "third stage FROM {} AS {:?}, want FROM runtime AS bgp",
+            bgp.image, bgp.name
+        ));
+    }
+    let runs = run_commands(bgp);
+    match runs.as_slice() {
+        [run] => {
+            let install = run
+                .iter()
+                .find(|c| c.len() > 1 && c[0] == "apt-get" && c[1] == "install");
+            let pkgs: BTreeSet<&str> = install
+                .map(|c| {
+                    c[2..]
+                        .iter()
+                        .filter(|w| !w.starts_with('-'))
+                        .map(String::as_str)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if pkgs != BTreeSet::from(["frr", "frr-pythontools"]) {
+                p.push(format!(
+                    "bgp stage installs {pkgs:?}, want exactly frr, frr-pythontools"
+                ));
+            }
+            if !install.is_some_and(|c| c.iter().any(|w| w == "--no-install-recommends")) {
+                p.push("bgp stage: apt-get install without --no-install-recommends".into());
+            }
+            for want in [
+                &["apt-get", "update"][..],
+                &["rm", "-rf", "/var/lib/apt/lists/*"],
+                &["usermod", "-a", "-G", "frrvty", "root"],
+            ] {
+                if !run.iter().any(|c| c[..] == *want) {
+                    p.push(format!("bgp stage's RUN lacks `{}`", want.join(" ")));
+                }
+            }
+        }
+        _ => p.push(format!("bgp stage: {} RUNs, want exactly one", runs.len())),
+    }
+    if bgp.args_of("COPY") != ["packaging/frr/frr-start /usr/local/bin/frr-start"] {
+        p.push(format!(
+            "bgp stage COPY {:?}, want packaging/frr/frr-start /usr/local/bin/frr-start",
+            bgp.args_of("COPY")
+        ));
+    }
+    for k in ["ENTRYPOINT", "CMD", "USER"] {
+        if !bgp.args_of(k).is_empty() {
+            p.push(format!(
+                "bgp stage sets {k}: the edgevip container of the BGP DaemonSet inherits the runtime's"
+            ));
+        }
+    }
+    p
+}
+
 #[test]
 fn dockerfile_runs_the_binary_on_bookworm_slim_with_nft() {
     let docker = read(&repo_root().join("Dockerfile"));
@@ -2336,6 +2507,18 @@ fn dockerfile_check_catches_violations() {
         ),
         ("cmd", r#"CMD ["run", "--kubernetes"]"#, r#"CMD ["run"]"#),
         ("not locked", "--release --locked", "--release"),
+        ("no FRR tools", "frr frr-pythontools", "frr"),
+        ("root not in frrvty", "usermod -a -G frrvty root", "true"),
+        (
+            "FRR in the default image",
+            "\n# The default image (the last stage): the runtime without FRR.\nFROM runtime\n",
+            "\n",
+        ),
+        (
+            "entrypoint not copied",
+            "COPY packaging/frr/frr-start",
+            "COPY packaging/frr/frr-stop",
+        ),
     ];
     for (what, from, to) in bad {
         let text = good.replacen(from, to, 1);
