@@ -5213,7 +5213,7 @@ fn check_bgp_variant(docs: &[Doc]) -> Vec<String> {
         match (em.get(dir), fm.get(dir)) {
             (Some(a), Some(b)) if a == b => {
                 let vol = pod.volumes.iter().flatten().find(|v| &v.name == a);
-                if !vol.is_some_and(|v| v.empty_dir.is_some()) {
+                if vol.is_none_or(|v| v.empty_dir.is_none()) {
                     p.push(format!("volume {a} ({dir}) is not an emptyDir of the pod"));
                 }
             }
