@@ -1,6 +1,7 @@
 # edgevip container image: one Rust binary on a slim Debian runtime.
 #
 #   docker build -t ghcr.io/edgevip/edgevip:0.1.0 .
+#   docker build --target bgp -t ghcr.io/edgevip/edgevip:0.1.0-bgp .   (with FRR, below)
 #
 # Runtime base: debian:bookworm-slim plus Debian's nftables package and CA certificates.
 # Not distroless, because of NAT: forwarding is on by default, and `:NAT` entries get their
@@ -33,7 +34,7 @@ COPY testing ./testing
 RUN cargo build --release --locked -p edgevip \
  && install -D -m 0755 target/release/edgevip /out/edgevip
 
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim AS runtime
 # nftables: /usr/sbin/nft (with libnftables' JSON support) for NAT forwarding.
 # ca-certificates: the system trust store (distroless/cc had it too), which the kube
 # client's rustls loads next to the cluster CA.
@@ -53,3 +54,28 @@ EXPOSE 9180
 USER 0
 ENTRYPOINT ["/edgevip"]
 CMD ["run", "--kubernetes"]
+
+
+# The BGP variant (issue 13, Kubernetes mode of BGP): the runtime image plus Debian's FRR
+# 8.4 (frr: zebra, bgpd, bfdd, vtysh; frr-pythontools: frr-reload.py, which edgevip runs
+# to apply the frr.conf it writes) and packaging/frr/frr-start. One image serves both
+# containers of the BGP DaemonSet (deploy/optional/bgp/, or the chart's bgp.enabled):
+# edgevip runs /edgevip as above, the FRR sidecar runs /usr/local/bin/frr-start, sharing
+# /etc/frr and /var/run/frr as emptyDir volumes. The daemons run as root (uid 0 with only
+# the pod's capabilities, like edgevip): root joins frrvty, the group FRR requires of the
+# daemons' user for its vty sockets, so no SETUID/SETGID is needed to drop to `frr` and
+# edgevip's vtysh (uid 0) reaches the sockets without DAC_OVERRIDE.
+# Not the default target: the last stage is, so a plain `docker build .` still gives the
+# image without FRR (about 30 MB less).
+FROM runtime AS bgp
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      frr frr-pythontools \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* \
+ && usermod -a -G frrvty root
+COPY packaging/frr/frr-start /usr/local/bin/frr-start
+LABEL org.opencontainers.image.description="Keeps a Kubernetes edge reachable at one virtual IP (VRRP or BGP with FRR)"
+
+# The default image (the last stage): the runtime without FRR.
+FROM runtime

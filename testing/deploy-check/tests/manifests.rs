@@ -21,7 +21,9 @@ use edgevip_deploy_check::{
 };
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Namespace, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -82,7 +84,13 @@ const KNOWN_FLAGS: &[&str] = &[
     "--allow-configmap-peers",
     "--allow-configmap-remote-checks",
     "--allow-configmap-files",
+    "--frr-config",
+    "--frr-vty-socket",
 ];
+/// Flags of the BGPPeer contract (/work/shared-notes/bgppeer-schema.md) that the BGP
+/// variant passes and the daemon may not have yet: `known_flags_are_the_binarys` notes
+/// them instead of failing while they are missing.
+const CONTRACT_FLAGS: &[&str] = &["--frr-config", "--frr-vty-socket"];
 /// Flags that take no value.
 const SWITCHES: &[&str] = &[
     "--kubernetes",
@@ -158,6 +166,10 @@ enum Object {
     CustomResourceDefinition(CustomResourceDefinition),
     /// edgevip.io/v1alpha1 VIPPool (deploy/crds/vippool.yaml), checked field by field.
     VipPool(VipPool),
+    /// edgevip.io/v1alpha1 BGPPeer (deploy/crds/bgppeer.yaml).
+    BgpPeer(BgpPeer),
+    /// A BGPPeer's password Secret (deploy/examples/bgppeer.yaml).
+    Secret(Secret),
     Kustomization(Kustomization),
 }
 
@@ -178,6 +190,80 @@ struct VipPoolSpec {
     addresses: Vec<String>,
     auto_assign: Option<bool>,
     service_allocation: Option<ServiceAllocation>,
+    announce: Option<Announce>,
+    bgp: Option<PoolBgp>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum Announce {
+    Arp,
+    Bgp,
+}
+
+/// VIPPool `spec.bgp` (only with `announce: bgp`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct PoolBgp {
+    communities: Option<Vec<String>>,
+    local_pref: Option<u32>,
+}
+
+/// edgevip.io/v1alpha1 BGPPeer (deploy/crds/bgppeer.yaml, /work/shared-notes' contract),
+/// parsed strictly; the schema's bounds are checked by `bgppeer_problems`.
+#[derive(Debug, Clone)]
+struct BgpPeer {
+    metadata: ObjectMeta,
+    spec: BgpPeerSpec,
+    value: Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BgpPeerSpec {
+    #[serde(rename = "myASN")]
+    my_asn: u64,
+    #[serde(rename = "peerASN")]
+    peer_asn: u64,
+    peer_address: String,
+    peer_port: Option<u64>,
+    #[serde(rename = "routerID")]
+    router_id: Option<String>,
+    hold_time: Option<String>,
+    keepalive_time: Option<String>,
+    password_secret: Option<PasswordSecret>,
+    bfd: Option<Bfd>,
+    ebgp_multi_hop: Option<u64>,
+    node_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PasswordSecret {
+    name: String,
+    key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Bfd {
+    interval: Option<String>,
+    multiplier: Option<u64>,
+}
+
+fn bgppeer(doc: &str, value: &Value, origin: &str) -> Result<BgpPeer, String> {
+    if value.get("apiVersion").and_then(Value::as_str) != Some(VIPPOOL_API) {
+        return Err(format!("{origin}: BGPPeer needs apiVersion {VIPPOOL_API}"));
+    }
+    let obj: CrdObject<BgpPeerSpec> =
+        serde_saphyr::from_str(doc).map_err(|e| format!("{origin}: not a BGPPeer: {e}"))?;
+    Ok(BgpPeer {
+        metadata: obj.metadata,
+        spec: obj.spec,
+        value: value.clone(),
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -324,6 +410,8 @@ impl Object {
             Object::Monitoring(m) => m.kind,
             Object::CustomResourceDefinition(_) => CustomResourceDefinition::KIND,
             Object::VipPool(_) => "VIPPool",
+            Object::BgpPeer(_) => "BGPPeer",
+            Object::Secret(_) => Secret::KIND,
             Object::Kustomization(_) => "Kustomization",
         }
     }
@@ -343,6 +431,8 @@ impl Object {
             Object::Monitoring(m) => &m.metadata,
             Object::CustomResourceDefinition(o) => &o.metadata,
             Object::VipPool(o) => &o.metadata,
+            Object::BgpPeer(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
             Object::Kustomization(_) => return None,
         })
     }
@@ -355,6 +445,7 @@ impl Object {
                 | Object::ClusterRoleBinding(_)
                 | Object::CustomResourceDefinition(_)
                 | Object::VipPool(_)
+                | Object::BgpPeer(_)
         )
     }
 
@@ -374,6 +465,8 @@ impl Object {
             Object::Monitoring(m) => return m.value.clone(),
             Object::CustomResourceDefinition(o) => serde_json::to_value(o),
             Object::VipPool(o) => return o.value.clone(),
+            Object::BgpPeer(o) => return o.value.clone(),
+            Object::Secret(o) => serde_json::to_value(o),
             Object::Kustomization(_) => return Value::Null,
         };
         v.expect("k8s-openapi objects serialize")
@@ -487,6 +580,8 @@ fn parse_stream(text: &str, origin: &str) -> Result<Vec<Doc>, String> {
                 Object::CustomResourceDefinition(typed(doc, value, &origin)?)
             }
             "VIPPool" => Object::VipPool(vippool(doc, value, &origin)?),
+            "BGPPeer" => Object::BgpPeer(bgppeer(doc, value, &origin)?),
+            "Secret" => Object::Secret(typed(doc, value, &origin)?),
             k if MONITORING_KINDS.contains(&k) => {
                 Object::Monitoring(monitoring(k, doc, value, &origin)?)
             }
@@ -2083,7 +2178,13 @@ fn versions_and_image_agree() {
     );
     let docker = read(&repo_root().join("Dockerfile"));
     let (_, stages) = dockerfile_stages(&docker);
-    let label = stages.last().expect("a stage").args_of("LABEL").join(" ");
+    // The runtime stage (the default image is a bare `FROM runtime`; bgp builds on it).
+    let label = stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some("runtime"))
+        .expect("a runtime stage")
+        .args_of("LABEL")
+        .join(" ");
     let want = format!(r#"org.opencontainers.image.version="{version}""#);
     assert!(
         label.contains(&want),
@@ -2150,11 +2251,34 @@ fn check_dockerfile(text: &str) -> Vec<String> {
              RUNTIME_IMAGE: the runtime stage installs packages with apt-get)"
         ));
     }
-    if stages.len() != 2 {
-        p.push(format!("{} stages, want builder + runtime", stages.len()));
+    // builder, runtime, bgp (runtime + FRR, `--target bgp`) and the default image: a bare
+    // `FROM runtime`, so a plain `docker build .` stays without FRR.
+    if stages.len() != 4 {
+        p.push(format!(
+            "{} stages, want builder + runtime + bgp + FROM runtime",
+            stages.len()
+        ));
         return p;
     }
-    let (builder, runtime) = (&stages[0], &stages[1]);
+    let (builder, runtime, bgp, last) = (&stages[0], &stages[1], &stages[2], &stages[3]);
+    if runtime.name.as_deref() != Some("runtime") {
+        p.push(format!("second stage AS {:?}, want runtime", runtime.name));
+    }
+    if (
+        last.image.as_str(),
+        last.name.as_deref(),
+        last.instructions.len(),
+    ) != ("runtime", None, 0)
+    {
+        p.push(format!(
+            "last stage FROM {} AS {:?} with {} instructions, want a bare `FROM runtime` \
+             (the default target is the image without FRR)",
+            last.image,
+            last.name,
+            last.instructions.len()
+        ));
+    }
+    p.extend(check_bgp_stage(bgp));
     if builder.image != "${RUST_IMAGE}" || builder.name.as_deref() != Some("builder") {
         p.push(format!(
             "first stage FROM {} AS {:?}, want ${{RUST_IMAGE}} AS builder",
@@ -2280,6 +2404,69 @@ fn check_dockerfile(text: &str) -> Vec<String> {
     p
 }
 
+/// The BGP variant's stage: FROM runtime AS bgp, Debian's frr and frr-pythontools in one
+/// apt layer, root in frrvty (FRR's vty group check for daemons run as root), the
+/// sidecar's entrypoint copied in, and nothing that changes the edgevip container's
+/// ENTRYPOINT/CMD/USER (one image serves both containers).
+fn check_bgp_stage(bgp: &Stage) -> Vec<String> {
+    let mut p = Vec::new();
+    if (bgp.image.as_str(), bgp.name.as_deref()) != ("runtime", Some("bgp")) {
+        p.push(format!(
+            "third stage FROM {} AS {:?}, want FROM runtime AS bgp",
+            bgp.image, bgp.name
+        ));
+    }
+    let runs = run_commands(bgp);
+    match runs.as_slice() {
+        [run] => {
+            let install = run
+                .iter()
+                .find(|c| c.len() > 1 && c[0] == "apt-get" && c[1] == "install");
+            let pkgs: BTreeSet<&str> = install
+                .map(|c| {
+                    c[2..]
+                        .iter()
+                        .filter(|w| !w.starts_with('-'))
+                        .map(String::as_str)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if pkgs != BTreeSet::from(["frr", "frr-pythontools"]) {
+                p.push(format!(
+                    "bgp stage installs {pkgs:?}, want exactly frr, frr-pythontools"
+                ));
+            }
+            if !install.is_some_and(|c| c.iter().any(|w| w == "--no-install-recommends")) {
+                p.push("bgp stage: apt-get install without --no-install-recommends".into());
+            }
+            for want in [
+                &["apt-get", "update"][..],
+                &["rm", "-rf", "/var/lib/apt/lists/*"],
+                &["usermod", "-a", "-G", "frrvty", "root"],
+            ] {
+                if !run.iter().any(|c| c[..] == *want) {
+                    p.push(format!("bgp stage's RUN lacks `{}`", want.join(" ")));
+                }
+            }
+        }
+        _ => p.push(format!("bgp stage: {} RUNs, want exactly one", runs.len())),
+    }
+    if bgp.args_of("COPY") != ["packaging/frr/frr-start /usr/local/bin/frr-start"] {
+        p.push(format!(
+            "bgp stage COPY {:?}, want packaging/frr/frr-start /usr/local/bin/frr-start",
+            bgp.args_of("COPY")
+        ));
+    }
+    for k in ["ENTRYPOINT", "CMD", "USER"] {
+        if !bgp.args_of(k).is_empty() {
+            p.push(format!(
+                "bgp stage sets {k}: the edgevip container of the BGP DaemonSet inherits the runtime's"
+            ));
+        }
+    }
+    p
+}
+
 #[test]
 fn dockerfile_runs_the_binary_on_bookworm_slim_with_nft() {
     let docker = read(&repo_root().join("Dockerfile"));
@@ -2336,6 +2523,18 @@ fn dockerfile_check_catches_violations() {
         ),
         ("cmd", r#"CMD ["run", "--kubernetes"]"#, r#"CMD ["run"]"#),
         ("not locked", "--release --locked", "--release"),
+        ("no FRR tools", "frr frr-pythontools", "frr"),
+        ("root not in frrvty", "usermod -a -G frrvty root", "true"),
+        (
+            "FRR in the default image",
+            "\n# The default image (the last stage): the runtime without FRR.\nFROM runtime\n",
+            "\n",
+        ),
+        (
+            "entrypoint not copied",
+            "COPY packaging/frr/frr-start",
+            "COPY packaging/frr/frr-stop",
+        ),
     ];
     for (what, from, to) in bad {
         let text = good.replacen(from, to, 1);
@@ -3885,6 +4084,10 @@ fn known_flags_are_the_binarys() {
         run.stdout
     );
     for f in KNOWN_FLAGS {
+        if CONTRACT_FLAGS.contains(f) && !help.contains_key(*f) {
+            println!("NOTE: {f} (BGP contract) is not a flag of `edgevip run` yet");
+            continue;
+        }
         let (takes_value, _) = help
             .get(*f)
             .unwrap_or_else(|| panic!("{f} is not a flag of `edgevip run`"));
@@ -3987,7 +4190,7 @@ fn schema() -> Value {
 
 /// Objects whose schema mirrors a Kubernetes type: values.yaml sets only some of their
 /// fields, and the README documents them as one value.
-const SCHEMA_PASSTHROUGH: &[&str] = &["resources"];
+const SCHEMA_PASSTHROUGH: &[&str] = &["resources", "bgp.frrResources"];
 
 /// The documented values: schema paths, recursing into strict objects (the leaves are
 /// scalars, lists and free-form maps). Checks on the way that values.yaml and the schema
@@ -4439,16 +4642,7 @@ fn outside_schema(schema: &Value, v: &Value, path: &str, out: &mut Vec<String>) 
 #[test]
 fn vippool_crd_is_complete_and_the_chart_ships_the_same_file() {
     let docs = crds();
-    let crd = match docs.as_slice() {
-        [
-            Doc {
-                obj: Object::CustomResourceDefinition(c),
-                ..
-            },
-        ] => c,
-        other => panic!("deploy/crds: want the VIPPool CRD alone, got {other:?}"),
-    };
-    assert_eq!(crd.metadata.name.as_deref(), Some("vippools.edgevip.io"));
+    let crd = the_crd(&docs, "vippools.edgevip.io");
     let spec = &crd.spec;
     assert_eq!(
         (spec.group.as_str(), spec.scope.as_str()),
@@ -4531,12 +4725,14 @@ fn vippool_crd_is_complete_and_the_chart_ships_the_same_file() {
     }
 
     // Helm installs crds/ as is: the chart's copy is the same file.
-    let plain_text = read(&deploy_dir().join("crds/vippool.yaml"));
-    let chart_text = read(&chart_dir().join("crds/vippool.yaml"));
-    assert_eq!(
-        chart_text, plain_text,
-        "deploy/helm/edgevip/crds/vippool.yaml differs from deploy/crds/vippool.yaml"
-    );
+    for file in ["vippool.yaml", "bgppeer.yaml"] {
+        let plain_text = read(&deploy_dir().join("crds").join(file));
+        let chart_text = read(&chart_dir().join("crds").join(file));
+        assert_eq!(
+            chart_text, plain_text,
+            "deploy/helm/edgevip/crds/{file} differs from deploy/crds/{file}"
+        );
+    }
     let chart_files: Vec<_> = yaml_files(&chart_dir().join("crds"))
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -4571,4 +4767,923 @@ fn vippool_schema_checks_catch_mistakes() {
     assert_eq!(out, [".spec.c"]);
     let bad = "apiVersion: edgevip.io/v1alpha1\nkind: VIPPool\nmetadata:\n  name: p\nspec:\n  adresses: []\n";
     assert!(parse_stream(bad, "bad").is_err(), "misspelt spec field");
+}
+
+// ---------------------------------------------------------------------------------------
+// BGP (issue 13): the BGPPeer CRD, VIPPool's announce/bgp, the FRR sidecar variant
+
+/// The CRD named `name` among `docs`.
+fn the_crd<'a>(docs: &'a [Doc], name: &str) -> &'a CustomResourceDefinition {
+    docs.iter()
+        .find_map(|d| match &d.obj {
+            Object::CustomResourceDefinition(c) if c.metadata.name.as_deref() == Some(name) => {
+                Some(c)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no CRD {name}"))
+}
+
+fn crd_schema(crd: &CustomResourceDefinition) -> Value {
+    serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("openAPIV3Schema"),
+    )
+    .unwrap()
+}
+
+/// What the API server's validation of a structural schema refuses in `v` (the subset
+/// the CRDs use: type, required, enum, not-enum, minimum/maximum, min/maxLength, pattern,
+/// properties, items, additionalProperties), as "path: why".
+fn schema_violations(schema: &Value, v: &Value, path: &str, out: &mut Vec<String>) {
+    let ty = schema["type"].as_str();
+    let ok = match (ty, v) {
+        (None, _) => true,
+        (Some("object"), Value::Object(_)) => true,
+        (Some("array"), Value::Array(_)) => true,
+        (Some("string"), Value::String(_)) => true,
+        (Some("boolean"), Value::Bool(_)) => true,
+        (Some("integer"), Value::Number(n)) => n.is_i64() || n.is_u64(),
+        (Some("number"), Value::Number(_)) => true,
+        _ => false,
+    };
+    if !ok {
+        out.push(format!("{path}: {v} is not of type {}", ty.unwrap_or("?")));
+        return;
+    }
+    if let Some(e) = schema["enum"].as_array()
+        && !e.contains(v)
+    {
+        out.push(format!("{path}: {v} not in {e:?}"));
+    }
+    if let Some(e) = schema["not"]["enum"].as_array()
+        && e.contains(v)
+    {
+        out.push(format!("{path}: {v} is refused"));
+    }
+    if let Some(x) = v.as_f64() {
+        if schema["minimum"].as_f64().is_some_and(|m| x < m) {
+            out.push(format!("{path}: {v} below {}", schema["minimum"]));
+        }
+        if schema["maximum"].as_f64().is_some_and(|m| x > m) {
+            out.push(format!("{path}: {v} above {}", schema["maximum"]));
+        }
+    }
+    if let Some(t) = v.as_str() {
+        let n = t.chars().count() as u64;
+        if schema["minLength"].as_u64().is_some_and(|m| n < m)
+            || schema["maxLength"].as_u64().is_some_and(|m| n > m)
+        {
+            out.push(format!("{path}: length of {t:?}"));
+        }
+        if let Some(p) = schema["pattern"].as_str() {
+            let re = regex::Regex::new(p).unwrap_or_else(|e| panic!("{path}: pattern {p}: {e}"));
+            if !re.is_match(t) {
+                out.push(format!("{path}: {t:?} does not match {p}"));
+            }
+        }
+    }
+    if let Value::Object(m) = v {
+        for r in schema["required"].as_array().into_iter().flatten() {
+            let r = r.as_str().unwrap();
+            if !m.contains_key(r) {
+                out.push(format!("{path}.{r}: required"));
+            }
+        }
+        for (k, x) in m {
+            let sub = schema["properties"]
+                .get(k)
+                .or(schema.get("additionalProperties").filter(|a| a.is_object()));
+            match sub {
+                Some(sub) => schema_violations(sub, x, &format!("{path}.{k}"), out),
+                None if schema["properties"].is_object() => {
+                    out.push(format!("{path}.{k}: unknown field"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let Value::Array(a) = v {
+        for (i, x) in a.iter().enumerate() {
+            schema_violations(&schema["items"], x, &format!("{path}[{i}]"), out);
+        }
+    }
+}
+
+/// The example's object with `edit` applied at `path` (None removes the field).
+fn edited(obj: &Value, path: &[&str], edit: Option<Value>) -> Value {
+    let mut v = obj.clone();
+    let mut cur = &mut v;
+    for k in &path[..path.len() - 1] {
+        cur = cur
+            .as_object_mut()
+            .unwrap()
+            .entry(k.to_string())
+            .or_insert_with(|| serde_json::json!({}));
+    }
+    let last = path[path.len() - 1].to_string();
+    let m = cur.as_object_mut().unwrap();
+    match edit {
+        Some(x) => {
+            m.insert(last, x);
+        }
+        None => {
+            m.remove(&last);
+        }
+    }
+    v
+}
+
+fn violations(schema: &Value, v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut v = v.clone();
+    v.as_object_mut().unwrap().remove("metadata");
+    schema_violations(schema, &v, "", &mut out);
+    out
+}
+
+#[test]
+fn bgppeer_crd_follows_the_contract_and_accepts_only_valid_objects() {
+    let docs = crds();
+    let crd = the_crd(&docs, "bgppeers.edgevip.io");
+    let spec = &crd.spec;
+    assert_eq!(
+        (spec.group.as_str(), spec.scope.as_str()),
+        ("edgevip.io", "Cluster")
+    );
+    assert_eq!(
+        (
+            spec.names.kind.as_str(),
+            spec.names.plural.as_str(),
+            spec.names.singular.as_deref()
+        ),
+        ("BGPPeer", "bgppeers", Some("bgppeer"))
+    );
+    assert_eq!(spec.names.short_names, Some(vec!["evbgp".to_string()]));
+    let [version] = spec.versions.as_slice() else {
+        panic!("one version: {:?}", spec.versions);
+    };
+    assert_eq!(version.name, "v1alpha1");
+    assert!(version.served && version.storage);
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .is_some_and(|s| s.status.is_some()),
+        "status subresource"
+    );
+    let columns: Vec<_> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| (c.name.as_str(), c.json_path.as_str()))
+        .collect();
+    for want in [
+        ("Peer", ".spec.peerAddress"),
+        ("ASN", ".spec.peerASN"),
+        ("Age", ".metadata.creationTimestamp"),
+    ] {
+        assert!(
+            columns.contains(&want),
+            "printer column {want:?}: {columns:?}"
+        );
+    }
+    let schema = crd_schema(crd);
+    let mut problems = Vec::new();
+    untyped_or_undescribed(&schema, "<root>", &mut problems);
+    assert_no_problems("deploy/crds/bgppeer.yaml schema", problems);
+    let spec_schema = &schema["properties"]["spec"];
+    assert_eq!(
+        spec_schema["required"],
+        serde_json::json!(["myASN", "peerASN", "peerAddress"])
+    );
+    let props: BTreeSet<&str> = spec_schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        props,
+        BTreeSet::from([
+            "myASN",
+            "peerASN",
+            "peerAddress",
+            "peerPort",
+            "routerID",
+            "holdTime",
+            "keepaliveTime",
+            "passwordSecret",
+            "bfd",
+            "ebgpMultiHop",
+            "nodeSelector"
+        ]),
+        "the contract's fields"
+    );
+    // The contract's defaults.
+    let p = &spec_schema["properties"];
+    assert_eq!(p["peerPort"]["default"], 179);
+    assert_eq!(p["holdTime"]["default"], "90s");
+    assert_eq!(
+        p["passwordSecret"]["properties"]["key"]["default"],
+        "password"
+    );
+    assert_eq!(p["bfd"]["properties"]["interval"]["default"], "300ms");
+    assert_eq!(p["bfd"]["properties"]["multiplier"]["default"], 3);
+
+    // The examples: typed parse (Object::BgpPeer refuses unknown fields) and the schema.
+    let ex = examples();
+    let peers: Vec<&BgpPeer> = ex
+        .iter()
+        .filter_map(|d| match &d.obj {
+            Object::BgpPeer(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert!(!peers.is_empty(), "deploy/examples has a BGPPeer");
+    let secrets: Vec<&Secret> = ex
+        .iter()
+        .filter_map(|d| match &d.obj {
+            Object::Secret(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let net: (u32, u32) = (0xc000_0200, 0xffff_ff00); // 192.0.2.0/24, documentation only
+    let in_doc_net = |a: &str| {
+        a.parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| u32::from(ip) & net.1 == net.0)
+    };
+    for peer in &peers {
+        assert_no_problems("example BGPPeer", violations(&schema, &peer.value));
+        let s = &peer.spec;
+        assert!(
+            in_doc_net(&s.peer_address),
+            "{}: 192.0.2.0/24",
+            s.peer_address
+        );
+        assert!(s.router_id.as_deref().is_none_or(in_doc_net));
+        assert_ne!(s.my_asn, s.peer_asn, "the example is eBGP");
+        assert!(s.peer_port.is_none_or(|p| p == 179));
+        assert!(s.hold_time.is_some() && s.keepalive_time.is_some() && s.ebgp_multi_hop.is_none());
+        assert!(s.node_selector.is_some());
+        let b = s.bfd.as_ref().expect("the example shows BFD");
+        assert!(b.interval.is_some() && b.multiplier.is_some());
+        // Its password Secret is in edgevip's namespace, holding the named key.
+        let ps = s
+            .password_secret
+            .as_ref()
+            .expect("the example shows a password");
+        let key = ps.key.as_deref().unwrap_or("password");
+        let secret = secrets
+            .iter()
+            .find(|x| x.metadata.name.as_deref() == Some(ps.name.as_str()))
+            .unwrap_or_else(|| panic!("no Secret {} in the example", ps.name));
+        assert_eq!(secret.metadata.namespace.as_deref(), Some(NS));
+        let has = secret
+            .string_data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(key))
+            || secret.data.as_ref().is_some_and(|d| d.contains_key(key));
+        assert!(has, "Secret {} lacks key {key}", ps.name);
+    }
+
+    // Bad values the API server must refuse.
+    let good = &peers[0].value;
+    let bad: &[(&[&str], Option<Value>)] = &[
+        (&["spec", "myASN"], Some(0.into())),
+        (&["spec", "myASN"], Some(23456.into())),
+        (&["spec", "peerASN"], Some(23456.into())),
+        (&["spec", "myASN"], Some(4_294_967_296u64.into())),
+        (&["spec", "myASN"], Some("64512".into())),
+        (&["spec", "myASN"], None),
+        (&["spec", "peerASN"], None),
+        (&["spec", "peerAddress"], None),
+        (&["spec", "peerAddress"], Some("tor-a".into())),
+        (&["spec", "peerPort"], Some(0.into())),
+        (&["spec", "peerPort"], Some(65536.into())),
+        (&["spec", "routerID"], Some("2001:db8::1".into())),
+        (&["spec", "holdTime"], Some("2s".into())),
+        (&["spec", "holdTime"], Some("90".into())),
+        (&["spec", "holdTime"], Some("1.5s".into())),
+        (&["spec", "holdTime"], Some("65536s".into())),
+        (&["spec", "keepaliveTime"], Some("30m".into())),
+        (&["spec", "passwordSecret", "name"], None),
+        (
+            &["spec", "passwordSecret", "namespace"],
+            Some("default".into()),
+        ),
+        (&["spec", "bfd", "multiplier"], Some(1.into())),
+        (&["spec", "bfd", "multiplier"], Some(256.into())),
+        (&["spec", "bfd", "interval"], Some("fast".into())),
+        (&["spec", "ebgpMultiHop"], Some(0.into())),
+        (&["spec", "ebgpMultiHop"], Some(256.into())),
+        (
+            &["spec", "nodeSelector", "matchExpressions"],
+            Some(serde_json::json!([{"key": "zone", "operator": "Is"}])),
+        ),
+        (&["spec", "peerAS"], Some(1.into())),
+    ];
+    for (path, edit) in bad {
+        let v = edited(good, path, edit.clone());
+        assert!(
+            !violations(&schema, &v).is_empty(),
+            "the schema accepts {path:?} = {edit:?}"
+        );
+    }
+    // And the contract's edge values pass.
+    let fine: &[(&[&str], Value)] = &[
+        (&["spec", "myASN"], 4_294_967_295u64.into()),
+        (&["spec", "peerAddress"], "2001:db8::1".into()),
+        (&["spec", "holdTime"], "0s".into()),
+        (&["spec", "holdTime"], "3s".into()),
+        (&["spec", "holdTime"], "65535s".into()),
+        (&["spec", "bfd", "interval"], "10ms".into()),
+        (&["spec", "bfd", "interval"], "60s".into()),
+        (&["spec", "ebgpMultiHop"], 255.into()),
+        (&["spec", "routerID"], "192.0.2.11".into()),
+    ];
+    for (path, x) in fine {
+        let v = edited(good, path, Some(x.clone()));
+        assert_no_problems(&format!("{path:?} = {x}"), violations(&schema, &v));
+    }
+}
+
+#[test]
+fn vippool_announce_and_bgp_fields() {
+    let docs = crds();
+    let schema = crd_schema(the_crd(&docs, "vippools.edgevip.io"));
+    let p = &schema["properties"]["spec"]["properties"];
+    assert_eq!(p["announce"]["enum"], serde_json::json!(["arp", "bgp"]));
+    assert_eq!(p["announce"]["default"], "arp");
+    let ex = examples();
+    let bgp_pool = ex
+        .iter()
+        .find_map(|d| match &d.obj {
+            Object::VipPool(v) if v.value["spec"]["announce"] == "bgp" => Some(v.value.clone()),
+            _ => None,
+        })
+        .expect("an example VIPPool with announce: bgp");
+    assert_no_problems("the announce: bgp VIPPool", violations(&schema, &bgp_pool));
+    for pool in ex.iter().filter(|d| matches!(d.obj, Object::VipPool(_))) {
+        assert_no_problems(&pool.origin, violations(&schema, &pool.obj.to_value()));
+    }
+    // The contract's three community forms and the LOCAL_PREF bounds.
+    for c in ["64512:100", "no-export", "64512:1:2", "4200000000:1:2"] {
+        let v = edited(
+            &bgp_pool,
+            &["spec", "bgp", "communities"],
+            Some(serde_json::json!([c])),
+        );
+        assert_no_problems(c, violations(&schema, &v));
+    }
+    let bad: &[(&[&str], Value)] = &[
+        (&["spec", "announce"], "ospf".into()),
+        (&["spec", "announce"], "BGP".into()),
+        (
+            &["spec", "bgp", "communities"],
+            serde_json::json!(["64512"]),
+        ),
+        (
+            &["spec", "bgp", "communities"],
+            serde_json::json!(["no export"]),
+        ),
+        (&["spec", "bgp", "communities"], serde_json::json!(["a:b"])),
+        (&["spec", "bgp", "communities"], "64512:100".into()),
+        (&["spec", "bgp", "localPref"], (-1).into()),
+        (&["spec", "bgp", "localPref"], 4_294_967_296u64.into()),
+        (&["spec", "bgp", "med"], 1.into()),
+    ];
+    for (path, x) in bad {
+        let v = edited(&bgp_pool, path, Some(x.clone()));
+        assert!(
+            !violations(&schema, &v).is_empty(),
+            "the schema accepts {path:?} = {x}"
+        );
+    }
+    // The typed parse refuses a misspelt field too.
+    let bad = "apiVersion: edgevip.io/v1alpha1\nkind: BGPPeer\nmetadata:\n  name: p\nspec:\n  myAsn: 1\n  peerASN: 2\n  peerAddress: 192.0.2.1\n";
+    assert!(parse_stream(bad, "bad").is_err(), "misspelt BGPPeer field");
+}
+
+const FRR_CAPS: &[&str] = &["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SYS_ADMIN"];
+
+/// The BGP variant's invariants (kustomize Component or chart with bgp.enabled): an FRR
+/// sidecar from the same image running frr-start, both volumes shared, edgevip's --frr-*
+/// args, the sidecar's capabilities, and the contract's RBAC.
+fn check_bgp_variant(docs: &[Doc]) -> Vec<String> {
+    let mut p = Vec::new();
+    let ds = the_daemonset(docs);
+    let pod = ds.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    if names != ["edgevip", "frr"] {
+        p.push(format!("containers {names:?}, want [edgevip, frr]"));
+        return p;
+    }
+    let (ev, frr) = (&pod.containers[0], &pod.containers[1]);
+    if ev.image != frr.image {
+        p.push(format!("images differ: {:?} vs {:?}", ev.image, frr.image));
+    }
+    if !ev.image.as_deref().is_some_and(|i| i.ends_with("-bgp")) {
+        p.push(format!(
+            "image {:?}: want the -bgp tag (docker build --target bgp)",
+            ev.image
+        ));
+    }
+    if frr.command.as_deref() != Some(&["/usr/local/bin/frr-start".to_string()][..]) {
+        p.push(format!(
+            "frr command {:?}, want [/usr/local/bin/frr-start]",
+            frr.command
+        ));
+    }
+    if frr.args.is_some() {
+        p.push("frr container has args".into());
+    }
+    let mounts = |c: &Container| -> BTreeMap<String, String> {
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| (m.mount_path.clone(), m.name.clone()))
+            .collect()
+    };
+    let (em, fm) = (mounts(ev), mounts(frr));
+    for dir in ["/etc/frr", "/var/run/frr"] {
+        match (em.get(dir), fm.get(dir)) {
+            (Some(a), Some(b)) if a == b => {
+                let vol = pod.volumes.iter().flatten().find(|v| &v.name == a);
+                if vol.is_none_or(|v| v.empty_dir.is_none()) {
+                    p.push(format!("volume {a} ({dir}) is not an emptyDir of the pod"));
+                }
+            }
+            other => p.push(format!("{dir} not shared by one volume: {other:?}")),
+        }
+    }
+    let args = ev.args.clone().unwrap_or_default();
+    for pair in [
+        ["--frr-config", "/etc/frr/frr.conf"],
+        ["--frr-vty-socket", "/var/run/frr"],
+    ] {
+        if !args.windows(2).any(|w| w == pair) {
+            p.push(format!("edgevip args lack {pair:?}"));
+        }
+    }
+    let sc = frr.security_context.clone().unwrap_or_default();
+    let caps = sc.capabilities.unwrap_or_default();
+    if caps.drop != Some(vec!["ALL".into()]) {
+        p.push("frr: capabilities must drop ALL".into());
+    }
+    let add: BTreeSet<String> = caps.add.unwrap_or_default().into_iter().collect();
+    let want: BTreeSet<String> = FRR_CAPS.iter().map(|c| c.to_string()).collect();
+    if add != want {
+        p.push(format!("frr capabilities {add:?}, want {want:?}"));
+    }
+    if sc.privileged == Some(true) || sc.allow_privilege_escalation != Some(false) {
+        p.push("frr: not privileged, no privilege escalation".into());
+    }
+    if sc.read_only_root_filesystem != Some(true) {
+        p.push("frr: read-only root filesystem".into());
+    }
+    // The contract's RBAC, granted to edgevip's ServiceAccount.
+    let (cluster, ns) = bgp_grants(docs);
+    if !cluster.contains("get,list,watch") {
+        p.push(format!(
+            "bgppeers cluster-wide: {cluster:?}, want get,list,watch"
+        ));
+    }
+    if !ns.contains("get,list,watch") {
+        p.push(format!("secrets in {NS}: {ns:?}, want get,list,watch"));
+    }
+    p
+}
+
+/// Verbs (joined, sorted) on edgevip.io bgppeers in ClusterRoles, and on "" secrets in
+/// Roles of edgevip's namespace; secrets in a ClusterRole are a violation (reported as
+/// "CLUSTER-WIDE secrets").
+fn bgp_grants(docs: &[Doc]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut cluster = BTreeSet::new();
+    let mut ns = BTreeSet::new();
+    for (doc, is_cluster, _, rules) in roles(docs) {
+        for r in &rules {
+            let groups = r.api_groups.clone().unwrap_or_default();
+            let res = r.resources.clone().unwrap_or_default();
+            let mut verbs = r.verbs.clone();
+            verbs.sort();
+            let verbs = verbs.join(",");
+            if groups.iter().any(|g| g == "edgevip.io") && res.iter().any(|x| x == "bgppeers") {
+                cluster.insert(if is_cluster {
+                    verbs.clone()
+                } else {
+                    format!("namespaced {verbs}")
+                });
+            }
+            if groups.iter().any(|g| g.is_empty()) && res.iter().any(|x| x == "secrets") {
+                if is_cluster {
+                    ns.insert("CLUSTER-WIDE secrets".to_string());
+                } else if doc.obj.metadata().and_then(|m| m.namespace.as_deref()) == Some(NS) {
+                    ns.insert(verbs);
+                } else {
+                    ns.insert("another namespace".to_string());
+                }
+            }
+        }
+    }
+    (cluster, ns)
+}
+
+/// deploy/ plus the Component deploy/optional/bgp/, through an overlay outside deploy/.
+fn bgp_overlay() -> Result<Vec<Doc>, String> {
+    let overlay = TempDir::new("bgp-overlay");
+    std::fs::write(
+        overlay.0.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             resources:\n  - {}\ncomponents:\n  - {}\n",
+            relative_to_root(&overlay.0, &deploy_dir()),
+            relative_to_root(&overlay.0, &deploy_dir().join("optional/bgp")),
+        ),
+    )
+    .unwrap();
+    kustomize(&overlay.0)
+}
+
+#[test]
+fn bgp_variant_has_the_sidecar_and_its_rbac_and_the_default_does_not() {
+    // Without BGP: no bgppeers or secrets access, no sidecar.
+    let base = plain();
+    let (c, n) = bgp_grants(&base);
+    assert!(c.is_empty() && n.is_empty(), "deploy/ grants {c:?} {n:?}");
+    assert_eq!(
+        edgevip_container(the_daemonset(&base)).name,
+        "edgevip",
+        "one container"
+    );
+    let (c, n) = bgp_grants(&optional());
+    assert!(
+        c.is_empty() && n.is_empty(),
+        "deploy/optional/*.yaml grants {c:?} {n:?}"
+    );
+    // The Component's own files parse as their API types (its patch is a partial
+    // DaemonSet, so only the RBAC).
+    let rbac = parse_stream(
+        &read(&deploy_dir().join("optional/bgp/rbac.yaml")),
+        "deploy/optional/bgp/rbac.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut problems = Vec::new();
+    for (doc, cluster, _, rules) in roles(&rbac) {
+        let t = rule_table(&rules);
+        let want = if cluster {
+            table(&[("edgevip.io", "bgppeers", &["get", "list", "watch"])])
+        } else {
+            table(&[("", "secrets", &["get", "list", "watch"])])
+        };
+        if t != want {
+            problems.push(format!("{}: {t:?}, want {want:?}", doc.origin));
+        }
+    }
+    assert_no_problems("deploy/optional/bgp/rbac.yaml", problems);
+    assert_no_problems("bindings", check_bindings(&rbac, SA, NS));
+
+    if !tool("kubectl") {
+        skip(
+            "bgp_variant_has_the_sidecar_and_its_rbac_and_the_default_does_not",
+            "no kubectl: the Component is not rendered",
+        );
+    } else {
+        let docs = bgp_overlay().unwrap_or_else(|e| panic!("kustomize deploy + optional/bgp: {e}"));
+        assert_no_problems("kustomize deploy/ + optional/bgp", check_bgp_variant(&docs));
+        // The rest of the DaemonSet is the default one's.
+        let ds = the_daemonset(&docs);
+        let mut problems = check_daemonset(ds, &format!("{NS}/{CONFIGMAP}"), SA);
+        problems.retain(|p| !p.contains("frr") && !p.contains("container"));
+        assert_no_problems("BGP DaemonSet", problems);
+        // And the same objects as the chart with bgp.enabled=true, besides the args' order.
+        if tool("helm") {
+            let helm = helm_template_with_crds(&["bgp.enabled=true"]);
+            assert_no_problems("helm bgp.enabled=true", check_bgp_variant(&helm));
+            let a: BTreeSet<_> = keys(&docs);
+            let b: BTreeSet<_> = keys(&helm);
+            assert_eq!(
+                a.iter().filter(|k| k.0 != "Namespace").collect::<Vec<_>>(),
+                b.iter().filter(|k| k.0 != "Namespace").collect::<Vec<_>>(),
+                "kustomize with optional/bgp vs helm bgp.enabled=true: objects"
+            );
+        }
+    }
+    if tool("helm") {
+        let helm = helm_template(&[]);
+        let (c, n) = bgp_grants(&helm);
+        assert!(
+            c.is_empty() && n.is_empty(),
+            "default chart grants {c:?} {n:?}"
+        );
+        assert_eq!(
+            the_daemonset(&helm)
+                .spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers
+                .len(),
+            1
+        );
+        let custom = helm_template(&[
+            "bgp.enabled=true",
+            "bgp.image.repository=registry.example/ev",
+            "bgp.image.tag=9-bgp",
+        ]);
+        let pod = the_daemonset(&custom)
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        for c in &pod.containers {
+            assert_eq!(
+                c.image.as_deref(),
+                Some("registry.example/ev:9-bgp"),
+                "{}",
+                c.name
+            );
+        }
+        assert!(
+            try_helm_template(&["bgp.enabled=yes"]).is_err(),
+            "schema: bgp.enabled bool"
+        );
+        assert!(
+            try_helm_template(&["bgp.frr=1"]).is_err(),
+            "schema: unknown bgp key"
+        );
+    }
+}
+
+#[test]
+fn bgp_check_catches_mistakes() {
+    if !tool("kubectl") {
+        skip("bgp_check_catches_mistakes", "no kubectl");
+        return;
+    }
+    let docs = bgp_overlay().unwrap();
+    assert!(check_bgp_variant(&docs).is_empty());
+    let mutate = |f: &dyn Fn(&mut k8s_openapi::api::core::v1::PodSpec)| -> Vec<String> {
+        let mut docs = docs.clone();
+        for d in &mut docs {
+            if let Object::DaemonSet(ds) = &mut d.obj {
+                f(ds.spec.as_mut().unwrap().template.spec.as_mut().unwrap());
+            }
+        }
+        check_bgp_variant(&docs)
+    };
+    assert!(
+        !mutate(&|p| p.containers[1].image = Some("other:1".into())).is_empty(),
+        "image"
+    );
+    assert!(
+        !mutate(&|p| p.containers[1].command = None).is_empty(),
+        "command"
+    );
+    assert!(
+        !mutate(&|p| {
+            p.containers[0].volume_mounts = None;
+        })
+        .is_empty(),
+        "mounts"
+    );
+    assert!(
+        !mutate(&|p| {
+            p.containers[0].args.as_mut().unwrap().retain(|a| {
+                !a.starts_with("--frr") && !a.starts_with("/etc/frr") && a != "/var/run/frr"
+            });
+        })
+        .is_empty(),
+        "args"
+    );
+    assert!(
+        !mutate(&|p| {
+            let sc = p.containers[1].security_context.as_mut().unwrap();
+            sc.capabilities
+                .as_mut()
+                .unwrap()
+                .add
+                .as_mut()
+                .unwrap()
+                .push("SYS_PTRACE".into());
+        })
+        .is_empty(),
+        "caps"
+    );
+    let no_rbac: Vec<Doc> = docs
+        .iter()
+        .filter(|d| !matches!(&d.obj, Object::Role(r) if r.metadata.name.as_deref() == Some("edgevip-bgp")))
+        .cloned()
+        .collect();
+    assert!(!check_bgp_variant(&no_rbac).is_empty(), "secrets Role");
+}
+
+/// packaging/frr/frr-start, run for real: in a network namespace, with the sidecar's
+/// capabilities only (setpriv's bounding set) and root in frrvty (as the image's usermod,
+/// through a private mount of /etc/group), it starts zebra, bgpd and bfdd that vtysh
+/// reaches and configures, stays in the foreground, loads an existing frr.conf, and exits
+/// non-zero when a daemon dies.
+#[test]
+fn frr_start_runs_bgpd_and_bfdd_in_the_foreground() {
+    const T: &str = "frr_start_runs_bgpd_and_bfdd_in_the_foreground";
+    let need = [
+        "/usr/lib/frr/zebra",
+        "/usr/lib/frr/bgpd",
+        "/usr/lib/frr/bfdd",
+        "/usr/bin/vtysh",
+    ];
+    if !nix::unistd::geteuid().is_root()
+        || need.iter().any(|p| !Path::new(p).exists())
+        || !tool("setpriv")
+        || !tool("unshare")
+    {
+        skip(T, "needs root, FRR, setpriv and unshare");
+        return;
+    }
+    let dir = TempDir::new("frr-start");
+    let d = &dir.0;
+    let ns = format!("evfrr{}", std::process::id());
+    let ip = |args: &[&str]| Command::new("ip").args(args).status().unwrap().success();
+    assert!(ip(&["netns", "add", &ns]));
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _ns = Ns(ns.clone());
+    assert!(ip(&["-n", &ns, "link", "set", "lo", "up"]));
+    let group: String = read(Path::new("/etc/group"))
+        .lines()
+        .map(|l| {
+            if l.starts_with("frrvty:") {
+                if l.ends_with(':') {
+                    format!("{l}root")
+                } else {
+                    format!("{l},root")
+                }
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(d.join("group"), group + "\n").unwrap();
+    std::fs::create_dir_all(d.join("etc")).unwrap();
+    // A config from an earlier run of the sidecar: loaded at start.
+    std::fs::write(
+        d.join("etc/frr.conf"),
+        "router bgp 64512\n bgp router-id 192.0.2.11\n",
+    )
+    .unwrap();
+    let script = repo_root().join("packaging/frr/frr-start");
+    let caps = format!(
+        "-all,{}",
+        FRR_CAPS
+            .iter()
+            .map(|c| format!("+{}", c.to_lowercase()))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let inner = format!(
+        "mount --bind '{g}' /etc/group && exec ip netns exec {ns} setpriv --bounding-set {caps} '{script}'",
+        g = d.join("group").display(),
+        script = script.display()
+    );
+    let mut child = Command::new("unshare")
+        .args(["-m", "sh", "-c", &inner])
+        .env("FRR_CONF_DIR", d.join("etc"))
+        .env("FRR_RUN_DIR", d.join("run"))
+        .env("FRR_LOG", format!("file:{}", d.join("frr.log").display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let vtysh = |cmds: &[&str]| {
+        let mut c = Command::new("vtysh");
+        c.arg("--vty_socket")
+            .arg(d.join("run"))
+            .arg("--config_dir")
+            .arg(d.join("etc"));
+        for x in cmds {
+            c.args(["-c", x]);
+        }
+        c.output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let start = Instant::now();
+    let mut daemons = String::new();
+    while start.elapsed() < Duration::from_secs(15) {
+        daemons = vtysh(&["show daemons"]);
+        if ["zebra", "bgpd", "bfdd"]
+            .iter()
+            .all(|x| daemons.contains(x))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = || {
+        format!(
+            "stderr: {}\nlog: {}",
+            read(&d.join("stderr")),
+            std::fs::read_to_string(d.join("frr.log")).unwrap_or_default()
+        )
+    };
+    assert!(
+        ["zebra", "bgpd", "bfdd"]
+            .iter()
+            .all(|x| daemons.contains(x)),
+        "vtysh show daemons: {daemons:?}\n{}",
+        log()
+    );
+    // The earlier frr.conf was loaded (vtysh -b).
+    let start = Instant::now();
+    while !vtysh(&["show running-config"]).contains("192.0.2.11")
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        vtysh(&["show running-config"]).contains("bgp router-id 192.0.2.11"),
+        "frr.conf not loaded\n{}",
+        log()
+    );
+    // What edgevip's config needs: a neighbour with a TCP MD5 password and BFD.
+    vtysh(&[
+        "conf t",
+        "router bgp 64512",
+        "neighbor 192.0.2.1 remote-as 64501",
+        "neighbor 192.0.2.1 password s3cret",
+        "neighbor 192.0.2.1 bfd",
+        "end",
+    ]);
+    assert!(
+        vtysh(&["show bgp summary"]).contains("192.0.2.1"),
+        "{}",
+        log()
+    );
+    assert!(
+        vtysh(&["show bfd peers"]).contains("peer 192.0.2.1"),
+        "{}",
+        log()
+    );
+    let daemons_file = read(&d.join("etc/daemons"));
+    for line in ["zebra=yes", "bgpd=yes", "bfdd=yes"] {
+        assert!(
+            daemons_file.lines().any(|l| l == line),
+            "daemons file lacks {line}"
+        );
+    }
+    // Foreground: still running; a dead bgpd ends it with a failure.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "frr-start exited early\n{}",
+        log()
+    );
+    let pid: i32 = read(&d.join("run/bgpd.pid")).trim().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "frr-start did not exit after bgpd died"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success(), "frr-start exited 0 after bgpd died");
+    // The other daemons are gone with it.
+    for daemon in ["zebra", "bfdd"] {
+        let pid: i32 = read(&d.join(format!("run/{daemon}.pid")))
+            .trim()
+            .parse()
+            .unwrap();
+        let start = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists()
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "{daemon} outlived frr-start"
+        );
+    }
 }
