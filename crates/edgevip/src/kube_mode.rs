@@ -103,13 +103,15 @@ pub async fn run(args: KubeArgs) -> ExitCode {
         status: handle.status,
         transitions: shared.transitions.subscribe(),
     };
+    let speaker = Speaker::start(
+        shared.netlink.clone(),
+        shared.metrics.clone(),
+        shared.board.clone(),
+    );
+    tell_sessions(speaker.subscribe(), events.clone(), node_name.clone());
     let daemon = Daemon {
         engine: Engine::new(shared.clone()),
-        speaker: Speaker::start(
-            shared.netlink.clone(),
-            shared.metrics.clone(),
-            shared.board.clone(),
-        ),
+        speaker,
         forwarder: Forwarder::new(shared.metrics.proxy.clone(), proxy_limits),
         shared,
         ready,
@@ -343,6 +345,39 @@ impl Forwarder {
             Err(e) => tracing::warn!(error = %e, "NAT table not removed"),
         }
     }
+}
+
+/// An Event on this node's Node object for every BGP session that comes up or goes down
+/// (`BGPSessionUp`, `BGPSessionDown`), as FRR reports it.
+fn tell_sessions(
+    mut changes: tokio::sync::broadcast::Receiver<crate::bgp::PeerChange>,
+    events: Events,
+    node: String,
+) {
+    tokio::spawn(async move {
+        loop {
+            let c = match changes.recv().await {
+                Ok(c) => c,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            };
+            let (kind, reason) = if c.is_up() {
+                (Kind::Normal, "BGPSessionUp")
+            } else if c.is_down() {
+                (Kind::Warning, "BGPSessionDown")
+            } else {
+                continue;
+            };
+            let bfd = c.bfd_to.as_deref().unwrap_or("off");
+            let from = c.from.as_deref().unwrap_or("unknown");
+            events.on_node(
+                &node,
+                kind,
+                reason,
+                format!("BGP peer {}: {from} -> {} (BFD {bfd})", c.peer, c.to),
+            );
+        }
+    });
 }
 
 /// An Event on this node's Node object for every change into or out of master.

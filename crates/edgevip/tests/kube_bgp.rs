@@ -21,6 +21,7 @@ const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 20);
 const VIP2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 21);
 const BFD: Duration = Duration::from_millis(100);
 const CRD: &str = include_str!("../../../deploy/crds/bgppeer.yaml");
+const BGP_RBAC: &str = include_str!("../../../deploy/optional/bgp/rbac.yaml");
 const NS: &str = "edgevip";
 const HEALTH: &str = "127.0.0.1:10254";
 
@@ -100,6 +101,10 @@ impl Rig {
             .unwrap();
         let api_addr = SocketAddr::new(IpAddr::V4(lab.client_addr), 6443);
         let api = FakeApi::new();
+        // The policy of a BGP install: the base manifests and deploy/optional/bgp's.
+        let mut files: Vec<(&str, &str)> = edgevip_fakeapi::SHIPPED_MANIFESTS.to_vec();
+        files.push(("deploy/optional/bgp/rbac.yaml", BGP_RBAC));
+        api.set_rbac(edgevip_fakeapi::Rbac::from_manifests(&files).unwrap());
         let server = {
             let listener = bind(&lab.client_ns, api_addr);
             let _g = rt.enter();
@@ -120,14 +125,16 @@ impl Rig {
                     "labels": {"edgenode": "true", "rack": format!("r{i}")}},
                 "status": {"addresses": [{"type": "InternalIP", "address": e.addr.to_string()}],
                     "conditions": [{"type": "Ready", "status": "True"}]}}));
-            api.apply(json!({"apiVersion": "edgevip.io/v1alpha1", "kind": "BGPPeer",
+            api.apply(
+                json!({"apiVersion": "edgevip.io/v1alpha1", "kind": "BGPPeer",
                 "metadata": {"name": format!("tor-r{i}")},
                 "spec": {"myASN": EDGE_ASN, "peerASN": ROUTER_ASN,
                     "peerAddress": e.router_addr.to_string(),
                     "holdTime": "9s", "keepaliveTime": "3s",
                     "passwordSecret": {"name": "tor-password"},
                     "bfd": {"interval": format!("{}ms", BFD.as_millis())},
-                    "nodeSelector": {"matchLabels": {"rack": format!("r{i}")}}}}));
+                    "nodeSelector": {"matchLabels": {"rack": format!("r{i}")}}}}),
+            );
         }
         api.apply(json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "tor-password", "namespace": NS},
@@ -157,7 +164,8 @@ impl Rig {
             "instances:\n  - name: web\n    announce: bgp\n    vips: [{}]\n",
             list.join(", ")
         );
-        self.api.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        self.api
+            .apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "vips", "namespace": NS},
             "data": {"edgevip.yaml": doc}}));
     }
@@ -248,7 +256,11 @@ fn status(lab: &BgpLab, i: usize) -> Value {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect("127.0.0.1:9180").ok()?;
         s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        write!(s, "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        write!(
+            s,
+            "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
         let mut out = String::new();
         s.read_to_string(&mut out).ok()?;
         out.split_once("\r\n\r\n")
@@ -268,7 +280,9 @@ fn bgppeers_and_the_configmap_drive_announcements_that_survive_an_api_outage() {
         rig.start(i);
     }
     let all = rig.all();
-    let took = wait_for(Duration::from_secs(30), || rig.lab.router_next_hops(VIP) == all);
+    let took = wait_for(Duration::from_secs(30), || {
+        rig.lab.router_next_hops(VIP) == all
+    });
     assert!(
         took.is_some(),
         "router next hops {:?}\n{}",
@@ -283,15 +297,37 @@ fn bgppeers_and_the_configmap_drive_announcements_that_survive_an_api_outage() {
     let st = status(&rig.lab, 1);
     assert_eq!(
         st.pointer("/kubernetes/bgp_peers"),
-        Some(&json!([format!("{} AS {ROUTER_ASN}", rig.lab.edges[1].router_addr)])),
+        Some(&json!([format!(
+            "{} AS {ROUTER_ASN}",
+            rig.lab.edges[1].router_addr
+        )])),
         "{st:#}"
     );
 
+    // The sessions coming up are Events on each Node (FRR's state read back).
+    let up = wait_for(Duration::from_secs(10), || {
+        let evs = rig.api.list("events.k8s.io/v1", "Event");
+        (0..3).all(|i| {
+            evs.iter().any(|e| {
+                e["reason"] == "BGPSessionUp" && e["regarding"]["name"] == node_name(i).as_str()
+            })
+        })
+    });
+    assert!(
+        up.is_some(),
+        "no BGPSessionUp Events: {:#?}",
+        rig.api.list("events.k8s.io/v1", "Event")
+    );
+
     // A ConfigMap edit: a second VIP, announced without resetting any session.
-    let before: Vec<_> = (0..3).map(|i| rig.session(i).expect("established")).collect();
+    let before: Vec<_> = (0..3)
+        .map(|i| rig.session(i).expect("established"))
+        .collect();
     rig.set_vips(&[VIP, VIP2]);
     let t0 = Instant::now();
-    let took = wait_for(Duration::from_secs(10), || rig.lab.router_next_hops(VIP2) == all);
+    let took = wait_for(Duration::from_secs(10), || {
+        rig.lab.router_next_hops(VIP2) == all
+    });
     assert!(took.is_some(), "VIP2 not at the router\n{}", rig.logs());
     eprintln!(
         "kube_bgp: ConfigMap edit -> new VIP at the router over 3 next hops in {:?}",
@@ -300,7 +336,10 @@ fn bgppeers_and_the_configmap_drive_announcements_that_survive_an_api_outage() {
     for (i, (uptime, count)) in before.iter().enumerate() {
         let (now_up, now_count) = rig.session(i).expect("still established");
         assert_eq!(now_count, *count, "edge{i}'s session was re-established");
-        assert!(now_up >= *uptime, "edge{i}'s uptime restarted: {uptime:?} -> {now_up:?}");
+        assert!(
+            now_up >= *uptime,
+            "edge{i}'s uptime restarted: {uptime:?} -> {now_up:?}"
+        );
     }
 
     // Edge 1's ingress fails: only its routes go (the ingress check, as with VRRP).
@@ -313,10 +352,15 @@ fn bgppeers_and_the_configmap_drive_announcements_that_survive_an_api_outage() {
         rig.lab.router_next_hops(VIP) == two && rig.lab.router_next_hops(VIP2) == two
     });
     assert!(gone.is_some(), "edge1 not withdrawn\n{}", rig.logs());
-    eprintln!("kube_bgp: ingress down -> routes withdrawn in {:?}", t0.elapsed());
+    eprintln!(
+        "kube_bgp: ingress down -> routes withdrawn in {:?}",
+        t0.elapsed()
+    );
     let h = rig.start_ingress(1);
     rig.ingresses[1] = Some(h);
-    let back = wait_for(Duration::from_secs(10), || rig.lab.router_next_hops(VIP) == all);
+    let back = wait_for(Duration::from_secs(10), || {
+        rig.lab.router_next_hops(VIP) == all
+    });
     assert!(back.is_some(), "edge1 not back\n{}", rig.logs());
 
     // The API server goes away: nothing is withdrawn.
@@ -325,7 +369,12 @@ fn bgppeers_and_the_configmap_drive_announcements_that_survive_an_api_outage() {
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        assert_eq!(rig.lab.router_next_hops(VIP), all, "a route went with the API server\n{}", rig.logs());
+        assert_eq!(
+            rig.lab.router_next_hops(VIP),
+            all,
+            "a route went with the API server\n{}",
+            rig.logs()
+        );
         assert_eq!(rig.lab.router_next_hops(VIP2), all);
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -216,6 +216,16 @@ pub fn from_object(obj: &Value) -> Result<PoolDef, Vec<Reject>> {
         }
     };
     let scope = scope(&spec["serviceAllocation"], &mut p);
+    match &spec["announce"] {
+        Value::Null => {}
+        Value::String(a) if a == "arp" => {}
+        // Refused rather than served over VRRP: the operator asked for routes.
+        Value::String(a) if a == "bgp" => p.add(
+            "spec.announce",
+            "\"bgp\": LoadBalancer VIPs over BGP are not served yet; use a ConfigMap entry with announce: bgp",
+        ),
+        v => p.add("spec.announce", format!("{} is not arp or bgp", shown(v))),
+    }
     if p.list.is_empty() {
         Ok(PoolDef {
             name: name.to_string(),

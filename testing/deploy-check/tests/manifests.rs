@@ -84,16 +84,14 @@ const KNOWN_FLAGS: &[&str] = &[
     "--allow-configmap-peers",
     "--allow-configmap-remote-checks",
     "--allow-configmap-files",
+    "--bgp",
     "--frr-config",
     "--frr-vty-socket",
 ];
-/// Flags of the BGPPeer contract (/work/shared-notes/bgppeer-schema.md) that the BGP
-/// variant passes and the daemon may not have yet: `known_flags_are_the_binarys` notes
-/// them instead of failing while they are missing.
-const CONTRACT_FLAGS: &[&str] = &["--frr-config", "--frr-vty-socket"];
 /// Flags that take no value.
 const SWITCHES: &[&str] = &[
     "--kubernetes",
+    "--bgp",
     "--load-balancers",
     "--default-load-balancer-class",
     "--allow-configmap-exec",
@@ -4084,10 +4082,6 @@ fn known_flags_are_the_binarys() {
         run.stdout
     );
     for f in KNOWN_FLAGS {
-        if CONTRACT_FLAGS.contains(f) && !help.contains_key(*f) {
-            println!("NOTE: {f} (BGP contract) is not a flag of `edgevip run` yet");
-            continue;
-        }
         let (takes_value, _) = help
             .get(*f)
             .unwrap_or_else(|| panic!("{f} is not a flag of `edgevip run`"));
@@ -5117,7 +5111,8 @@ fn vippool_announce_and_bgp_fields() {
     let schema = crd_schema(the_crd(&docs, "vippools.edgevip.io"));
     let p = &schema["properties"]["spec"]["properties"];
     assert_eq!(p["announce"]["enum"], serde_json::json!(["arp", "bgp"]));
-    assert_eq!(p["announce"]["default"], "arp");
+    // No default: stored pools written before the field stay as they were (absent = arp).
+    assert!(p["announce"].get("default").is_none());
     let ex = examples();
     let bgp_pool = ex
         .iter()
@@ -5228,6 +5223,10 @@ fn check_bgp_variant(docs: &[Doc]) -> Vec<String> {
         if !args.windows(2).any(|w| w == pair) {
             p.push(format!("edgevip args lack {pair:?}"));
         }
+    }
+    // Without it the daemon refuses the --frr-* flags and serves no announce: bgp entry.
+    if !args.iter().any(|a| a == "--bgp") {
+        p.push("edgevip args lack --bgp".into());
     }
     let sc = frr.security_context.clone().unwrap_or_default();
     let caps = sc.capabilities.unwrap_or_default();

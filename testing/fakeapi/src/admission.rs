@@ -25,7 +25,32 @@ pub fn admit(obj: &mut Value, old: Option<&Value>, custom: Option<&Value>) -> Re
     if obj["apiVersion"] == "v1" && obj["kind"] == "Node" {
         mark_unready_without_status(obj);
     }
+    if obj["apiVersion"] == "v1" && obj["kind"] == "Secret" {
+        merge_string_data(obj);
+    }
     Ok(())
+}
+
+/// A Secret's `stringData` is write-only: the API server merges it into `data` (base64,
+/// winning over a `data` key of the same name) and never stores or returns it.
+fn merge_string_data(secret: &mut Value) {
+    let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    let data = secret
+        .as_object_mut()
+        .expect("an object")
+        .entry("data")
+        .or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    for (k, v) in strings {
+        let bytes = v.as_str().unwrap_or_default().as_bytes().to_vec();
+        let encoded = serde_json::to_value(k8s_openapi::ByteString(bytes)).unwrap_or_default();
+        data[k.as_str()] = encoded;
+    }
 }
 
 fn mark_unready_without_status(node: &mut Value) {
@@ -61,5 +86,15 @@ mod tests {
         let before = ready.clone();
         admit(&mut ready, None, None).expect("valid");
         assert_eq!(ready, before);
+    }
+
+    #[test]
+    fn secret_string_data_is_merged_into_data() {
+        let mut s = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "ns"},
+            "data": {"a": "eA==", "b": "eA=="}, "stringData": {"b": "pw", "c": "hi"}});
+        admit(&mut s, None, None).expect("valid");
+        assert_eq!(s["data"], json!({"a": "eA==", "b": "cHc=", "c": "aGk="}));
+        assert!(s.get("stringData").is_none());
     }
 }

@@ -56,7 +56,7 @@ pub use api::{FakeApi, Fault, Request};
 pub use client::{
     ADMIN_TOKEN, EDGEVIP_TOKEN, ca_pem, kube_config, kube_config_as, kubeconfig_yaml,
 };
-pub use rbac::{Rbac, User};
+pub use rbac::{Rbac, SHIPPED_MANIFESTS, User};
 pub use resources::{RESOURCES, ResourceInfo};
 pub use server::Server;
 pub use status::ApiError;

@@ -418,3 +418,23 @@ fn ready_keeps_its_transition_time_until_its_status_changes() {
     assert_eq!(PoolStatus::observed(&third), bad);
     assert_eq!(PoolStatus::observed(&Value::Null), PoolStatus::default());
 }
+
+/// `announce: bgp` pools are refused whole (never quietly served over VRRP); `arp` is the
+/// default and reads as before.
+#[test]
+fn an_announce_bgp_pool_is_refused_not_served_over_vrrp() {
+    let arp = vippool(
+        "a",
+        json!({"addresses": ["192.0.2.0/30"], "announce": "arp"}),
+    );
+    assert!(from_object(&arp).is_ok());
+    let bgp = vippool(
+        "b",
+        json!({"addresses": ["192.0.2.0/30"], "announce": "bgp"}),
+    );
+    let p = problems(&bgp);
+    assert_eq!(p[0].0, "spec.announce", "{p:?}");
+    assert!(p[0].1.contains("not served yet"), "{p:?}");
+    let bad = vippool("c", json!({"addresses": ["192.0.2.0/30"], "announce": 7}));
+    assert_eq!(problems(&bad)[0].1, "7 is not arp or bgp");
+}
