@@ -59,21 +59,27 @@ impl Events {
 
     /// On a VIPPool (cluster-scoped); `uid` when known, else looked up.
     pub fn on_pool(&self, name: &str, uid: Option<String>, kind: Kind, reason: &str, note: String) {
-        let r = ObjectReference {
-            api_version: Some(crate::pools::API_VERSION.into()),
-            kind: Some(crate::pools::KIND.into()),
-            name: Some(name.into()),
-            uid,
-            ..Default::default()
-        };
-        self.publish(r, kind, reason, note);
+        self.on_custom(crate::pools::KIND, name, uid, kind, reason, note);
     }
 
     /// On a BGPPeer (cluster-scoped).
     pub fn on_peer(&self, name: &str, uid: Option<String>, kind: Kind, reason: &str, note: String) {
+        self.on_custom(crate::bgp_peers::KIND, name, uid, kind, reason, note);
+    }
+
+    /// On one of edgevip's cluster-scoped custom objects (`edgevip.io/v1alpha1`).
+    fn on_custom(
+        &self,
+        object_kind: &str,
+        name: &str,
+        uid: Option<String>,
+        kind: Kind,
+        reason: &str,
+        note: String,
+    ) {
         let r = ObjectReference {
             api_version: Some(crate::pools::API_VERSION.into()),
-            kind: Some(crate::bgp_peers::KIND.into()),
+            kind: Some(object_kind.into()),
             name: Some(name.into()),
             uid,
             ..Default::default()

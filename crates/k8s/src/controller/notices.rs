@@ -60,53 +60,34 @@ impl Told {
     /// cluster) and those this node cannot use (told by this node: `true`), each an
     /// `InvalidBGPPeer` Warning on the BGPPeer.
     pub fn peer_news(&mut self, refused: &[Reject], unusable: &[Reject]) -> Vec<(Notice, bool)> {
-        let mut out = Vec::new();
-        for (list, told, everyone) in [
-            (refused, &mut self.peer_rejects, false),
-            (unusable, &mut self.peer_unusable, true),
-        ] {
-            let now: BTreeSet<Reject> = list.iter().cloned().collect();
-            for r in now.difference(told) {
-                tracing::warn!(object = %r.object, field = %r.field, "InvalidBGPPeer: {}", r.message);
-                if let Some(name) = r.object.strip_prefix("BGPPeer ") {
-                    let notice = Notice {
-                        regarding: Regarding::Peer(name.to_string()),
-                        kind: Kind::Warning,
-                        reason: "InvalidBGPPeer",
-                        note: format!("{}: {}", r.field, r.message),
-                    };
-                    out.push((notice, everyone));
-                }
-            }
-            *told = now;
-        }
-        out
+        let peer = |list, told| warn_new(list, told, "BGPPeer ", "InvalidBGPPeer", Regarding::Peer);
+        let cluster = peer(refused, &mut self.peer_rejects)
+            .into_iter()
+            .map(|n| (n, false));
+        let node = peer(unusable, &mut self.peer_unusable)
+            .into_iter()
+            .map(|n| (n, true));
+        cluster.chain(node).collect()
     }
 
     /// What is new of the pools: refused ones (`InvalidPool`, one Event per problem) and
-    /// overlapping ones (`OverlappingPools`), each on its VIPPool.
+    /// overlapping ones (`OverlappingPools`), each on its VIPPool. The flag's pool has no
+    /// object to tell it on (and is never the later one of an overlapping pair).
     pub fn pool_news(&mut self, refused: &[Reject], overlapping: &[Reject]) -> Vec<Notice> {
-        let mut out = Vec::new();
-        for (list, told, reason) in [
-            (refused, &mut self.pool_rejects, "InvalidPool"),
-            (overlapping, &mut self.pool_warnings, "OverlappingPools"),
-        ] {
-            let now: BTreeSet<Reject> = list.iter().cloned().collect();
-            for r in now.difference(told) {
-                tracing::warn!(object = %r.object, field = %r.field, "{reason}: {}", r.message);
-                // The flag's pool has no object to tell it on (and is never the later one of
-                // an overlapping pair).
-                if let Some(name) = r.object.strip_prefix("VIPPool ") {
-                    out.push(Notice {
-                        regarding: Regarding::Pool(name.to_string()),
-                        kind: Kind::Warning,
-                        reason,
-                        note: format!("{}: {}", r.field, r.message),
-                    });
-                }
-            }
-            *told = now;
-        }
+        let mut out = warn_new(
+            refused,
+            &mut self.pool_rejects,
+            "VIPPool ",
+            "InvalidPool",
+            Regarding::Pool,
+        );
+        out.extend(warn_new(
+            overlapping,
+            &mut self.pool_warnings,
+            "VIPPool ",
+            "OverlappingPools",
+            Regarding::Pool,
+        ));
         out
     }
 
@@ -170,6 +151,32 @@ impl Told {
         self.lb_notes = d.lb.notes.clone();
         out
     }
+}
+
+/// The problems in `list` not in `told` (which becomes `list`): each logged, and a Warning
+/// `reason` on its object when the object is `<prefix><name>`.
+fn warn_new(
+    list: &[Reject],
+    told: &mut BTreeSet<Reject>,
+    prefix: &str,
+    reason: &'static str,
+    regarding: fn(String) -> Regarding,
+) -> Vec<Notice> {
+    let now: BTreeSet<Reject> = list.iter().cloned().collect();
+    let mut out = Vec::new();
+    for r in now.difference(told) {
+        tracing::warn!(object = %r.object, field = %r.field, "{reason}: {}", r.message);
+        if let Some(name) = r.object.strip_prefix(prefix) {
+            out.push(Notice {
+                regarding: regarding(name.to_string()),
+                kind: Kind::Warning,
+                reason,
+                note: format!("{}: {}", r.field, r.message),
+            });
+        }
+    }
+    *told = now;
+    out
 }
 
 #[cfg(test)]

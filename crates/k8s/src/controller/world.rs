@@ -51,13 +51,32 @@ struct PeerObject {
 
 impl PeerObject {
     fn from_object(o: &DynamicObject) -> Option<PeerObject> {
-        let mut v = o.data.clone();
-        v["metadata"] = serde_json::json!({"name": o.metadata.name});
         Some(PeerObject {
             uid: o.metadata.uid.clone(),
-            def: bgp_peers::from_object(&v),
+            def: bgp_peers::from_object(&as_json(o)),
         })
     }
+}
+
+/// A custom object as the readers (`pools::from_object`, `bgp_peers::from_object`) take
+/// it: `data` holds all but the metadata, of which they read the name.
+fn as_json(o: &DynamicObject) -> serde_json::Value {
+    let mut v = o.data.clone();
+    v["metadata"] = serde_json::json!({"name": o.metadata.name});
+    v
+}
+
+/// Every problem of the refused objects among `defs`.
+fn refused<'a, T: 'a>(defs: impl Iterator<Item = &'a Result<T, Vec<Reject>>>) -> Vec<Reject> {
+    defs.filter_map(|d| d.as_ref().err())
+        .flatten()
+        .cloned()
+        .collect()
+}
+
+/// The name in a namespaced cache key (`namespace/name`).
+fn name_of(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
 }
 
 /// A Secret's data (only Secrets of edgevip's namespace are watched, for BGP passwords).
@@ -84,12 +103,9 @@ struct PoolObject {
 
 impl PoolObject {
     fn from_object(o: &DynamicObject) -> Option<PoolObject> {
-        // `from_object` reads the object as JSON: `data` holds all but the metadata.
-        let mut v = o.data.clone();
-        v["metadata"] = serde_json::json!({"name": o.metadata.name});
         Some(PoolObject {
             uid: o.metadata.uid.clone(),
-            def: pools::from_object(&v),
+            def: pools::from_object(&as_json(o)),
             status: o.data.get("status").cloned().unwrap_or_default(),
         })
     }
@@ -266,9 +282,8 @@ impl World {
                     .filter_map(|p| p.def.as_ref().ok()?.password.as_ref())
                     .map(|r| r.name.clone())
                     .collect();
-                self.secrets.apply(e, secret_data, |key, _| {
-                    named.contains(key.rsplit('/').next().unwrap_or(key))
-                })
+                self.secrets
+                    .apply(e, secret_data, |key, _| named.contains(name_of(key)))
             }
             Change::Namespace(e) => self.namespaces.apply(
                 e,
@@ -299,15 +314,8 @@ impl World {
     /// Refused BGPPeers (every problem of each), and those valid ones this node cannot
     /// use (its last rebuild).
     pub fn peer_problems(&self) -> (Vec<Reject>, Vec<Reject>) {
-        let refused = self
-            .peers
-            .items()
-            .values()
-            .filter_map(|p| p.def.as_ref().err())
-            .flatten()
-            .cloned()
-            .collect();
-        (refused, self.bgp_rejects.clone())
+        let all = refused(self.peers.items().values().map(|p| &p.def));
+        (all, self.bgp_rejects.clone())
     }
 
     /// The uid of a cached BGPPeer, for its Events.
@@ -331,7 +339,7 @@ impl World {
             .secrets
             .items()
             .iter()
-            .map(|(k, v)| (k.rsplit('/').next().unwrap_or(k).to_string(), v.clone()))
+            .map(|(k, v)| (name_of(k).to_string(), v.clone()))
             .collect();
         let ipv4 = me.address_of(true).and_then(|a| match a {
             IpAddr::V4(v4) => Some(v4),
@@ -365,15 +373,8 @@ impl World {
 
     /// Refused VIPPools (every problem of each), and pools that share addresses.
     pub fn pool_problems(&self) -> (Vec<Reject>, Vec<Reject>) {
-        let refused = self
-            .pools
-            .items()
-            .values()
-            .filter_map(|p| p.def.as_ref().err())
-            .flatten()
-            .cloned()
-            .collect();
-        (refused, pools::overlaps(&self.pool_defs()))
+        let all = refused(self.pools.items().values().map(|p| &p.def));
+        (all, pools::overlaps(&self.pool_defs()))
     }
 
     /// The uid of a cached VIPPool (Events name it, so `kubectl describe` finds them).
