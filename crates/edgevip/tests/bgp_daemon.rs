@@ -2,95 +2,30 @@
 //! its own FRR; the router (FRR, ECMP, BFD) spreads the VIP over the nodes whose health
 //! check passes. Needs root and Debian's `frr` + `frr-pythontools`; prints SKIP otherwise.
 
+use std::ffi::OsStr;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgevip_lab::bgp::{BgpLab, EDGE_ASN, PASSWORD, ROUTER_ASN, frr_available, wait_for};
 use edgevip_lab::root_or_skip;
 
+mod common;
+use common::NsDaemon;
+
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 const VIP2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 11);
 const BFD: Duration = Duration::from_millis(100);
 
-/// An edgevip process in a node's namespace, killed on drop.
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Daemon {
-    /// Each node records its VIPs on lo next to its config (the nodes share /run).
-    fn start(ns: &str, config: &Path, log: PathBuf) -> Daemon {
-        let out = std::fs::File::create(&log).unwrap();
-        let record = config.parent().unwrap().join("bgp-lo-vips");
-        let child = Command::new("ip")
-            .env("EDGEVIP_BGP_LO_STATE", record)
-            .args([
-                "netns",
-                "exec",
-                ns,
-                env!("CARGO_BIN_EXE_edgevip"),
-                "run",
-                "--config",
-            ])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        Daemon {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL: nothing is cleaned up.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn hup(&self) {
-        if let Some(c) = &self.child {
-            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP);
-        }
-    }
-
-    /// SIGTERM, then the exit code within `bound` (`None`: still running, killed).
-    fn term(&mut self, bound: Duration) -> Option<i32> {
-        let mut c = self.child.take()?;
-        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < bound {
-            if let Ok(Some(s)) = c.try_wait() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        None
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// `edgevip run --config config` in `ns` (its VIP record next to `log`).
+fn start(ns: &str, config: &Path, log: PathBuf) -> NsDaemon {
+    let args = [
+        OsStr::new("run"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ];
+    NsDaemon::start(ns, &args, log)
 }
 
 /// Edge `i`'s edgevip config: its FRR, the router as peer, one BGP instance whose check
@@ -172,7 +107,7 @@ fn daemons_announce_while_healthy_withdraw_on_failure_and_on_sigterm() {
         std::fs::write(flag, "").unwrap();
         let path = lab.edges[i].frr.dir.join("edgevip.yaml");
         std::fs::write(&path, config(&lab, i, flag)).unwrap();
-        daemons.push(Daemon::start(
+        daemons.push(start(
             &lab.edges[i].ns,
             &path,
             lab.edges[i].frr.dir.join("edgevip.log"),
@@ -431,7 +366,7 @@ fn no_arp_for_bgp_vips_and_sigkill_leftovers_removed_at_restart() {
     std::fs::write(&flag, "").unwrap();
     let path = dir.join("edgevip.yaml");
     std::fs::write(&path, config(&lab, 0, &flag)).unwrap();
-    let mut d = Daemon::start(&ns, &path, dir.join("edgevip.log"));
+    let mut d = start(&ns, &path, dir.join("edgevip.log"));
     let ok = wait_for(Duration::from_secs(20), || {
         lo_has(&ns, VIP)
             && Command::new("ip")
@@ -499,7 +434,7 @@ fn no_arp_for_bgp_vips_and_sigkill_leftovers_removed_at_restart() {
     assert!(lo_has(&ns, VIP));
     assert!(ip_ok(&["-n", &ns, "addr", "add", OPERATOR, "dev", "lo"]));
     std::fs::write(&path, config_vips(&lab, 0, &flag, &VIP2.to_string())).unwrap();
-    let d = Daemon::start(&ns, &path, dir.join("edgevip2.log"));
+    let d = start(&ns, &path, dir.join("edgevip2.log"));
     let ok = wait_for(Duration::from_secs(20), || {
         !lo_has(&ns, VIP) && lo_has(&ns, VIP2)
     });
@@ -536,7 +471,7 @@ fn sigkill_of_a_nodes_edgevip_and_frr_leaves_clients_a_gap_within_bfd_detection(
     for i in 0..3 {
         let path = lab.edges[i].frr.dir.join("edgevip.yaml");
         std::fs::write(&path, config_always_up(&lab, i)).unwrap();
-        daemons.push(Daemon::start(
+        daemons.push(start(
             &lab.edges[i].ns,
             &path,
             lab.edges[i].frr.dir.join("edgevip.log"),
@@ -576,10 +511,7 @@ fn sigkill_of_a_nodes_edgevip_and_frr_leaves_clients_a_gap_within_bfd_detection(
     let event = origin.elapsed();
     let t0 = Instant::now();
     lab.freeze(1).unwrap();
-    if let Some(c) = &mut daemons[1].child {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    daemons[1].kill();
     lab.edges[1].frr.kill();
     let killed = t0.elapsed();
     let want = vec![all[0], all[2]];

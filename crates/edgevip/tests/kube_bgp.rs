@@ -7,15 +7,18 @@
 //! the API server going away withdraws nothing. Needs root and Debian's `frr` +
 //! `frr-pythontools`; prints SKIP otherwise.
 
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgevip_fakeapi::{FakeApi, Server};
 use edgevip_lab::bgp::{BgpLab, EDGE_ASN, PASSWORD, ROUTER_ASN, frr_available, wait_for};
 use edgevip_lab::{in_netns, root_or_skip};
 use serde_json::{Value, json};
+
+mod common;
+use common::NsDaemon;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 20);
 const VIP2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 21);
@@ -24,44 +27,6 @@ const CRD: &str = include_str!("../../../deploy/crds/bgppeer.yaml");
 const BGP_RBAC: &str = include_str!("../../../deploy/optional/bgp/rbac.yaml");
 const NS: &str = "edgevip";
 const HEALTH: &str = "127.0.0.1:10254";
-
-/// An edgevip process in a node's namespace, killed on drop.
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM; the exit code within `bound` (`None`: still running, then killed).
-    fn term(&mut self, bound: Duration) -> Option<i32> {
-        let mut c = self.child.take()?;
-        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < bound {
-            if let Ok(Some(s)) = c.try_wait() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        None
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// The routed lab with a fake API server in the client's namespace (behind the router,
 /// as a control plane in another rack would be) and a stand-in ingress on every edge.
@@ -74,7 +39,7 @@ struct Rig {
     kubeconfig: PathBuf,
     ingresses: Vec<Option<tokio::task::JoinHandle<()>>>,
     // Dropped before the lab (declared after it would be dropped after).
-    daemons: Vec<Daemon>,
+    daemons: Vec<NsDaemon>,
 }
 
 impl Drop for Rig {
@@ -184,31 +149,33 @@ impl Rig {
         let e = &self.lab.edges[i];
         let dir = e.frr.dir.clone();
         let log = dir.join("edgevip.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &e.ns, env!("CARGO_BIN_EXE_edgevip")])
-            .args(["run", "--kubernetes", "--kubeconfig"])
-            .arg(&self.kubeconfig)
-            .args(["--node-name", &node_name(i)])
-            .args(["--services-configmap", "edgevip/vips"])
-            .args(["--api-listen", "127.0.0.1:9180"])
-            .args(["--ingress-check", &format!("http://{HEALTH}/healthz")])
-            .args(["--vip-ranges", "203.0.113.0/24"])
-            .arg("--bgp")
-            .arg("--frr-config")
-            .arg(dir.join("frr.conf"))
-            .arg("--frr-vty-socket")
-            .arg(&dir)
-            .args(["--bgp-drain-time", "300ms"])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        self.daemons.push(Daemon {
-            child: Some(child),
-            log,
-        });
+        let mut args: Vec<OsString> = ["run", "--kubernetes", "--kubeconfig"]
+            .map(OsString::from)
+            .into();
+        args.push(self.kubeconfig.clone().into());
+        for a in [
+            "--node-name",
+            &node_name(i),
+            "--services-configmap",
+            "edgevip/vips",
+            "--api-listen",
+            "127.0.0.1:9180",
+            "--ingress-check",
+            &format!("http://{HEALTH}/healthz"),
+            "--vip-ranges",
+            "203.0.113.0/24",
+            "--bgp",
+            "--bgp-drain-time",
+            "300ms",
+            "--frr-config",
+        ] {
+            args.push(a.into());
+        }
+        args.push(dir.join("frr.conf").into());
+        args.push("--frr-vty-socket".into());
+        args.push(dir.clone().into());
+        let ns = e.ns.clone();
+        self.daemons.push(NsDaemon::start(&ns, &args, log));
     }
 
     fn logs(&self) -> String {

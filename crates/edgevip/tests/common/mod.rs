@@ -124,3 +124,76 @@ pub fn wait<T>(k: &edgevip_lab::KubeLab, what: &str, secs: u64, f: impl Fn() -> 
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// An `edgevip` process in a node's namespace, killed on drop. Its output goes to `log`,
+/// and its record of BGP VIPs on `lo` next to it (the lab's nodes share the host's /run).
+pub struct NsDaemon {
+    child: Option<std::process::Child>,
+    log: std::path::PathBuf,
+}
+
+impl NsDaemon {
+    pub fn start<S: AsRef<std::ffi::OsStr>>(
+        ns: &str,
+        args: &[S],
+        log: std::path::PathBuf,
+    ) -> NsDaemon {
+        let out = std::fs::File::create(&log).unwrap();
+        let record = log.parent().unwrap().join("bgp-lo-vips");
+        let child = std::process::Command::new("ip")
+            .env("EDGEVIP_BGP_LO_STATE", record)
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_edgevip")])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        NsDaemon {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: nothing is cleaned up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn hup(&self) {
+        if let Some(c) = &self.child {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP);
+        }
+    }
+
+    /// SIGTERM, then the exit code within `bound` (`None`: still running, then killed).
+    pub fn term(&mut self, bound: std::time::Duration) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let start = std::time::Instant::now();
+        while start.elapsed() < bound {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+}
+
+impl Drop for NsDaemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
